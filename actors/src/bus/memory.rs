@@ -1,0 +1,441 @@
+//! The in-process bus: the same contract as the Redis bus (consumer groups with pending entries and
+//! delivery counters, fenced atomic outcomes, delayed retries, dead letters, results), held in one
+//! process's memory. Nothing survives the process: it exists so the service runs on a fresh machine
+//! with no Redis, and so the conformance suite can check both buses against one contract.
+
+use super::types::*;
+use crate::task::{now_ms, TaskEnvelope, TopicName, ENVELOPE_FIELD};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+#[derive(Clone, Default)]
+pub struct MemoryBus {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    state: Mutex<State>,
+    appended: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    topics: HashMap<TopicName, Topic>,
+    results: HashMap<(TopicName, String), (TaskRecord, Instant)>,
+    nodes: HashMap<String, (String, Instant)>,
+    seq: u64,
+    writes: u64,
+}
+
+#[derive(Default)]
+struct Topic {
+    entries: BTreeMap<u64, Option<String>>,
+    last_delivered: u64,
+    pending: BTreeMap<u64, Pending>,
+    consumers: BTreeSet<String>,
+    dlq: BTreeMap<u64, DeadLetter>,
+    retries: BTreeMap<(u64, u64), String>,
+}
+
+struct Pending {
+    consumer: String,
+    deliveries: u32,
+    delivered_at: Instant,
+}
+
+fn id_str(seq: u64) -> String {
+    format!("0-{seq}")
+}
+
+fn parse_id(id: &str) -> Option<u64> {
+    id.strip_prefix("0-")?.parse().ok()
+}
+
+impl State {
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn topic(&mut self, t: &TopicName) -> &mut Topic {
+        self.topics.entry(t.clone()).or_default()
+    }
+
+    fn append(&mut self, t: &TopicName, raw: Option<String>) -> String {
+        let seq = self.next_seq();
+        self.topic(t).entries.insert(seq, raw);
+        id_str(seq)
+    }
+
+    fn result_mut(&mut self, t: &TopicName, task_id: &str, ttl: Duration) -> &mut TaskRecord {
+        self.writes += 1;
+        if self.writes % 4096 == 0 {
+            let now = Instant::now();
+            self.results.retain(|_, (_, exp)| *exp > now);
+        }
+        let entry = self.results.entry((t.clone(), task_id.to_string())).or_insert_with(|| {
+            (
+                TaskRecord {
+                    task_id: task_id.to_string(),
+                    topic: t.to_string(),
+                    status: TaskStatus::Queued,
+                    attempts: 0,
+                    result: None,
+                    error: None,
+                    reason: None,
+                    history: Vec::new(),
+                    updated_at: 0,
+                },
+                Instant::now(),
+            )
+        });
+        entry.1 = Instant::now() + ttl;
+        entry.0.updated_at = now_ms();
+        &mut entry.0
+    }
+
+    fn live_result(&self, t: &TopicName, task_id: &str) -> Option<&TaskRecord> {
+        self.results
+            .get(&(t.clone(), task_id.to_string()))
+            .filter(|(_, exp)| *exp > Instant::now())
+            .map(|(r, _)| r)
+    }
+
+    /// Pending entry `seq` if it is held by `consumer`.
+    fn owned(&mut self, t: &TopicName, seq: u64, consumer: &str) -> Option<&mut Pending> {
+        self.topic(t).pending.get_mut(&seq).filter(|p| p.consumer == consumer)
+    }
+}
+
+impl MemoryBus {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the maps half-updated in a way that matters more
+        // than losing the process; recover the guard rather than poisoning every later call.
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn describe(&self) -> String {
+        "memory (in-process, NOT durable: pending work is lost when the process exits)".into()
+    }
+
+    pub fn reader(&self, consumer: &str) -> MemoryReader {
+        MemoryReader { bus: self.clone(), consumer: consumer.to_string() }
+    }
+
+    pub async fn ensure_topics(&self, topics: &[TopicName]) -> Result<(), BusError> {
+        let mut s = self.state();
+        for t in topics {
+            s.topic(t);
+        }
+        Ok(())
+    }
+
+    pub async fn publish(&self, env: &TaskEnvelope, ttl: Duration) -> Result<Published, BusError> {
+        let id = env.task_id.to_string();
+        let appended = {
+            let mut s = self.state();
+            if s.live_result(&env.topic, &id).is_some() {
+                return Ok(Published::Duplicate);
+            }
+            let entry = s.append(&env.topic, Some(env.to_json()));
+            let r = s.result_mut(&env.topic, &id, ttl);
+            r.status = TaskStatus::Queued;
+            entry
+        };
+        self.inner.appended.notify_waiters();
+        Ok(Published::Appended(appended))
+    }
+
+    pub async fn append_raw(&self, topic: &TopicName, fields: &[(&str, &str)]) -> Result<String, BusError> {
+        let raw = fields.iter().find(|(k, _)| *k == ENVELOPE_FIELD).map(|(_, v)| v.to_string());
+        let id = self.state().append(topic, raw);
+        self.inner.appended.notify_waiters();
+        Ok(id)
+    }
+
+    fn take_new(&self, consumer: &str, topic: &TopicName, count: usize) -> Vec<Delivery> {
+        let mut s = self.state();
+        let t = s.topic(topic);
+        t.consumers.insert(consumer.to_string());
+        let ids: Vec<(u64, Option<String>)> =
+            t.entries.range(t.last_delivered + 1..).take(count.max(1)).map(|(k, v)| (*k, v.clone())).collect();
+        let now = Instant::now();
+        ids.into_iter()
+            .map(|(seq, raw)| {
+                t.last_delivered = seq;
+                t.pending.insert(seq, Pending { consumer: consumer.to_string(), deliveries: 1, delivered_at: now });
+                Delivery { topic: topic.clone(), entry_id: id_str(seq), raw, deliveries: 1 }
+            })
+            .collect()
+    }
+
+    pub async fn begin(&self, _consumer: &str, items: &[(&Delivery, &TaskEnvelope)], ttl: Duration) -> Result<Vec<bool>, BusError> {
+        let mut s = self.state();
+        Ok(items
+            .iter()
+            .map(|(d, env)| {
+                let id = env.task_id.to_string();
+                if s.live_result(&d.topic, &id).map(|r| r.status) == Some(TaskStatus::Succeeded) {
+                    if let Some(seq) = parse_id(&d.entry_id) {
+                        s.topic(&d.topic).pending.remove(&seq);
+                    }
+                    false
+                } else {
+                    let r = s.result_mut(&d.topic, &id, ttl);
+                    r.status = TaskStatus::Running;
+                    r.attempts = env.attempt;
+                    true
+                }
+            })
+            .collect())
+    }
+
+    pub async fn complete(&self, consumer: &str, d: &Delivery, c: &Completion, ttl: Duration) -> Result<Completed, BusError> {
+        let seq = parse_id(&d.entry_id).ok_or_else(|| BusError::Invalid(format!("bad entry id {}", d.entry_id)))?;
+        let mut s = self.state();
+        if s.owned(&d.topic, seq, consumer).is_none() {
+            return Ok(Completed::NotOwner);
+        }
+        s.topic(&d.topic).pending.remove(&seq);
+        let now = now_ms();
+        match c {
+            Completion::Succeeded { task, result } => {
+                let r = s.result_mut(&d.topic, &task.task_id.to_string(), ttl);
+                r.status = TaskStatus::Succeeded;
+                r.attempts = task.attempt;
+                r.result = Some(result.clone());
+                r.error = None;
+                r.reason = None;
+            }
+            Completion::Retry { next, delay, error } => {
+                let attempt = next.attempt.saturating_sub(1);
+                let r = s.result_mut(&d.topic, &next.task_id.to_string(), ttl);
+                r.status = TaskStatus::Retrying;
+                r.attempts = attempt;
+                r.error = Some(error.clone());
+                r.history.push(HistoryItem { attempt, error: error.clone(), at: now });
+                let due = now + delay.as_millis() as u64;
+                let seq = s.next_seq();
+                s.topic(&d.topic).retries.insert((due, seq), next.to_json());
+            }
+            Completion::Dead { task, reason, error } => {
+                let (task_id, attempts, history) = match task {
+                    Some(task) => {
+                        let r = s.result_mut(&d.topic, &task.task_id.to_string(), ttl);
+                        r.status = TaskStatus::Dead;
+                        r.attempts = task.attempt;
+                        r.error = Some(error.clone());
+                        r.reason = Some(reason.clone());
+                        r.history.push(HistoryItem { attempt: task.attempt, error: error.clone(), at: now });
+                        (Some(task.task_id.to_string()), task.attempt, r.history.clone())
+                    }
+                    None => (None, 0, vec![HistoryItem { attempt: 0, error: error.clone(), at: now }]),
+                };
+                let id = s.next_seq();
+                let dl = DeadLetter {
+                    id: id_str(id),
+                    task_id,
+                    topic: d.topic.to_string(),
+                    reason: reason.clone(),
+                    error: error.clone(),
+                    attempts,
+                    deliveries: d.deliveries,
+                    history,
+                    envelope: d.raw.clone(),
+                    source_id: d.entry_id.clone(),
+                    dead_at: now,
+                };
+                s.topic(&d.topic).dlq.insert(id, dl);
+            }
+        }
+        Ok(Completed::Done)
+    }
+
+    pub async fn redeliver(&self, consumer: &str, topic: &TopicName, entry_id: &str) -> Result<Option<Delivery>, BusError> {
+        let Some(seq) = parse_id(entry_id) else { return Ok(None) };
+        let mut s = self.state();
+        let Some(p) = s.owned(topic, seq, consumer) else { return Ok(None) };
+        p.deliveries += 1;
+        p.delivered_at = Instant::now();
+        let n = p.deliveries;
+        let raw = s.topic(topic).entries.get(&seq).cloned().flatten();
+        Ok(Some(Delivery { topic: topic.clone(), entry_id: entry_id.to_string(), raw, deliveries: n }))
+    }
+
+    pub async fn move_due_retries(&self, topic: &TopicName, limit: usize) -> Result<usize, BusError> {
+        let moved = {
+            let mut s = self.state();
+            let now = now_ms();
+            let due: Vec<(u64, u64)> = s.topic(topic).retries.range(..(now + 1, 0)).take(limit).map(|(k, _)| *k).collect();
+            for k in &due {
+                if let Some(env) = s.topic(topic).retries.remove(k) {
+                    s.append(topic, Some(env));
+                }
+            }
+            due.len()
+        };
+        if moved > 0 {
+            self.inner.appended.notify_waiters();
+        }
+        Ok(moved)
+    }
+
+    pub async fn trim(&self, topic: &TopicName) -> Result<usize, BusError> {
+        let mut s = self.state();
+        let t = s.topic(topic);
+        let threshold = t.pending.keys().next().copied().unwrap_or(u64::MAX).min(t.last_delivered);
+        let keep = t.entries.split_off(&threshold);
+        let removed = t.entries.len();
+        t.entries = keep;
+        Ok(removed)
+    }
+
+    pub async fn heartbeat(&self, node_id: &str, ttl: Duration, info: &str) -> Result<(), BusError> {
+        self.state().nodes.insert(node_id.to_string(), (info.to_string(), Instant::now() + ttl));
+        Ok(())
+    }
+
+    pub async fn clear_heartbeat(&self, node_id: &str) -> Result<(), BusError> {
+        self.state().nodes.remove(node_id);
+        Ok(())
+    }
+
+    pub async fn live_nodes(&self) -> Result<Vec<(String, String)>, BusError> {
+        let now = Instant::now();
+        let mut v: Vec<_> =
+            self.state().nodes.iter().filter(|(_, (_, exp))| *exp > now).map(|(k, (i, _))| (k.clone(), i.clone())).collect();
+        v.sort();
+        Ok(v)
+    }
+
+    pub async fn reclaim_dead(&self, consumer: &str, topic: &TopicName, min_idle: Duration, limit: usize) -> Result<Vec<Delivery>, BusError> {
+        let mut s = self.state();
+        let now = Instant::now();
+        let alive: BTreeSet<String> = s.nodes.iter().filter(|(_, (_, exp))| *exp > now).map(|(k, _)| k.clone()).collect();
+        let me = super::keys::node_of_consumer(consumer).to_string();
+        let t = s.topic(topic);
+        let mut out = Vec::new();
+        for (seq, p) in t.pending.iter_mut() {
+            let node = super::keys::node_of_consumer(&p.consumer);
+            if out.len() >= limit || node == me || alive.contains(node) || now.duration_since(p.delivered_at) < min_idle {
+                continue;
+            }
+            p.consumer = consumer.to_string();
+            p.deliveries += 1;
+            p.delivered_at = now;
+            let raw = t.entries.get(seq).cloned().flatten();
+            out.push(Delivery { topic: topic.clone(), entry_id: id_str(*seq), raw, deliveries: p.deliveries });
+        }
+        Ok(out)
+    }
+
+    pub async fn task(&self, topic: &TopicName, task_id: &str) -> Result<Option<TaskRecord>, BusError> {
+        Ok(self.state().live_result(topic, task_id).cloned())
+    }
+
+    pub async fn stats(&self, topic: &TopicName) -> Result<TopicStats, BusError> {
+        let mut s = self.state();
+        let t = s.topic(topic);
+        Ok(TopicStats {
+            topic: topic.to_string(),
+            length: t.entries.len() as u64,
+            pending: t.pending.len() as u64,
+            lag: t.entries.range(t.last_delivered + 1..).count() as u64,
+            consumers: t.consumers.len() as u64,
+            retrying: t.retries.len() as u64,
+            dlq: t.dlq.len() as u64,
+        })
+    }
+
+    pub async fn dlq_list(&self, topic: &TopicName, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
+        Ok(self.state().topic(topic).dlq.values().take(limit).cloned().collect())
+    }
+
+    pub async fn dlq_replay(&self, topic: &TopicName, dlq_id: &str, ttl: Duration) -> Result<TaskEnvelope, BusError> {
+        let env = {
+            let mut s = self.state();
+            let seq = parse_id(dlq_id);
+            let dl = seq
+                .and_then(|q| s.topic(topic).dlq.get(&q).cloned())
+                .ok_or_else(|| BusError::NotFound(format!("no dead letter {dlq_id} in the DLQ of {topic}")))?;
+            let env = super::redis::replayable(&dl)?;
+            if let Some(q) = seq {
+                s.topic(topic).dlq.remove(&q);
+            }
+            s.append(topic, Some(env.to_json()));
+            let r = s.result_mut(topic, &env.task_id.to_string(), ttl);
+            r.status = TaskStatus::Queued;
+            r.attempts = 0;
+            r.error = None;
+            r.reason = None;
+            env
+        };
+        self.inner.appended.notify_waiters();
+        Ok(env)
+    }
+
+    pub async fn dlq_purge(&self, topic: &TopicName) -> Result<usize, BusError> {
+        let mut s = self.state();
+        let t = s.topic(topic);
+        let n = t.dlq.len();
+        t.dlq.clear();
+        Ok(n)
+    }
+
+    pub async fn ping(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+}
+
+pub struct MemoryReader {
+    bus: MemoryBus,
+    consumer: String,
+}
+
+impl MemoryReader {
+    pub async fn read_new(&mut self, topic: &TopicName, count: usize, block: Duration) -> Result<Vec<Delivery>, BusError> {
+        let deadline = tokio::time::Instant::now() + block;
+        loop {
+            // Register interest before looking, so an append between the look and the wait is not missed.
+            let notified = self.bus.inner.appended.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let got = self.bus.take_new(&self.consumer, topic, count);
+            if !got.is_empty() {
+                return Ok(got);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    pub async fn read_pending(&mut self, topic: &TopicName, after: &str, count: usize) -> Result<Vec<Delivery>, BusError> {
+        let after = if after == "0" { 0 } else { parse_id(after).unwrap_or(0) };
+        let mut s = self.bus.state();
+        let consumer = self.consumer.clone();
+        let t = s.topic(topic);
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for (seq, p) in t.pending.range_mut(after + 1..) {
+            if out.len() >= count.max(1) {
+                break;
+            }
+            if p.consumer != consumer {
+                continue;
+            }
+            p.deliveries += 1;
+            p.delivered_at = now;
+            let raw = t.entries.get(seq).cloned().flatten();
+            out.push(Delivery { topic: topic.clone(), entry_id: id_str(*seq), raw, deliveries: p.deliveries });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,478 @@
+//! The Redis Streams bus: the distributed engine every node shares.
+
+mod reply;
+mod scripts;
+
+use super::keys;
+use super::types::*;
+use super::GROUP;
+use crate::policy::backoff::Backoff;
+use crate::task::{TaskEnvelope, TopicName};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Value;
+use reply::{field, int, items, pairs, text};
+use scripts::Scripts;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct RedisBus {
+    client: redis::Client,
+    conn: ConnectionManager,
+    scripts: Arc<Scripts>,
+    reconnect: Backoff,
+    url: Arc<str>,
+}
+
+fn manager_config(reconnect: &Backoff, response_timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_min_delay(reconnect.initial)
+        .set_max_delay(reconnect.max)
+        .set_number_of_retries(3)
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(response_timeout))
+}
+
+/// The URL without its password, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+impl RedisBus {
+    /// Connect (one attempt). Callers that must survive an unreachable Redis retry with backoff.
+    pub async fn connect(url: &str, reconnect: Backoff) -> Result<Self, BusError> {
+        let client = redis::Client::open(url)?;
+        let conn = ConnectionManager::new_with_config(client.clone(), manager_config(&reconnect, Duration::from_secs(10))).await?;
+        Ok(RedisBus { client, conn, scripts: Arc::new(Scripts::load()), reconnect, url: redact(url).into() })
+    }
+
+    pub fn describe(&self) -> String {
+        format!("redis ({})", self.url)
+    }
+
+    pub async fn reader(&self, consumer: &str) -> Result<RedisReader, BusError> {
+        // Its own connection: a blocking XREADGROUP holds the connection for the whole wait.
+        let conn = ConnectionManager::new_with_config(self.client.clone(), manager_config(&self.reconnect, Duration::from_secs(60))).await?;
+        Ok(RedisReader { conn, consumer: consumer.to_string(), scripts: self.scripts.clone() })
+    }
+
+    pub async fn ensure_topics(&self, topics: &[TopicName]) -> Result<(), BusError> {
+        for t in topics {
+            ensure_group(&mut self.conn.clone(), t).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn publish(&self, env: &TaskEnvelope, ttl: Duration) -> Result<Published, BusError> {
+        let id = env.task_id.to_string();
+        let r: Option<String> = self
+            .scripts
+            .publish
+            .key(keys::stream(&env.topic))
+            .key(keys::result(&env.topic, &id))
+            .arg(env.to_json())
+            .arg(&id)
+            .arg(env.topic.as_str())
+            .arg(ttl_ms(ttl))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(r.map(Published::Appended).unwrap_or(Published::Duplicate))
+    }
+
+    pub async fn append_raw(&self, topic: &TopicName, fields: &[(&str, &str)]) -> Result<String, BusError> {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(keys::stream(topic)).arg("*");
+        for (k, v) in fields {
+            cmd.arg(*k).arg(*v);
+        }
+        Ok(cmd.query_async(&mut self.conn.clone()).await?)
+    }
+
+    pub async fn begin(&self, _consumer: &str, items: &[(&Delivery, &TaskEnvelope)], ttl: Duration) -> Result<Vec<bool>, BusError> {
+        let Some((first, _)) = items.first() else { return Ok(Vec::new()) };
+        let mut inv = self.scripts.begin.prepare_invoke();
+        inv.key(keys::stream(&first.topic)).arg(ttl_ms(ttl)).arg(first.topic.as_str());
+        for (d, env) in items {
+            let id = env.task_id.to_string();
+            inv.key(keys::result(&d.topic, &id)).arg(&d.entry_id).arg(id).arg(env.attempt);
+        }
+        let run: Vec<i64> = inv.invoke_async(&mut self.conn.clone()).await?;
+        if run.len() != items.len() {
+            return Err(BusError::Protocol(format!("begin returned {} verdicts for {} items", run.len(), items.len())));
+        }
+        Ok(run.into_iter().map(|r| r == 1).collect())
+    }
+
+    pub async fn complete(&self, consumer: &str, d: &Delivery, c: &Completion, ttl: Duration) -> Result<Completed, BusError> {
+        let task = match c {
+            Completion::Succeeded { task, .. } => Some(task),
+            Completion::Retry { next, .. } => Some(next),
+            Completion::Dead { task, .. } => task.as_ref(),
+        };
+        let task_id = task.map(|t| t.task_id.to_string()).unwrap_or_default();
+        let attempt = match c {
+            Completion::Retry { next, .. } => next.attempt.saturating_sub(1),
+            _ => task.map(|t| t.attempt).unwrap_or(0),
+        };
+        let mut inv = self.scripts.complete.prepare_invoke();
+        inv.key(keys::stream(&d.topic))
+            .key(keys::result(&d.topic, &task_id))
+            .key(keys::dlq(&d.topic))
+            .key(keys::retries(&d.topic))
+            .arg(&d.entry_id)
+            .arg(consumer);
+        let kind = match c {
+            Completion::Succeeded { .. } => "ok",
+            Completion::Retry { .. } => "retry",
+            Completion::Dead { .. } => "dead",
+        };
+        inv.arg(kind).arg(ttl_ms(ttl)).arg(&task_id).arg(d.topic.as_str()).arg(attempt).arg(d.deliveries);
+        match c {
+            Completion::Succeeded { result, .. } => {
+                inv.arg(result.to_string());
+            }
+            Completion::Retry { next, delay, error } => {
+                inv.arg(error).arg(delay.as_millis() as u64).arg(next.to_json());
+            }
+            Completion::Dead { reason, error, .. } => {
+                inv.arg(error).arg(reason).arg(d.raw.as_deref().unwrap_or(""));
+            }
+        }
+        let written: i64 = inv.invoke_async(&mut self.conn.clone()).await?;
+        Ok(if written == 1 { Completed::Done } else { Completed::NotOwner })
+    }
+
+    pub async fn redeliver(&self, consumer: &str, topic: &TopicName, entry_id: &str) -> Result<Option<Delivery>, BusError> {
+        let v: Value = self
+            .scripts
+            .redeliver
+            .key(keys::stream(topic))
+            .arg(consumer)
+            .arg(entry_id)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        if matches!(v, Value::Nil) {
+            return Ok(None);
+        }
+        let mut it = items(v).into_iter();
+        let n = it.next().as_ref().and_then(int).unwrap_or(1);
+        let raw = it.next().and_then(reply::envelope);
+        Ok(Some(Delivery { topic: topic.clone(), entry_id: entry_id.to_string(), raw, deliveries: n.clamp(1, u32::MAX as i64) as u32 }))
+    }
+
+    pub async fn move_due_retries(&self, topic: &TopicName, limit: usize) -> Result<usize, BusError> {
+        let n: i64 = self
+            .scripts
+            .move_due
+            .key(keys::retries(topic))
+            .key(keys::stream(topic))
+            .arg(limit)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(n.max(0) as usize)
+    }
+
+    pub async fn trim(&self, topic: &TopicName) -> Result<usize, BusError> {
+        let n: i64 = self.scripts.trim.key(keys::stream(topic)).invoke_async(&mut self.conn.clone()).await?;
+        Ok(n.max(0) as usize)
+    }
+
+    pub async fn heartbeat(&self, node_id: &str, ttl: Duration, info: &str) -> Result<(), BusError> {
+        let _: () = redis::cmd("SET")
+            .arg(keys::node(node_id))
+            .arg(info)
+            .arg("PX")
+            .arg(ttl_ms(ttl))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn clear_heartbeat(&self, node_id: &str) -> Result<(), BusError> {
+        let _: i64 = redis::cmd("DEL").arg(keys::node(node_id)).query_async(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
+    pub async fn live_nodes(&self) -> Result<Vec<(String, String)>, BusError> {
+        let mut conn = self.conn.clone();
+        let mut cursor: u64 = 0;
+        let mut names = Vec::new();
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{}*", keys::NODE_PREFIX))
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut conn)
+                .await?;
+            names.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut out = Vec::new();
+        for key in names {
+            let info: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
+            if let Some(info) = info {
+                out.push((key.trim_start_matches(keys::NODE_PREFIX).to_string(), info));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    pub async fn reclaim_dead(&self, consumer: &str, topic: &TopicName, min_idle: Duration, limit: usize) -> Result<Vec<Delivery>, BusError> {
+        let mut conn = self.conn.clone();
+        let summary: Value = redis::cmd("XPENDING").arg(keys::stream(topic)).arg(GROUP).query_async(&mut conn).await?;
+        let holders: Vec<String> = items(summary)
+            .into_iter()
+            .nth(3)
+            .map(items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| items(c).first().and_then(text))
+            .collect();
+        let me = keys::node_of_consumer(consumer);
+        let mut out = Vec::new();
+        for holder in holders {
+            let node = keys::node_of_consumer(&holder);
+            if node == me || out.len() >= limit {
+                continue;
+            }
+            let alive: bool = redis::cmd("EXISTS").arg(keys::node(node)).query_async(&mut conn).await?;
+            if alive {
+                continue;
+            }
+            let v: Value = self
+                .scripts
+                .reclaim
+                .key(keys::stream(topic))
+                .arg(&holder)
+                .arg(consumer)
+                .arg(min_idle.as_millis() as u64)
+                .arg(limit - out.len())
+                .invoke_async(&mut conn)
+                .await?;
+            for (id, n, raw) in reply::id_count_fields(v)? {
+                out.push(Delivery { topic: topic.clone(), entry_id: id, raw, deliveries: n });
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn task(&self, topic: &TopicName, task_id: &str) -> Result<Option<TaskRecord>, BusError> {
+        let v: Value = redis::cmd("HGETALL").arg(keys::result(topic, task_id)).query_async(&mut self.conn.clone()).await?;
+        let p = pairs(v);
+        if p.is_empty() {
+            return Ok(None);
+        }
+        let nonempty = |k: &str| field(&p, k).filter(|s| !s.is_empty()).map(str::to_string);
+        let status = field(&p, "status")
+            .and_then(TaskStatus::parse)
+            .ok_or_else(|| BusError::Protocol(format!("task {task_id} has no valid status")))?;
+        Ok(Some(TaskRecord {
+            task_id: task_id.to_string(),
+            topic: topic.to_string(),
+            status,
+            attempts: field(&p, "attempts").and_then(|s| s.parse().ok()).unwrap_or(0),
+            result: nonempty("result").map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s))),
+            error: nonempty("error"),
+            reason: nonempty("reason"),
+            history: reply::history(field(&p, "history")),
+            updated_at: field(&p, "updated_at").and_then(|s| s.parse().ok()).unwrap_or(0),
+        }))
+    }
+
+    pub async fn stats(&self, topic: &TopicName) -> Result<TopicStats, BusError> {
+        let mut conn = self.conn.clone();
+        let stream = keys::stream(topic);
+        let mut pipe = redis::pipe();
+        pipe.cmd("XLEN").arg(&stream).cmd("XLEN").arg(keys::dlq(topic)).cmd("ZCARD").arg(keys::retries(topic));
+        let (length, dlq, retrying): (u64, u64, u64) = pipe.query_async(&mut conn).await?;
+        let mut stats = TopicStats { topic: topic.to_string(), length, pending: 0, lag: 0, consumers: 0, retrying, dlq };
+        if length == 0 {
+            let exists: bool = redis::cmd("EXISTS").arg(&stream).query_async(&mut conn).await?;
+            if !exists {
+                return Ok(stats);
+            }
+        }
+        let groups: Value = redis::cmd("XINFO").arg("GROUPS").arg(&stream).query_async(&mut conn).await?;
+        for g in items(groups) {
+            let g = pairs(g);
+            if field(&g, "name") == Some(GROUP) {
+                let num = |k: &str| field(&g, k).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+                stats.pending = num("pending");
+                stats.lag = num("lag");
+                stats.consumers = num("consumers");
+            }
+        }
+        Ok(stats)
+    }
+
+    pub async fn dlq_list(&self, topic: &TopicName, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
+        let v: Value = redis::cmd("XRANGE")
+            .arg(keys::dlq(topic))
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(reply::stream_entries(v).into_iter().map(|(id, f)| dead_letter(topic, id, pairs(f))).collect())
+    }
+
+    pub async fn dlq_replay(&self, topic: &TopicName, dlq_id: &str, ttl: Duration) -> Result<TaskEnvelope, BusError> {
+        let v: Value = redis::cmd("XRANGE").arg(keys::dlq(topic)).arg(dlq_id).arg(dlq_id).query_async(&mut self.conn.clone()).await?;
+        let Some((id, f)) = reply::stream_entries(v).into_iter().next() else {
+            return Err(BusError::NotFound(format!("no dead letter {dlq_id} in the DLQ of {topic}")));
+        };
+        let env = replayable(&dead_letter(topic, id, pairs(f)))?;
+        let task_id = env.task_id.to_string();
+        let r: Option<String> = self
+            .scripts
+            .dlq_replay
+            .key(keys::dlq(topic))
+            .key(keys::stream(topic))
+            .key(keys::result(topic, &task_id))
+            .arg(dlq_id)
+            .arg(env.to_json())
+            .arg(&task_id)
+            .arg(topic.as_str())
+            .arg(ttl_ms(ttl))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        match r {
+            Some(_) => Ok(env),
+            None => Err(BusError::NotFound(format!("dead letter {dlq_id} of {topic} was removed meanwhile"))),
+        }
+    }
+
+    pub async fn dlq_purge(&self, topic: &TopicName) -> Result<usize, BusError> {
+        let mut conn = self.conn.clone();
+        let n: u64 = redis::cmd("XLEN").arg(keys::dlq(topic)).query_async(&mut conn).await?;
+        let _: i64 = redis::cmd("DEL").arg(keys::dlq(topic)).query_async(&mut conn).await?;
+        Ok(n as usize)
+    }
+
+    pub async fn ping(&self) -> Result<(), BusError> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+}
+
+/// A dead letter's envelope, reset to attempt 1, ready to publish again.
+pub(crate) fn replayable(dl: &DeadLetter) -> Result<TaskEnvelope, BusError> {
+    let raw = dl.envelope.as_deref().unwrap_or("");
+    let mut env = TaskEnvelope::decode(raw, usize::MAX).map_err(|e| {
+        BusError::Invalid(format!(
+            "dead letter {} cannot be replayed: its entry is not a valid task ({e}); inspect it with `genesis dlq list` and publish a corrected task instead",
+            dl.id
+        ))
+    })?;
+    env.attempt = 1;
+    Ok(env)
+}
+
+fn dead_letter(topic: &TopicName, id: String, f: Vec<(String, String)>) -> DeadLetter {
+    let num = |k: &str| field(&f, k).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    DeadLetter {
+        id,
+        task_id: field(&f, "task_id").filter(|s| !s.is_empty()).map(str::to_string),
+        topic: field(&f, "topic").unwrap_or(topic.as_str()).to_string(),
+        reason: field(&f, "reason").unwrap_or_default().to_string(),
+        error: field(&f, "error").unwrap_or_default().to_string(),
+        attempts: num("attempts") as u32,
+        deliveries: num("deliveries") as u32,
+        history: reply::history(field(&f, "history")),
+        envelope: field(&f, "envelope").filter(|s| !s.is_empty()).map(str::to_string),
+        source_id: field(&f, "source_id").unwrap_or_default().to_string(),
+        dead_at: num("dead_at"),
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    (ttl.as_millis() as u64).max(1)
+}
+
+async fn ensure_group(conn: &mut ConnectionManager, topic: &TopicName) -> Result<(), BusError> {
+    let r: redis::RedisResult<()> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(keys::stream(topic))
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(conn)
+        .await;
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One consumer's reader with its own connection.
+pub struct RedisReader {
+    conn: ConnectionManager,
+    consumer: String,
+    scripts: Arc<Scripts>,
+}
+
+impl RedisReader {
+    pub async fn read_new(&mut self, topic: &TopicName, count: usize, block: Duration) -> Result<Vec<Delivery>, BusError> {
+        let r: redis::RedisResult<Value> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(count.max(1))
+            .arg("BLOCK")
+            .arg(block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(keys::stream(topic))
+            .arg(">")
+            .query_async(&mut self.conn)
+            .await;
+        let v = match r {
+            Ok(v) => v,
+            Err(e) if e.code() == Some("NOGROUP") => {
+                // The stream or group vanished (e.g. Redis restarted without persistence): recreate it.
+                ensure_group(&mut self.conn, topic).await?;
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(reply::read_reply(v)
+            .into_iter()
+            .map(|(id, fields)| Delivery { topic: topic.clone(), entry_id: id, raw: reply::envelope(fields), deliveries: 1 })
+            .collect())
+    }
+
+    pub async fn read_pending(&mut self, topic: &TopicName, after: &str, count: usize) -> Result<Vec<Delivery>, BusError> {
+        let r: redis::RedisResult<Value> = self
+            .scripts
+            .read_pending
+            .key(keys::stream(topic))
+            .arg(&self.consumer)
+            .arg(after)
+            .arg(count.max(1))
+            .invoke_async(&mut self.conn)
+            .await;
+        let v = match r {
+            Ok(v) => v,
+            Err(e) if e.to_string().contains("NOGROUP") => {
+                ensure_group(&mut self.conn, topic).await?;
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(reply::id_count_fields(v)?
+            .into_iter()
+            .map(|(id, n, raw)| Delivery { topic: topic.clone(), entry_id: id, raw, deliveries: n })
+            .collect())
+    }
+}

@@ -1,0 +1,185 @@
+//! Values that cross the bus boundary.
+
+use crate::task::{TaskEnvelope, TopicName};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// One delivery of a stream entry to a consumer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub topic: TopicName,
+    /// The stream entry id.
+    pub entry_id: String,
+    /// The envelope field's raw text; `None` if the entry has no such field (or its data is gone).
+    pub raw: Option<String>,
+    /// Redis's delivery counter for this entry, including this delivery.
+    pub deliveries: u32,
+}
+
+/// The outcome of a delivery, written atomically with its acknowledgement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completion {
+    Succeeded {
+        task: TaskEnvelope,
+        result: serde_json::Value,
+    },
+    Retry {
+        /// The next attempt's envelope (attempt + 1), scheduled after `delay`.
+        next: TaskEnvelope,
+        delay: Duration,
+        error: String,
+    },
+    /// Dead-letter the entry. `task` is `None` for entries that could not be decoded.
+    Dead {
+        task: Option<TaskEnvelope>,
+        reason: String,
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completed {
+    Done,
+    /// The entry was no longer pending for this consumer (acked, or claimed by another node): nothing
+    /// was written.
+    NotOwner,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// Appended with this entry id.
+    Appended(String),
+    /// A task with this id already exists; nothing was appended.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    Queued,
+    Running,
+    Retrying,
+    Succeeded,
+    Dead,
+}
+
+impl TaskStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Running => "running",
+            TaskStatus::Retrying => "retrying",
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TaskStatus> {
+        Some(match s {
+            "queued" => TaskStatus::Queued,
+            "running" => TaskStatus::Running,
+            "retrying" => TaskStatus::Retrying,
+            "succeeded" => TaskStatus::Succeeded,
+            "dead" => TaskStatus::Dead,
+            _ => return None,
+        })
+    }
+
+    pub fn is_final(&self) -> bool {
+        matches!(self, TaskStatus::Succeeded | TaskStatus::Dead)
+    }
+}
+
+/// One failed attempt, as kept in the result record and copied into the dead letter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryItem {
+    pub attempt: u32,
+    pub error: String,
+    /// Milliseconds since the Unix epoch.
+    pub at: u64,
+}
+
+/// The result record of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub task_id: String,
+    pub topic: String,
+    pub status: TaskStatus,
+    pub attempts: u32,
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
+    /// Dead-letter reason code when `status` is `dead`.
+    pub reason: Option<String>,
+    pub history: Vec<HistoryItem>,
+    pub updated_at: u64,
+}
+
+/// An entry of a topic's dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The DLQ entry id (what `dlq replay --id` takes).
+    pub id: String,
+    pub task_id: Option<String>,
+    pub topic: String,
+    pub reason: String,
+    pub error: String,
+    pub attempts: u32,
+    pub deliveries: u32,
+    pub history: Vec<HistoryItem>,
+    /// The original entry's envelope text, as it was on the stream.
+    pub envelope: Option<String>,
+    /// The stream entry id it came from.
+    pub source_id: String,
+    pub dead_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicStats {
+    pub topic: String,
+    /// Entries in the stream (acknowledged entries stay until trimmed).
+    pub length: u64,
+    /// Entries delivered and not yet acknowledged.
+    pub pending: u64,
+    /// Entries not yet delivered to any consumer.
+    pub lag: u64,
+    pub consumers: u64,
+    /// Retries waiting for their due time.
+    pub retrying: u64,
+    pub dlq: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    #[error("unexpected reply from the bus: {0}")]
+    Protocol(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl BusError {
+    /// Worth retrying after a backoff (connection trouble, Redis loading or failing over).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BusError::Redis(e) => {
+                e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_timeout()
+                    || matches!(e.kind(), ::redis::ErrorKind::Server(::redis::ServerErrorKind::BusyLoading) | ::redis::ErrorKind::Server(::redis::ServerErrorKind::TryAgain) | ::redis::ErrorKind::Server(::redis::ServerErrorKind::ClusterDown) | ::redis::ErrorKind::Server(::redis::ServerErrorKind::MasterDown))
+            }
+            _ => false,
+        }
+    }
+
+    /// The consumer group (or stream) is missing, e.g. after Redis lost its data.
+    pub fn is_nogroup(&self) -> bool {
+        match self {
+            BusError::Redis(e) => e.code() == Some("NOGROUP") || e.to_string().contains("NOGROUP"),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Pure policy: no I/O, no clocks of their own, no actors. The actors and bus adapters call these, and
+//! each is unit-tested on its own.
+
+pub mod backoff;
+pub mod intensity;
+pub mod outcome;

@@ -1,0 +1,232 @@
+//! The task envelope: what travels inside a stream entry.
+//!
+//! Data entering from outside (a stream entry, the CLI, later HTTP) is parsed once into these types;
+//! everything inside the runtime trusts them. A stream entry that does not parse is not an error of the
+//! runtime: it is dead-lettered with the [`DecodeError`] as its reason.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use ulid::Ulid;
+
+/// Field of a stream entry that carries the JSON envelope.
+pub const ENVELOPE_FIELD: &str = "task";
+
+/// A task identifier: a ULID, so ids sort by creation time and need no coordination between nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(Ulid);
+
+impl TaskId {
+    pub fn generate() -> Self {
+        TaskId(Ulid::generate())
+    }
+
+    /// The id of the reply a task publishes to its `reply_to` topic. Deterministic, so a task that is
+    /// re-run after a crash republishes the *same* reply task, which the result store then deduplicates.
+    pub fn reply_id(&self) -> TaskId {
+        let parent = self.0;
+        // Keep the parent's timestamp (ordering) and derive the random part from the parent id.
+        let mixed = splitmix(parent.random() as u64) as u128 | ((splitmix(parent.0 as u64 ^ 0x9e37) as u128) << 64);
+        TaskId(Ulid::from_parts(parent.timestamp_ms(), mixed & ((1u128 << 80) - 1)))
+    }
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ulid::from_string(s)
+            .map(TaskId)
+            .map_err(|e| format!("`{s}` is not a task id (a 26-character ULID): {e}"))
+    }
+}
+
+/// A topic name: lowercase letters, digits, `.`, `_` and `-`, at most 128 characters.
+///
+/// The restriction keeps names safe inside Redis keys (no `{`/`}` that would break hash-slot tags).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TopicName(String);
+
+impl TopicName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TopicName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        let valid_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c);
+        if s.is_empty() || s.len() > 128 {
+            return Err(format!("topic `{s}` must have 1 to 128 characters"));
+        }
+        if !s.chars().all(valid_char) {
+            return Err(format!(
+                "topic `{s}` may only contain lowercase letters, digits, '.', '_' and '-'"
+            ));
+        }
+        Ok(TopicName(s))
+    }
+}
+
+impl FromStr for TopicName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TopicName::try_from(s.to_string())
+    }
+}
+
+impl From<TopicName> for String {
+    fn from(t: TopicName) -> String {
+        t.0
+    }
+}
+
+impl fmt::Display for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The envelope of one task. `attempt` starts at 1 and grows with each retry (a retry is a new stream
+/// entry carrying the same `task_id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskEnvelope {
+    pub task_id: TaskId,
+    pub topic: TopicName,
+    pub tenant_id: String,
+    pub correlation_id: String,
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<TopicName>,
+    pub payload: serde_json::Value,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: u64,
+    /// W3C trace context (`traceparent`), so a chain of tasks is one trace across processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+impl TaskEnvelope {
+    /// A new first-attempt task; the correlation id defaults to the task id.
+    pub fn new(topic: TopicName, tenant_id: impl Into<String>, payload: serde_json::Value) -> Self {
+        let task_id = TaskId::generate();
+        TaskEnvelope {
+            task_id,
+            topic,
+            tenant_id: tenant_id.into(),
+            correlation_id: task_id.to_string(),
+            attempt: 1,
+            reply_to: None,
+            payload,
+            created_at: now_ms(),
+            traceparent: None,
+        }
+    }
+
+    /// The envelope of the task that carries this task's result to its `reply_to` topic.
+    pub fn reply(&self, reply_to: TopicName, result: serde_json::Value) -> TaskEnvelope {
+        TaskEnvelope {
+            task_id: self.task_id.reply_id(),
+            topic: reply_to,
+            tenant_id: self.tenant_id.clone(),
+            correlation_id: self.correlation_id.clone(),
+            attempt: 1,
+            reply_to: None,
+            payload: serde_json::json!({ "in_reply_to": self.task_id, "from": self.topic, "result": result }),
+            created_at: now_ms(),
+            traceparent: self.traceparent.clone(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serializing a struct of strings, numbers and a `Value` cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Parse a stream entry's envelope field, enforcing the payload size limit before parsing.
+    pub fn decode(raw: &str, max_bytes: usize) -> Result<TaskEnvelope, DecodeError> {
+        if raw.len() > max_bytes {
+            return Err(DecodeError::TooLarge { size: raw.len(), limit: max_bytes });
+        }
+        let env: TaskEnvelope = serde_json::from_str(raw).map_err(|e| DecodeError::Invalid(e.to_string()))?;
+        if env.attempt == 0 {
+            return Err(DecodeError::Invalid("attempt must be at least 1".into()));
+        }
+        Ok(env)
+    }
+}
+
+/// Why a stream entry could not become a task.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("entry has no `{ENVELOPE_FIELD}` field")]
+    MissingField,
+    #[error("entry is {size} bytes, over the limit of {limit} bytes (bus.max_payload_bytes)")]
+    TooLarge { size: usize, limit: usize },
+    #[error("invalid task envelope: {0}")]
+    Invalid(String),
+    #[error("entry belongs to topic `{found}` but was read from `{expected}`")]
+    WrongTopic { expected: String, found: String },
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(s: &str) -> TopicName {
+        s.parse().expect("valid topic")
+    }
+
+    #[test]
+    fn envelope_round_trips() {
+        let env = TaskEnvelope::new(topic("genesis.build"), "t1", serde_json::json!({"a": 1}));
+        let back = TaskEnvelope::decode(&env.to_json(), 1 << 20).expect("decodes");
+        assert_eq!(env, back);
+    }
+
+    #[test]
+    fn decode_rejects_missing_fields_and_oversize() {
+        assert!(matches!(TaskEnvelope::decode("{\"task_id\": 1}", 1024), Err(DecodeError::Invalid(_))));
+        assert!(matches!(TaskEnvelope::decode("not json", 1024), Err(DecodeError::Invalid(_))));
+        let env = TaskEnvelope::new(topic("x"), "t", serde_json::json!("y".repeat(100)));
+        assert!(matches!(TaskEnvelope::decode(&env.to_json(), 50), Err(DecodeError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn topic_names_are_restricted() {
+        assert!("genesis.idea.generate".parse::<TopicName>().is_ok());
+        for bad in ["", "Upper", "a{b}", "with space", &"x".repeat(129)] {
+            assert!(bad.parse::<TopicName>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn reply_id_is_deterministic_and_distinct() {
+        let id = TaskId::generate();
+        assert_eq!(id.reply_id(), id.reply_id());
+        assert_ne!(id.reply_id(), id);
+        assert_ne!(id.reply_id(), id.reply_id().reply_id());
+    }
+}
