@@ -12,6 +12,7 @@
 pub mod keys;
 pub mod memory;
 pub mod redis;
+pub mod retrying;
 mod types;
 
 pub use types::*;

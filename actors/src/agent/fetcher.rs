@@ -1,0 +1,177 @@
+//! The fetcher reads its agent's topic for consumer `<node>/<agent>` and hands decoded entries to the
+//! agent supervisor. It reads only as many entries as the supervisor has granted credits for (idle
+//! workers), so nothing waits in a local buffer while another node could have run it.
+//!
+//! On every (re)start it first reads this consumer's own pending entries (id `0`): after a node or
+//! fetcher restart, those are replayed before anything new. Undecodable entries are dead-lettered here.
+
+use super::{AgentContext, Job};
+use crate::bus::retrying::until_ok;
+use crate::bus::{BusError, Completion, Delivery, Reader};
+use crate::policy::outcome::reason;
+use crate::supervisor::agent::AgentMsg;
+use crate::task::{DecodeError, TaskEnvelope};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::sync::Arc;
+
+pub struct Fetcher;
+
+pub struct FetcherArgs {
+    pub ctx: Arc<AgentContext>,
+    pub supervisor: ActorRef<AgentMsg>,
+}
+
+pub enum FetcherMsg {
+    /// The supervisor can take this many more jobs.
+    Credit(usize),
+    /// Read again (self-sent while credits remain, or after a backoff).
+    Poll,
+    /// Deliveries claimed from a dead node by the reclaimer, to run here.
+    Inject(Vec<Delivery>),
+}
+
+enum Cursor {
+    /// Replaying own pending entries after this id.
+    Pending(String),
+    New,
+}
+
+pub struct FetcherState {
+    ctx: Arc<AgentContext>,
+    supervisor: ActorRef<AgentMsg>,
+    reader: Option<Reader>,
+    credits: usize,
+    cursor: Cursor,
+    polling: bool,
+    failures: u32,
+}
+
+impl Actor for Fetcher {
+    type Msg = FetcherMsg;
+    type State = FetcherState;
+    type Arguments = FetcherArgs;
+
+    async fn pre_start(&self, _: ActorRef<FetcherMsg>, a: FetcherArgs) -> Result<FetcherState, ActorProcessingErr> {
+        Ok(FetcherState {
+            ctx: a.ctx,
+            supervisor: a.supervisor,
+            reader: None,
+            credits: 0,
+            cursor: Cursor::Pending("0".into()),
+            polling: false,
+            failures: 0,
+        })
+    }
+
+    async fn handle(&self, me: ActorRef<FetcherMsg>, msg: FetcherMsg, st: &mut FetcherState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            FetcherMsg::Credit(n) => {
+                st.credits += n;
+                poll_soon(&me, st);
+            }
+            FetcherMsg::Inject(batch) => {
+                let jobs = admit(&st.ctx, batch).await?;
+                hand_over(st, jobs);
+            }
+            FetcherMsg::Poll => {
+                st.polling = false;
+                if st.credits == 0 {
+                    return Ok(());
+                }
+                match read(st).await {
+                    Ok(batch) => {
+                        st.failures = 0;
+                        let jobs = admit(&st.ctx, batch).await?;
+                        hand_over(st, jobs);
+                        poll_soon(&me, st);
+                    }
+                    Err(e) => {
+                        st.failures = st.failures.saturating_add(1);
+                        let delay = st.ctx.settings.bus.reconnect.delay_random(st.failures);
+                        if st.failures.is_power_of_two() {
+                            tracing::warn!(agent = %st.ctx.spec.name, failures = st.failures, ?delay, error = %e, "read failed; backing off");
+                        }
+                        st.polling = true;
+                        me.send_after(delay, || FetcherMsg::Poll);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn poll_soon(me: &ActorRef<FetcherMsg>, st: &mut FetcherState) {
+    if st.credits > 0 && !st.polling {
+        st.polling = true;
+        let _ = me.cast(FetcherMsg::Poll);
+    }
+}
+
+fn hand_over(st: &mut FetcherState, jobs: Vec<Job>) {
+    if jobs.is_empty() {
+        return;
+    }
+    st.credits = st.credits.saturating_sub(jobs.len());
+    let _ = st.supervisor.cast(AgentMsg::Jobs(jobs));
+}
+
+async fn read(st: &mut FetcherState) -> Result<Vec<Delivery>, BusError> {
+    let ctx = &st.ctx;
+    if st.reader.is_none() {
+        st.reader = Some(ctx.bus.reader(&ctx.consumer).await?);
+    }
+    let Some(reader) = st.reader.as_mut() else { return Ok(Vec::new()) };
+    let topic = &ctx.spec.topic;
+    match &st.cursor {
+        Cursor::Pending(after) => {
+            let batch = reader.read_pending(topic, after, st.credits).await?;
+            match batch.last() {
+                Some(last) => {
+                    tracing::info!(agent = %ctx.spec.name, count = batch.len(), "replaying this consumer's pending entries");
+                    st.cursor = Cursor::Pending(last.entry_id.clone());
+                }
+                None => st.cursor = Cursor::New,
+            }
+            Ok(batch)
+        }
+        Cursor::New => reader.read_new(topic, st.credits, ctx.settings.bus.block).await,
+    }
+}
+
+fn decode(ctx: &AgentContext, d: &Delivery) -> Result<TaskEnvelope, DecodeError> {
+    let raw = d.raw.as_deref().ok_or(DecodeError::MissingField)?;
+    let env = TaskEnvelope::decode(raw, ctx.settings.bus.max_payload_bytes)?;
+    if env.topic != d.topic {
+        return Err(DecodeError::WrongTopic { expected: d.topic.to_string(), found: env.topic.to_string() });
+    }
+    Ok(env)
+}
+
+/// Decode a batch: dead-letter what cannot be decoded, mark the rest running, drop (ack) what already
+/// succeeded, and return the jobs to run.
+async fn admit(ctx: &AgentContext, batch: Vec<Delivery>) -> Result<Vec<Job>, ActorProcessingErr> {
+    let reconnect = ctx.settings.bus.reconnect;
+    let ttl = ctx.settings.bus.result_ttl;
+    let mut valid = Vec::with_capacity(batch.len());
+    for d in batch {
+        match decode(ctx, &d) {
+            Ok(env) => valid.push((d, env)),
+            Err(e) => {
+                tracing::warn!(agent = %ctx.spec.name, entry = %d.entry_id, error = %e, "undecodable entry dead-lettered");
+                let dead = Completion::Dead { task: None, reason: reason::DECODE.into(), error: e.to_string() };
+                until_ok(&reconnect, "dead-letter", || ctx.bus.complete(&ctx.consumer, &d, &dead, ttl)).await?;
+            }
+        }
+    }
+    if valid.is_empty() {
+        return Ok(Vec::new());
+    }
+    let refs: Vec<(&Delivery, &TaskEnvelope)> = valid.iter().map(|(d, e)| (d, e)).collect();
+    let run = until_ok(&reconnect, "begin", || ctx.bus.begin(&ctx.consumer, &refs, ttl)).await?;
+    Ok(valid
+        .into_iter()
+        .zip(run)
+        .filter_map(|((delivery, envelope), run)| run.then_some(Job { delivery, envelope, replay: false }))
+        .collect())
+}

@@ -1,0 +1,135 @@
+//! A worker runs one task at a time: executor under the agent's timeout, then the outcome written
+//! atomically with the acknowledgement. A panic in the executor crashes this actor; the agent
+//! supervisor restarts it and hands it the same entry again.
+
+use super::{AgentContext, Job};
+use crate::bus::retrying::until_ok;
+use crate::bus::{Completed, Completion, Delivery};
+use crate::executor::{ExecError, TaskContext};
+use crate::policy::outcome::{decide, reason, AttemptResult, Verdict};
+use crate::supervisor::agent::AgentMsg;
+use crate::task::TaskEnvelope;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::sync::Arc;
+
+pub struct Worker;
+
+pub struct WorkerArgs {
+    pub ctx: Arc<AgentContext>,
+    pub slot: usize,
+    pub supervisor: ActorRef<AgentMsg>,
+}
+
+pub enum WorkerMsg {
+    Run(Job),
+}
+
+impl Actor for Worker {
+    type Msg = WorkerMsg;
+    type State = WorkerArgs;
+    type Arguments = WorkerArgs;
+
+    async fn pre_start(&self, _: ActorRef<WorkerMsg>, args: WorkerArgs) -> Result<WorkerArgs, ActorProcessingErr> {
+        Ok(args)
+    }
+
+    async fn handle(&self, _: ActorRef<WorkerMsg>, msg: WorkerMsg, st: &mut WorkerArgs) -> Result<(), ActorProcessingErr> {
+        let WorkerMsg::Run(job) = msg;
+        let entry_id = job.delivery.entry_id.clone();
+        run(&st.ctx, st.slot, job).await?;
+        // The supervisor may be gone during shutdown; nothing to do then.
+        let _ = st.supervisor.cast(AgentMsg::Done { slot: st.slot, entry_id });
+        Ok(())
+    }
+}
+
+async fn run(ctx: &AgentContext, slot: usize, job: Job) -> Result<(), ActorProcessingErr> {
+    let reconnect = ctx.settings.bus.reconnect;
+    let ttl = ctx.settings.bus.result_ttl;
+    let Job { delivery, envelope: env, replay } = job;
+    let delivery = if replay {
+        let fresh = until_ok(&reconnect, "redeliver", || ctx.bus.redeliver(&ctx.consumer, &delivery.topic, &delivery.entry_id)).await?;
+        match fresh {
+            Some(d) => {
+                ctx.events.emit(crate::events::RuntimeEvent::Replayed {
+                    agent: ctx.spec.name.clone(),
+                    entry_id: d.entry_id.clone(),
+                    deliveries: d.deliveries,
+                    at: std::time::Instant::now(),
+                });
+                tracing::info!(agent = %ctx.spec.name, worker = slot, entry = %d.entry_id, task_id = %env.task_id, deliveries = d.deliveries, "replaying entry held by crashed worker");
+                d
+            }
+            None => {
+                tracing::info!(agent = %ctx.spec.name, entry = %delivery.entry_id, "entry no longer pending for this node; nothing to replay");
+                return Ok(());
+            }
+        }
+    } else {
+        delivery
+    };
+
+    let max = ctx.settings.bus.max_deliveries;
+    let completion = if delivery.deliveries > max {
+        tracing::warn!(agent = %ctx.spec.name, task_id = %env.task_id, deliveries = delivery.deliveries, "poison entry: dead-lettering instead of running again");
+        Completion::Dead {
+            reason: reason::POISON.into(),
+            error: format!(
+                "delivered {} times without an outcome (its worker crashed each time); limit bus.max_deliveries = {max}",
+                delivery.deliveries
+            ),
+            task: Some(env),
+        }
+    } else {
+        attempt(ctx, slot, &delivery, env).await?
+    };
+
+    let written = until_ok(&reconnect, "complete", || ctx.bus.complete(&ctx.consumer, &delivery, &completion, ttl)).await?;
+    if written == Completed::NotOwner {
+        tracing::warn!(agent = %ctx.spec.name, entry = %delivery.entry_id, "entry was taken over by another node while running; outcome discarded");
+    }
+    Ok(())
+}
+
+/// Run the executor once and turn its result into the completion to write.
+async fn attempt(ctx: &AgentContext, slot: usize, delivery: &Delivery, env: TaskEnvelope) -> Result<Completion, ActorProcessingErr> {
+    let spec = &ctx.spec;
+    let tctx = TaskContext {
+        agent: spec.name.clone(),
+        node_id: ctx.node_id.clone(),
+        worker: slot,
+        task_id: env.task_id,
+        attempt: env.attempt,
+        deliveries: delivery.deliveries,
+        tenant_id: env.tenant_id.clone(),
+        correlation_id: env.correlation_id.clone(),
+    };
+    let result = match tokio::time::timeout(spec.timeout, ctx.executor.execute(&tctx, &env.payload)).await {
+        Err(_) => AttemptResult::TimedOut(spec.timeout),
+        Ok(Ok(v)) => AttemptResult::Ok(v),
+        Ok(Err(ExecError::Retryable(e))) => AttemptResult::Retryable(e),
+        Ok(Err(ExecError::Fatal(e))) => AttemptResult::Fatal(e),
+    };
+    let schedule = ctx.settings.retry_backoff.starting_at(spec.retry_delay);
+    Ok(match decide(env.attempt, spec.max_retries, result, &schedule, rand::random::<f64>()) {
+        Verdict::Succeed(result) => {
+            if let Some(to) = &env.reply_to {
+                // Published before the ack: a crash in between re-runs the task, which republishes the
+                // same (deterministic) reply id, which the bus deduplicates.
+                let reply = env.reply(to.clone(), result.clone());
+                until_ok(&ctx.settings.bus.reconnect, "publish reply", || ctx.bus.publish(&reply, ctx.settings.bus.result_ttl)).await?;
+            }
+            Completion::Succeeded { task: env, result }
+        }
+        Verdict::Retry { next_attempt, delay, error } => {
+            tracing::info!(agent = %spec.name, task_id = %env.task_id, attempt = env.attempt, ?delay, %error, "attempt failed; retry scheduled");
+            let mut next = env;
+            next.attempt = next_attempt;
+            Completion::Retry { next, delay, error }
+        }
+        Verdict::Dead { reason, error } => {
+            tracing::warn!(agent = %spec.name, task_id = %env.task_id, attempt = env.attempt, reason, %error, "task dead-lettered");
+            Completion::Dead { task: Some(env), reason: reason.into(), error }
+        }
+    })
+}

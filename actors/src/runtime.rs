@@ -1,0 +1,93 @@
+//! Starting and stopping a node's actor tree.
+
+use crate::bus::Bus;
+use crate::events::{Events, RuntimeEvent};
+use crate::executor::ExecutorRegistry;
+use crate::roster::Roster;
+use crate::settings::RuntimeSettings;
+use crate::supervisor::root::{NodeContext, Root, RootMsg};
+use dashmap::DashMap;
+use ractor::{Actor, ActorRef};
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("agent {agent}: unknown executor `{executor}` (known: {known})")]
+    UnknownExecutor { agent: String, executor: String, known: String },
+    #[error("cannot prepare the bus: {0}")]
+    Bus(#[from] crate::bus::BusError),
+    #[error("cannot start the actor tree: {0}")]
+    Spawn(#[from] ractor::SpawnErr),
+}
+
+/// A running node.
+pub struct Runtime {
+    root: ActorRef<RootMsg>,
+    handle: Option<JoinHandle<()>>,
+    node: Arc<NodeContext>,
+}
+
+impl Runtime {
+    /// Start the whole tree on `bus`. Creates the consumer groups of every roster topic first.
+    pub async fn start(bus: Bus, settings: RuntimeSettings, roster: Roster, executors: ExecutorRegistry) -> Result<Runtime, RuntimeError> {
+        for a in &roster.agents {
+            if executors.get(&a.executor).is_none() {
+                return Err(RuntimeError::UnknownExecutor {
+                    agent: a.name.clone(),
+                    executor: a.executor.clone(),
+                    known: executors.names().join(", "),
+                });
+            }
+        }
+        let topics: Vec<_> = roster.topics().cloned().collect();
+        bus.ensure_topics(&topics).await?;
+        let node = Arc::new(NodeContext {
+            bus,
+            settings: Arc::new(settings),
+            roster,
+            executors,
+            events: Events::default(),
+            agents: Arc::new(DashMap::new()),
+            gave_up: Mutex::new(None),
+        });
+        let (root, handle) = Actor::spawn(None, Root, node.clone()).await?;
+        tracing::info!(node = %node.settings.node_id, bus = %node.bus.describe(), agents = node.roster.agents.len(), "node started");
+        Ok(Runtime { root, handle: Some(handle), node })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
+        self.node.events.subscribe()
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.node.bus
+    }
+
+    pub fn settings(&self) -> &RuntimeSettings {
+        &self.node.settings
+    }
+
+    /// Wait until the root stops. `Err` carries the reason when the root gave up.
+    pub async fn wait(&mut self) -> Result<(), String> {
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+        match self.node.gave_up.lock().ok().and_then(|g| g.clone()) {
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        }
+    }
+
+    /// Stop the tree. In-flight tasks are abandoned unacknowledged and replay on the next start (or on
+    /// another node once this node's heartbeat is gone, which a clean stop removes at once).
+    pub async fn shutdown(mut self) -> Result<(), String> {
+        self.root.stop(Some("shutdown".into()));
+        let r = self.wait().await;
+        if let Err(e) = self.node.bus.clear_heartbeat(&self.node.settings.node_id).await {
+            tracing::warn!(error = %e, "could not remove the heartbeat key; other nodes will wait for it to expire");
+        }
+        r
+    }
+}

@@ -1,0 +1,27 @@
+//! Writes this node's liveness key (`genesis:node:<id>`) with a time to live. Other nodes take over
+//! this node's pending entries only once the key has expired.
+
+use super::Periodic;
+use crate::bus::{Bus, BusError};
+use futures::future::BoxFuture;
+use std::time::Duration;
+
+pub struct Heartbeat {
+    pub bus: Bus,
+    pub node_id: String,
+    pub interval: Duration,
+    pub ttl: Duration,
+    pub info: String,
+}
+
+impl Periodic for Heartbeat {
+    fn name(&self) -> &'static str {
+        "heartbeat"
+    }
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+    fn tick(&mut self) -> BoxFuture<'_, Result<(), BusError>> {
+        Box::pin(self.bus.heartbeat(&self.node_id, self.ttl, &self.info))
+    }
+}

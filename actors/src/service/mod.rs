@@ -1,0 +1,68 @@
+//! The node's service actors, each a periodic job run by the same small [`Ticker`] actor:
+//! [`heartbeat`] (liveness key), [`reclaimer`] (entries of dead nodes), [`retry_scheduler`] (due
+//! retries back into their streams) and [`trimmer`] (acknowledged entries out of the streams).
+//!
+//! A transient bus failure slows a ticker down (capped backoff); any other error or a panic fails the
+//! actor, and the root supervisor restarts it with a fresh job.
+
+pub mod heartbeat;
+pub mod reclaimer;
+pub mod retry_scheduler;
+pub mod trimmer;
+
+use crate::bus::BusError;
+use crate::policy::backoff::Backoff;
+use futures::future::BoxFuture;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::time::Duration;
+
+pub trait Periodic: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn interval(&self) -> Duration;
+    fn tick(&mut self) -> BoxFuture<'_, Result<(), BusError>>;
+}
+
+pub struct Ticker;
+
+pub struct TickerArgs {
+    pub job: Box<dyn Periodic>,
+    pub reconnect: Backoff,
+}
+
+pub struct TickerState {
+    job: Box<dyn Periodic>,
+    reconnect: Backoff,
+    failures: u32,
+}
+
+pub struct Tick;
+
+impl Actor for Ticker {
+    type Msg = Tick;
+    type State = TickerState;
+    type Arguments = TickerArgs;
+
+    async fn pre_start(&self, me: ActorRef<Tick>, a: TickerArgs) -> Result<TickerState, ActorProcessingErr> {
+        me.cast(Tick)?;
+        Ok(TickerState { job: a.job, reconnect: a.reconnect, failures: 0 })
+    }
+
+    async fn handle(&self, me: ActorRef<Tick>, _: Tick, st: &mut TickerState) -> Result<(), ActorProcessingErr> {
+        let next = match st.job.tick().await {
+            Ok(()) => {
+                st.failures = 0;
+                st.job.interval()
+            }
+            Err(e) if e.is_transient() => {
+                st.failures = st.failures.saturating_add(1);
+                if st.failures.is_power_of_two() {
+                    tracing::warn!(service = st.job.name(), failures = st.failures, error = %e, "bus unavailable; backing off");
+                }
+                st.job.interval().max(st.reconnect.delay_random(st.failures))
+            }
+            Err(e) => return Err(format!("{}: {e}", st.job.name()).into()),
+        };
+        me.send_after(next, || Tick);
+        Ok(())
+    }
+}

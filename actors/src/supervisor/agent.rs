@@ -1,0 +1,225 @@
+//! The supervisor of one agent: owns its fetcher and workers, dispatches fetched jobs to idle workers,
+//! and remembers which entry each worker holds — so a worker that crashes mid-task is restarted and
+//! handed the same entry at once, without waiting for any idle timeout.
+
+use crate::agent::fetcher::{Fetcher, FetcherArgs, FetcherMsg};
+use crate::agent::worker::{Worker, WorkerArgs, WorkerMsg};
+use crate::agent::{AgentContext, Job};
+use crate::events::RuntimeEvent;
+use crate::policy::intensity::{RestartDecision, RestartHistory};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct AgentSupervisor;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Child {
+    Fetcher,
+    Worker(usize),
+}
+
+impl fmt::Display for Child {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Child::Fetcher => f.write_str("fetcher"),
+            Child::Worker(i) => write!(f, "worker-{i}"),
+        }
+    }
+}
+
+pub enum AgentMsg {
+    /// Jobs read by the fetcher.
+    Jobs(Vec<Job>),
+    /// A worker finished the job it held (outcome written).
+    Done { slot: usize, entry_id: String },
+    /// Start a child again (sent after its restart backoff).
+    Restart(Child),
+    /// Forward deliveries claimed from a dead node to this agent's fetcher.
+    Inject(Vec<crate::bus::Delivery>),
+}
+
+#[derive(Default)]
+struct Slot {
+    worker: Option<ActorRef<WorkerMsg>>,
+    job: Option<Job>,
+}
+
+pub struct AgentState {
+    ctx: Arc<AgentContext>,
+    fetcher: Option<ActorRef<FetcherMsg>>,
+    slots: Vec<Slot>,
+    queue: VecDeque<Job>,
+    children: HashMap<ActorId, Child>,
+    history: RestartHistory,
+    /// Credits given to the fetcher and not yet returned as jobs.
+    granted: usize,
+}
+
+impl Actor for AgentSupervisor {
+    type Msg = AgentMsg;
+    type State = AgentState;
+    type Arguments = Arc<AgentContext>;
+
+    async fn pre_start(&self, me: ActorRef<AgentMsg>, ctx: Arc<AgentContext>) -> Result<AgentState, ActorProcessingErr> {
+        let slots = (0..ctx.spec.concurrency).map(|_| Slot::default()).collect();
+        let mut st = AgentState {
+            ctx,
+            fetcher: None,
+            slots,
+            queue: VecDeque::new(),
+            children: HashMap::new(),
+            history: RestartHistory::default(),
+            granted: 0,
+        };
+        for i in 0..st.slots.len() {
+            start(&me, &mut st, Child::Worker(i)).await?;
+        }
+        start(&me, &mut st, Child::Fetcher).await?;
+        Ok(st)
+    }
+
+    async fn post_start(&self, _: ActorRef<AgentMsg>, st: &mut AgentState) -> Result<(), ActorProcessingErr> {
+        grant(st);
+        Ok(())
+    }
+
+    async fn handle(&self, me: ActorRef<AgentMsg>, msg: AgentMsg, st: &mut AgentState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            AgentMsg::Jobs(jobs) => {
+                st.granted = st.granted.saturating_sub(jobs.len());
+                for job in jobs {
+                    if !holds(st, &job.delivery.entry_id) {
+                        st.queue.push_back(job);
+                    }
+                }
+            }
+            AgentMsg::Done { slot, entry_id } => {
+                if let Some(s) = st.slots.get_mut(slot) {
+                    if s.job.as_ref().is_some_and(|j| j.delivery.entry_id == entry_id) {
+                        s.job = None;
+                    }
+                }
+            }
+            AgentMsg::Restart(child) => start(&me, st, child).await?,
+            AgentMsg::Inject(deliveries) => {
+                if let Some(f) = &st.fetcher {
+                    let _ = f.cast(FetcherMsg::Inject(deliveries));
+                }
+                // Without a fetcher the entries stay pending for this consumer; the restarted fetcher
+                // replays them from its pending list.
+            }
+        }
+        dispatch(st);
+        grant(st);
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(&self, me: ActorRef<AgentMsg>, evt: SupervisionEvent, st: &mut AgentState) -> Result<(), ActorProcessingErr> {
+        let Some((cell, why)) = super::exit_of(&evt) else { return Ok(()) };
+        let Some(child) = st.children.remove(&cell.get_id()) else { return Ok(()) };
+        let agent = st.ctx.spec.name.clone();
+        match child {
+            Child::Fetcher => {
+                st.fetcher = None;
+                st.granted = 0;
+            }
+            Child::Worker(i) => {
+                if let Some(s) = st.slots.get_mut(i) {
+                    s.worker = None;
+                    if let Some(job) = s.job.as_mut() {
+                        job.replay = true;
+                    }
+                }
+            }
+        }
+        let holding = match child {
+            Child::Worker(i) => st.slots.get(i).and_then(|s| s.job.as_ref()).map(|j| j.envelope.task_id.to_string()),
+            Child::Fetcher => None,
+        };
+        tracing::warn!(%agent, child = %child, reason = %why, task_id = holding.as_deref().unwrap_or("-"), "supervised child exited");
+        st.ctx.events.emit(RuntimeEvent::ChildFailed { supervisor: agent.clone(), child: child.to_string(), reason: why.clone(), at: Instant::now() });
+        let sup = &st.ctx.settings.supervision;
+        match st.history.on_failure(Instant::now(), sup.agent, &sup.restart_backoff, rand::random::<f64>()) {
+            RestartDecision::Restart { after, restarts_in_window } => {
+                tracing::info!(%agent, child = %child, ?after, restarts_in_window, "restarting child");
+                st.ctx.events.emit(RuntimeEvent::ChildRestarted { supervisor: agent, child: child.to_string(), restarts_in_window, after });
+                if after.is_zero() {
+                    start(&me, st, child).await?;
+                    dispatch(st);
+                    grant(st);
+                } else {
+                    me.send_after(after, move || AgentMsg::Restart(child));
+                }
+                Ok(())
+            }
+            RestartDecision::Escalate { restarts_in_window } => {
+                let reason = format!(
+                    "agent {agent}: restart intensity exceeded ({restarts_in_window} restarts within {:?}, limit {}); last: {child} {why}",
+                    sup.agent.within, sup.agent.max_restarts
+                );
+                tracing::error!(%agent, %reason, "escalating to the root supervisor");
+                st.ctx.events.emit(RuntimeEvent::Escalated { supervisor: agent, reason: reason.clone() });
+                Err(reason.into())
+            }
+        }
+    }
+}
+
+fn holds(st: &AgentState, entry_id: &str) -> bool {
+    st.slots.iter().any(|s| s.job.as_ref().is_some_and(|j| j.delivery.entry_id == entry_id))
+        || st.queue.iter().any(|j| j.delivery.entry_id == entry_id)
+}
+
+async fn start(me: &ActorRef<AgentMsg>, st: &mut AgentState, child: Child) -> Result<(), ActorProcessingErr> {
+    let ctx = st.ctx.clone();
+    match child {
+        Child::Fetcher => {
+            let (f, _) = Actor::spawn_linked(None, Fetcher, FetcherArgs { ctx, supervisor: me.clone() }, me.get_cell()).await?;
+            st.children.insert(f.get_id(), child);
+            st.fetcher = Some(f);
+            st.granted = 0;
+        }
+        Child::Worker(slot) => {
+            let (w, _) = Actor::spawn_linked(None, Worker, WorkerArgs { ctx, slot, supervisor: me.clone() }, me.get_cell()).await?;
+            st.children.insert(w.get_id(), child);
+            if let Some(s) = st.slots.get_mut(slot) {
+                if let Some(job) = &s.job {
+                    let _ = w.cast(WorkerMsg::Run(job.clone()));
+                }
+                s.worker = Some(w);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Give queued jobs to idle, running workers.
+fn dispatch(st: &mut AgentState) {
+    for s in st.slots.iter_mut() {
+        if st.queue.is_empty() {
+            break;
+        }
+        if let (Some(w), None) = (&s.worker, &s.job) {
+            if let Some(job) = st.queue.pop_front() {
+                s.job = Some(job.clone());
+                let _ = w.cast(WorkerMsg::Run(job));
+            }
+        }
+    }
+}
+
+/// Ask the fetcher for as many entries as there are free slots not already covered.
+fn grant(st: &mut AgentState) {
+    let free = st.slots.iter().filter(|s| s.job.is_none()).count();
+    let want = free.saturating_sub(st.queue.len() + st.granted);
+    if want > 0 {
+        if let Some(f) = &st.fetcher {
+            if f.cast(FetcherMsg::Credit(want)).is_ok() {
+                st.granted += want;
+            }
+        }
+    }
+}

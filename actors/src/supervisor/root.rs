@@ -1,0 +1,179 @@
+//! The root supervisor: one agent supervisor per roster entry plus the node's service actors,
+//! one-for-one. When its own restart intensity is exceeded it records why and fails, which ends the
+//! runtime; the binary then exits non-zero.
+
+use crate::agent::AgentContext;
+use crate::bus::{keys, Bus};
+use crate::events::{Events, RuntimeEvent};
+use crate::executor::ExecutorRegistry;
+use crate::policy::intensity::{RestartDecision, RestartHistory};
+use crate::roster::Roster;
+use crate::service::heartbeat::Heartbeat;
+use crate::service::reclaimer::Reclaimer;
+use crate::service::retry_scheduler::RetryScheduler;
+use crate::service::trimmer::Trimmer;
+use crate::service::{Periodic, Ticker, TickerArgs};
+use crate::settings::RuntimeSettings;
+use crate::supervisor::agent::{AgentMsg, AgentSupervisor};
+use dashmap::DashMap;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Everything the node's actors share.
+pub struct NodeContext {
+    pub bus: Bus,
+    pub settings: Arc<RuntimeSettings>,
+    pub roster: Roster,
+    pub executors: ExecutorRegistry,
+    pub events: Events,
+    /// Running agent supervisors by agent name (the reclaimer's directory).
+    pub agents: Arc<DashMap<String, ActorRef<AgentMsg>>>,
+    /// Why the root gave up, if it did.
+    pub gave_up: Mutex<Option<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RootChild {
+    Agent(usize),
+    Heartbeat,
+    Reclaimer,
+    RetryScheduler,
+    Trimmer,
+}
+
+pub struct Root;
+
+pub enum RootMsg {
+    Restart(RootChild),
+}
+
+pub struct RootState {
+    node: Arc<NodeContext>,
+    children: HashMap<ActorId, RootChild>,
+    history: RestartHistory,
+}
+
+struct ChildName<'a>(&'a NodeContext, RootChild);
+
+impl fmt::Display for ChildName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            RootChild::Agent(i) => match self.0.roster.agents.get(i) {
+                Some(a) => write!(f, "agent {}", a.name),
+                None => write!(f, "agent #{i}"),
+            },
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+impl Actor for Root {
+    type Msg = RootMsg;
+    type State = RootState;
+    type Arguments = Arc<NodeContext>;
+
+    async fn pre_start(&self, me: ActorRef<RootMsg>, node: Arc<NodeContext>) -> Result<RootState, ActorProcessingErr> {
+        let mut st = RootState { node, children: HashMap::new(), history: RestartHistory::default() };
+        start(&me, &mut st, RootChild::Heartbeat).await?;
+        for i in 0..st.node.roster.agents.len() {
+            start(&me, &mut st, RootChild::Agent(i)).await?;
+        }
+        for c in [RootChild::Reclaimer, RootChild::RetryScheduler, RootChild::Trimmer] {
+            start(&me, &mut st, c).await?;
+        }
+        Ok(st)
+    }
+
+    async fn handle(&self, me: ActorRef<RootMsg>, msg: RootMsg, st: &mut RootState) -> Result<(), ActorProcessingErr> {
+        let RootMsg::Restart(child) = msg;
+        start(&me, st, child).await
+    }
+
+    async fn handle_supervisor_evt(&self, me: ActorRef<RootMsg>, evt: SupervisionEvent, st: &mut RootState) -> Result<(), ActorProcessingErr> {
+        let Some((cell, why)) = super::exit_of(&evt) else { return Ok(()) };
+        let Some(child) = st.children.remove(&cell.get_id()) else { return Ok(()) };
+        let node = st.node.clone();
+        let name = ChildName(&node, child).to_string();
+        if let RootChild::Agent(i) = child {
+            if let Some(a) = node.roster.agents.get(i) {
+                node.agents.remove(&a.name);
+            }
+        }
+        tracing::warn!(child = %name, reason = %why, "root: child exited");
+        node.events.emit(RuntimeEvent::ChildFailed { supervisor: "root".into(), child: name.clone(), reason: why.clone(), at: Instant::now() });
+        let sup = &node.settings.supervision;
+        match st.history.on_failure(Instant::now(), sup.root, &sup.restart_backoff, rand::random::<f64>()) {
+            RestartDecision::Restart { after, restarts_in_window } => {
+                tracing::info!(child = %name, ?after, restarts_in_window, "root: restarting child");
+                node.events.emit(RuntimeEvent::ChildRestarted { supervisor: "root".into(), child: name, restarts_in_window, after });
+                me.send_after(after, move || RootMsg::Restart(child));
+                Ok(())
+            }
+            RestartDecision::Escalate { restarts_in_window } => {
+                let reason = format!(
+                    "root supervisor gave up: {restarts_in_window} restarts within {:?} (limit {}); last: {name} {why}",
+                    sup.root.within, sup.root.max_restarts
+                );
+                tracing::error!(%reason, "the node stops");
+                if let Ok(mut g) = node.gave_up.lock() {
+                    *g = Some(reason.clone());
+                }
+                node.events.emit(RuntimeEvent::RootGaveUp { reason: reason.clone() });
+                Err(reason.into())
+            }
+        }
+    }
+}
+
+async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> Result<(), ActorProcessingErr> {
+    let node = &st.node;
+    let s = &node.settings;
+    let topics: Vec<_> = node.roster.topics().cloned().collect();
+    let job: Box<dyn Periodic> = match child {
+        RootChild::Agent(i) => {
+            let spec = node.roster.agents.get(i).ok_or("no such agent")?.clone();
+            let executor = node
+                .executors
+                .get(&spec.executor)
+                .ok_or_else(|| format!("agent {}: unknown executor `{}`", spec.name, spec.executor))?;
+            let ctx = Arc::new(AgentContext {
+                consumer: keys::consumer(&s.node_id, &spec.name),
+                node_id: s.node_id.clone(),
+                bus: node.bus.clone(),
+                settings: s.clone(),
+                executor,
+                events: node.events.clone(),
+                spec,
+            });
+            let name = ctx.spec.name.clone();
+            let (a, _) = Actor::spawn_linked(None, AgentSupervisor, ctx, me.get_cell()).await?;
+            st.children.insert(a.get_id(), child);
+            node.agents.insert(name, a);
+            return Ok(());
+        }
+        RootChild::Heartbeat => Box::new(Heartbeat {
+            bus: node.bus.clone(),
+            node_id: s.node_id.clone(),
+            interval: s.liveness.heartbeat_interval,
+            ttl: s.liveness.heartbeat_ttl,
+            info: serde_json::json!({ "pid": std::process::id(), "agents": node.roster.agents.len(), "started_at": crate::task::now_ms() })
+                .to_string(),
+        }),
+        RootChild::Reclaimer => Box::new(Reclaimer {
+            bus: node.bus.clone(),
+            node_id: s.node_id.clone(),
+            roster: node.roster.clone(),
+            interval: s.liveness.reclaim_interval,
+            min_idle: s.liveness.heartbeat_interval,
+            agents: node.agents.clone(),
+        }),
+        RootChild::RetryScheduler => Box::new(RetryScheduler { bus: node.bus.clone(), topics, interval: s.bus.retry_poll }),
+        RootChild::Trimmer => Box::new(Trimmer { bus: node.bus.clone(), topics, interval: s.bus.trim_interval }),
+    };
+    let (t, _) = Actor::spawn_linked(None, Ticker, TickerArgs { job, reconnect: s.bus.reconnect }, me.get_cell()).await?;
+    st.children.insert(t.get_id(), child);
+    Ok(())
+}
