@@ -1,0 +1,330 @@
+//! The bus contract, run against both buses: the in-process bus and a real Redis started by the
+//! harness. Each scenario runs a real runtime (the whole actor tree) and checks durable outcomes.
+//! See docs/semantics.md for the guarantees these tests cite.
+
+mod support;
+
+use futures::future::BoxFuture;
+use genesis_actors::bus::memory::MemoryBus;
+use genesis_actors::bus::redis::RedisBus;
+use genesis_actors::bus::{Bus, TaskStatus};
+use genesis_actors::events::RuntimeEvent;
+use genesis_actors::executor::{ExecError, Executor, ExecutorRegistry, TaskContext};
+use genesis_actors::policy::intensity::Intensity;
+use genesis_actors::roster::AgentSpec;
+use genesis_actors::runtime::Runtime;
+use genesis_actors::settings::RuntimeSettings;
+use genesis_actors::task::TaskEnvelope;
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Harness {
+    bus: Bus,
+    _redis: Option<RedisServer>,
+}
+
+impl Harness {
+    fn memory() -> Harness {
+        Harness { bus: Bus::Memory(MemoryBus::new()), _redis: None }
+    }
+
+    async fn redis() -> Harness {
+        let server = RedisServer::start();
+        let bus = RedisBus::connect(&server.url(), fast_settings("x").bus.reconnect).await.expect("connect");
+        Harness { bus: Bus::Redis(bus), _redis: Some(server) }
+    }
+
+    async fn run(&self, settings: RuntimeSettings, agents: Vec<AgentSpec>) -> Runtime {
+        self.run_with(settings, agents, ExecutorRegistry::builtin()).await
+    }
+
+    async fn run_with(&self, settings: RuntimeSettings, agents: Vec<AgentSpec>, ex: ExecutorRegistry) -> Runtime {
+        Runtime::start(self.bus.clone(), settings, roster(agents), ex).await.expect("runtime starts")
+    }
+}
+
+macro_rules! both_buses {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                super::$name(super::Harness::memory()).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                super::$name(super::Harness::redis().await).await
+            }
+        }
+    )*};
+}
+
+both_buses!(
+    completes_and_records_results,
+    panic_is_replayed_to_the_restarted_worker,
+    retries_then_succeeds,
+    exhausted_retries_dead_letter_with_history_and_replay,
+    poison_entry_is_dead_lettered_after_the_delivery_limit,
+    undecodable_entries_are_dead_lettered,
+    timeout_counts_as_a_failed_attempt,
+    succeeded_task_is_acked_without_running_again,
+    reply_to_publishes_the_result_as_a_new_task,
+    intensity_exceeded_escalates_to_the_root,
+    root_gives_up_and_the_runtime_ends_with_an_error,
+    trimming_removes_acknowledged_entries_only,
+);
+
+/// An executor that counts its runs and fails (retryably) while `fail` is set.
+#[derive(Default, Clone)]
+struct Flaky {
+    runs: Arc<AtomicU32>,
+    fail: Arc<AtomicBool>,
+}
+
+impl Executor for Flaky {
+    fn execute<'a>(&'a self, _: &'a TaskContext, _: &'a serde_json::Value) -> BoxFuture<'a, Result<serde_json::Value, ExecError>> {
+        Box::pin(async move {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            if self.fail.load(Ordering::SeqCst) {
+                Err(ExecError::Retryable("flaky dependency".into()))
+            } else {
+                Ok(json!({"ok": true}))
+            }
+        })
+    }
+}
+
+fn with_flaky(flaky: &Flaky) -> ExecutorRegistry {
+    let mut ex = ExecutorRegistry::builtin();
+    ex.register("flaky", Arc::new(flaky.clone()));
+    ex
+}
+
+fn drain(rx: &mut tokio::sync::broadcast::Receiver<RuntimeEvent>) -> Vec<RuntimeEvent> {
+    let mut v = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        v.push(e);
+    }
+    v
+}
+
+async fn completes_and_records_results(h: Harness) {
+    let rt = h.run(fast_settings("n1"), vec![agent("genesis.qa", 3, 3)]).await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        tasks.push(publish(&h.bus, "genesis.qa", json!({})).await);
+    }
+    for t in &tasks {
+        let r = final_record(&h.bus, t, WAIT).await;
+        assert_eq!(r.status, TaskStatus::Succeeded);
+        assert_eq!(r.attempts, 1);
+        assert_eq!(r.result.as_ref().map(|v| v["agent"].clone()), Some(json!("genesis.qa")));
+    }
+    let stats = h.bus.stats(&topic("genesis.qa")).await.expect("stats");
+    assert_eq!((stats.pending, stats.lag, stats.dlq), (0, 0, 0));
+    rt.shutdown().await.expect("clean shutdown");
+}
+
+async fn panic_is_replayed_to_the_restarted_worker(h: Harness) {
+    let rt = h.run(fast_settings("n1"), vec![agent("genesis.build", 2, 3)]).await;
+    let mut events = rt.subscribe();
+    let t = publish(&h.bus, "genesis.build", json!({"simulate": {"panic_deliveries": 1}})).await;
+    let r = final_record(&h.bus, &t, WAIT).await;
+    assert_eq!(r.status, TaskStatus::Succeeded, "{r:?}");
+    assert_eq!(r.attempts, 1, "a crash is not a failed attempt");
+    let ev = drain(&mut events);
+    assert!(ev.iter().any(|e| matches!(e, RuntimeEvent::ChildFailed { child, .. } if child.starts_with("worker-"))), "{ev:?}");
+    assert!(ev.iter().any(|e| matches!(e, RuntimeEvent::Replayed { deliveries: 2, .. })), "replayed on delivery 2: {ev:?}");
+    rt.shutdown().await.expect("clean shutdown");
+}
+
+async fn retries_then_succeeds(h: Harness) {
+    let rt = h.run(fast_settings("n1"), vec![agent("genesis.seo", 1, 3)]).await;
+    let t = publish(&h.bus, "genesis.seo", json!({"simulate": {"fail_attempts": 2}})).await;
+    let r = final_record(&h.bus, &t, WAIT).await;
+    assert_eq!(r.status, TaskStatus::Succeeded);
+    assert_eq!(r.attempts, 3);
+    assert_eq!(r.history.iter().map(|i| i.attempt).collect::<Vec<_>>(), vec![1, 2]);
+    rt.shutdown().await.expect("clean shutdown");
+}
+
+async fn exhausted_retries_dead_letter_with_history_and_replay(h: Harness) {
+    let flaky = Flaky::default();
+    flaky.fail.store(true, Ordering::SeqCst);
+    let mut spec = agent("genesis.deploy", 1, 2);
+    spec.executor = "flaky".into();
+    let rt = h.run_with(fast_settings("n1"), vec![spec], with_flaky(&flaky)).await;
+    let t = publish(&h.bus, "genesis.deploy", json!({})).await;
+    let r = final_record(&h.bus, &t, WAIT).await;
+    assert_eq!(r.status, TaskStatus::Dead);
+    assert_eq!(r.reason.as_deref(), Some("retries_exhausted"));
+    assert_eq!(flaky.runs.load(Ordering::SeqCst), 3, "attempts = max_retries + 1");
+    let dlq = h.bus.dlq_list(&t.topic, 10).await.expect("dlq");
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq[0].task_id.as_deref(), Some(t.task_id.to_string().as_str()));
+    assert_eq!(dlq[0].attempts, 3);
+    assert_eq!(dlq[0].history.len(), 3);
+    assert!(dlq[0].error.contains("flaky dependency"));
+
+    flaky.fail.store(false, Ordering::SeqCst);
+    let replayed = h.bus.dlq_replay(&t.topic, &dlq[0].id, TTL).await.expect("replay");
+    assert_eq!(replayed.attempt, 1);
+    let r = eventually(WAIT, "replayed task succeeds", || async {
+        h.bus.task(&t.topic, &t.task_id.to_string()).await.ok().flatten().filter(|r| r.status == TaskStatus::Succeeded)
+    })
+    .await;
+    assert_eq!(r.attempts, 1);
+    assert!(h.bus.dlq_list(&t.topic, 10).await.expect("dlq").is_empty());
+    assert_eq!(flaky.runs.load(Ordering::SeqCst), 4);
+    rt.shutdown().await.expect("clean shutdown");
+}
+
+async fn poison_entry_is_dead_lettered_after_the_delivery_limit(h: Harness) {
+    let mut s = fast_settings("n1");
+    s.bus.max_deliveries = 3;
+    let rt = h.run(s, vec![agent("genesis.content", 1, 3)]).await;
+    let mut events = rt.subscribe();
+    let t = publish(&h.bus, "genesis.content", json!({"simulate": {"panic_deliveries": 1000}})).await;
+    let r = final_record(&h.bus, &t, WAIT).await;
+    assert_eq!(r.status, TaskStatus::Dead);
+    assert_eq!(r.reason.as_deref(), Some("poison"));
+    let crashes = drain(&mut events).iter().filter(|e| matches!(e, RuntimeEvent::ChildFailed { .. })).count();
+    assert_eq!(crashes, 3, "ran (and crashed) exactly max_deliveries times");
+    let dlq = h.bus.dlq_list(&t.topic, 10).await.expect("dlq");
+    assert_eq!((dlq.len(), dlq[0].deliveries), (1, 4));
+    // The agent keeps working after the poison entry is gone.
+    let ok = publish(&h.bus, "genesis.content", json!({})).await;
+    assert_eq!(final_record(&h.bus, &ok, WAIT).await.status, TaskStatus::Succeeded);
+    rt.shutdown().await.expect("clean shutdown");
+}
+
+async fn undecodable_entries_are_dead_lettered(h: Harness) {
+    let mut s = fast_settings("n1");
+    s.bus.max_payload_bytes = 2048;
+    let rt = h.run(s, vec![agent("genesis.email", 2, 3)]).await;
+    let tp = topic("genesis.email");
+    let big = TaskEnvelope::new(tp.clone(), "t", json!("x".repeat(4096))).to_json();
+    let wrong_topic = TaskEnvelope::new(topic("genesis.sales"), "t", json!({})).to_json();
+    let missing_fields = r#"{"task_id": "01J00000000000000000000000", "topic": "genesis.email"}"#;
+    for fields in [vec![("task", "not json")], vec![("other", "x")], vec![("task", big.as_str())], vec![("task", wrong_topic.as_str())], vec![("task", missing_fields)]] {
+        h.bus.append_raw(&tp, &fields).await.expect("append");
+    }
+    let ok = publish(&h.bus, "genesis.email", json!({})).await;
+    assert_eq!(final_record(&h.bus, &ok, WAIT).await.status, TaskStatus::Succeeded);
+    let dlq = eventually(WAIT, "five dead letters", || async {
+        h.bus.dlq_list(&tp, 100).await.ok().filter(|d| d.len() == 5)
+    })
+    .await;
+    assert!(dlq.iter().all(|d| d.reason == "decode_error" && d.task_id.is_none()), "{dlq:?}");
+    let errors: Vec<&str> = dlq.iter().map(|d| d.error.as_str()).collect();
+    assert!(errors.iter().any(|e| e.contains("no `task` field")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("over the limit of 2048")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("belongs to topic `genesis.sales`")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("missing field")), "{errors:?}");
+    assert_eq!(h.bus.stats(&tp).await.expect("stats").pending, 0);
+    rt.shutdown().await.expect("clean shutdown");
+}
+
+async fn timeout_counts_as_a_failed_attempt(h: Harness) {
+    let mut spec = agent("genesis.research", 1, 1);
+    spec.timeout = Duration::from_millis(100);
+    let rt = h.run(fast_settings("n1"), vec![spec]).await;
+    let t = publish(&h.bus, "genesis.research", json!({"simulate": {"sleep_ms": 60000}})).await;
+    let r = final_record(&h.bus, &t, WAIT).await;
+    assert_eq!(r.status, TaskStatus::Dead);
+    assert_eq!(r.reason.as_deref(), Some("timeout"));
+    assert_eq!(r.attempts, 2);
+    assert!(r.error.as_deref().unwrap_or("").contains("timeout"), "{r:?}");
+    rt.shutdown().await.expect("clean shutdown");
+}
+
+async fn succeeded_task_is_acked_without_running_again(h: Harness) {
+    let flaky = Flaky::default();
+    let mut spec = agent("genesis.finance", 1, 3);
+    spec.executor = "flaky".into();
+    let rt = h.run_with(fast_settings("n1"), vec![spec], with_flaky(&flaky)).await;
+    let t = publish(&h.bus, "genesis.finance", json!({})).await;
+    assert_eq!(final_record(&h.bus, &t, WAIT).await.status, TaskStatus::Succeeded);
+    // The same task delivered again (as after an ack lost in a crash).
+    h.bus.append_raw(&t.topic, &[("task", t.to_json().as_str())]).await.expect("append");
+    let marker = publish(&h.bus, "genesis.finance", json!({})).await;
+    assert_eq!(final_record(&h.bus, &marker, WAIT).await.status, TaskStatus::Succeeded);
+    let stats = h.bus.stats(&t.topic).await.expect("stats");
+    assert_eq!((stats.pending, stats.lag), (0, 0));
+    assert_eq!(flaky.runs.load(Ordering::SeqCst), 2, "the duplicate did not run; the marker did");
+    rt.shutdown().await.expect("clean shutdown");
+}
+
+async fn reply_to_publishes_the_result_as_a_new_task(h: Harness) {
+    let rt = h.run(fast_settings("n1"), vec![agent("genesis.idea.generate", 1, 3), agent("genesis.build", 1, 3)]).await;
+    let mut t = TaskEnvelope::new(topic("genesis.idea.generate"), "tenant-a", json!({"simulate": {"output": {"idea": "x"}}}));
+    t.reply_to = Some(topic("genesis.build"));
+    h.bus.publish(&t, TTL).await.expect("publish");
+    assert_eq!(final_record(&h.bus, &t, WAIT).await.status, TaskStatus::Succeeded);
+    let reply = TaskEnvelope { task_id: t.task_id.reply_id(), topic: topic("genesis.build"), ..t.clone() };
+    let r = final_record(&h.bus, &reply, WAIT).await;
+    assert_eq!(r.status, TaskStatus::Succeeded);
+    rt.shutdown().await.expect("clean shutdown");
+}
+
+async fn intensity_exceeded_escalates_to_the_root(h: Harness) {
+    let mut s = fast_settings("n1");
+    s.supervision.agent = Intensity { max_restarts: 2, within: Duration::from_secs(60) };
+    s.supervision.root = Intensity { max_restarts: 100, within: Duration::from_secs(60) };
+    s.bus.max_deliveries = 1000;
+    let rt = h.run(s, vec![agent("genesis.darwin", 1, 3)]).await;
+    let mut events = rt.subscribe();
+    publish(&h.bus, "genesis.darwin", json!({"simulate": {"panic_deliveries": 1000}})).await;
+    let escalated = |e: &RuntimeEvent| matches!(e, RuntimeEvent::Escalated { supervisor, .. } if supervisor == "genesis.darwin");
+    let restarted = |e: &RuntimeEvent| {
+        matches!(e, RuntimeEvent::ChildRestarted { supervisor, child, .. } if supervisor == "root" && child == "agent genesis.darwin")
+    };
+    let mut all = Vec::new();
+    eventually(WAIT, "the agent supervisor escalates and the root restarts it", || {
+        all.extend(drain(&mut events));
+        let done = all.iter().any(escalated) && all.iter().any(restarted);
+        async move { done.then_some(()) }
+    })
+    .await;
+    rt.shutdown().await.expect("clean shutdown");
+}
+
+async fn root_gives_up_and_the_runtime_ends_with_an_error(h: Harness) {
+    let mut s = fast_settings("n1");
+    s.supervision.agent = Intensity { max_restarts: 0, within: Duration::from_secs(60) };
+    s.supervision.root = Intensity { max_restarts: 0, within: Duration::from_secs(60) };
+    s.bus.max_deliveries = 1000;
+    let mut rt = h.run(s, vec![agent("genesis.pricing", 1, 3)]).await;
+    publish(&h.bus, "genesis.pricing", json!({"simulate": {"panic_deliveries": 1000}})).await;
+    let outcome = tokio::time::timeout(WAIT, rt.wait()).await.expect("the runtime ends");
+    let reason = outcome.expect_err("the root gave up");
+    assert!(reason.contains("root supervisor gave up"), "{reason}");
+}
+
+async fn trimming_removes_acknowledged_entries_only(h: Harness) {
+    let rt = h.run(fast_settings("n1"), vec![agent("genesis.analytics", 2, 3)]).await;
+    let tp = topic("genesis.analytics");
+    let long = publish(&h.bus, "genesis.analytics", json!({"simulate": {"sleep_ms": 1500}})).await;
+    let mut quick = Vec::new();
+    for _ in 0..30 {
+        quick.push(publish(&h.bus, "genesis.analytics", json!({})).await);
+    }
+    for t in &quick {
+        assert_eq!(final_record(&h.bus, t, WAIT).await.status, TaskStatus::Succeeded);
+    }
+    // While the long task is pending, the stream is trimmed only below it: its entry stays.
+    let stats = h.bus.stats(&tp).await.expect("stats");
+    if stats.pending == 1 {
+        assert!(stats.length >= 1, "the pending entry is never trimmed");
+    }
+    assert_eq!(final_record(&h.bus, &long, WAIT).await.status, TaskStatus::Succeeded);
+    eventually(WAIT, "acknowledged entries trimmed", || async {
+        h.bus.stats(&tp).await.ok().filter(|s| s.length <= 1 && s.pending == 0)
+    })
+    .await;
+    rt.shutdown().await.expect("clean shutdown");
+}

@@ -1,0 +1,170 @@
+//! The one test harness: a real `redis-server` on a free loopback port (append-only file on, so it can
+//! be killed and restarted without losing data), fast runtime settings, and condition waits with
+//! deadlines. No fixed sleeps: every wait polls a condition until a deadline.
+#![allow(dead_code)]
+
+use genesis_actors::bus::{Bus, TaskRecord, TaskStatus};
+use genesis_actors::policy::backoff::Backoff;
+use genesis_actors::policy::intensity::Intensity;
+use genesis_actors::roster::{AgentSpec, Roster};
+use genesis_actors::settings::RuntimeSettings;
+use genesis_actors::task::{TaskEnvelope, TopicName};
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct RedisServer {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut s = RedisServer { port: free_port(), dir, child: None };
+        s.spawn();
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
+            .args(["--appendfsync", "always", "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (see .ci/run)");
+        self.child = Some(child);
+        let url = self.url();
+        wait_blocking(Duration::from_secs(20), "redis-server accepts connections", || {
+            let client = redis::Client::open(url.as_str()).ok()?;
+            let mut c = client.get_connection().ok()?;
+            redis::cmd("PING").query::<String>(&mut c).ok()
+        });
+    }
+
+    /// SIGKILL the server (no shutdown, no final save) and wait for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start it again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn conn(&self) -> redis::Connection {
+        redis::Client::open(self.url().as_str()).and_then(|c| c.get_connection()).expect("connection")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Poll `f` until it returns `Some`, or panic after `deadline` naming `what`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn wait_blocking<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn topic(s: &str) -> TopicName {
+    s.parse().expect("valid topic")
+}
+
+pub fn agent(name: &str, concurrency: usize, max_retries: u32) -> AgentSpec {
+    AgentSpec {
+        name: name.to_string(),
+        topic: topic(name),
+        concurrency,
+        max_retries,
+        retry_delay: Duration::from_millis(30),
+        timeout: Duration::from_secs(10),
+        executor: "simulated".into(),
+    }
+}
+
+pub fn roster(agents: Vec<AgentSpec>) -> Roster {
+    Roster { agents }
+}
+
+/// Settings that make tests fast: short blocks, heartbeats and backoffs.
+pub fn fast_settings(node_id: &str) -> RuntimeSettings {
+    let mut s = RuntimeSettings::defaults(node_id);
+    s.bus.block = Duration::from_millis(200);
+    s.bus.retry_poll = Duration::from_millis(20);
+    s.bus.trim_interval = Duration::from_millis(200);
+    s.bus.reconnect = Backoff::new(Duration::from_millis(20), Duration::from_millis(500), 2.0);
+    s.liveness.heartbeat_interval = Duration::from_millis(200);
+    s.liveness.heartbeat_ttl = Duration::from_millis(1000);
+    s.liveness.reclaim_interval = Duration::from_millis(200);
+    s.supervision.restart_backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(50), 2.0);
+    s.supervision.agent = Intensity { max_restarts: 50, within: Duration::from_secs(10) };
+    s.retry_backoff = Backoff::new(Duration::from_millis(30), Duration::from_millis(200), 2.0);
+    s
+}
+
+pub const TTL: Duration = Duration::from_secs(3600);
+
+pub async fn publish(bus: &Bus, topic_name: &str, payload: serde_json::Value) -> TaskEnvelope {
+    let env = TaskEnvelope::new(topic(topic_name), "tenant-test", payload);
+    bus.publish(&env, TTL).await.expect("publish");
+    env
+}
+
+/// Wait until the task's record reaches a final status, and return it.
+pub async fn final_record(bus: &Bus, env: &TaskEnvelope, deadline: Duration) -> TaskRecord {
+    let id = env.task_id.to_string();
+    eventually(deadline, &format!("task {id} reaches a final status"), || async {
+        bus.task(&env.topic, &id).await.ok().flatten().filter(|r| r.status.is_final())
+    })
+    .await
+}
+
+pub fn status_of(r: &TaskRecord) -> TaskStatus {
+    r.status
+}
