@@ -1,2 +1,24 @@
+//! `genesis`: the Genesis Orchestrator binary. Parses the command line and configuration at the edge
+//! and wires the actor runtime (`genesis-actors`) to a bus; `anyhow` lives here and nowhere else.
+
+mod cli;
+mod commands;
 mod config;
-fn main() {}
+mod logging;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let serving = matches!(cli.command, cli::Command::Serve { .. });
+    logging::init(if serving { "info" } else { "warn" });
+    match commands::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -86,7 +86,11 @@ struct Flaky {
 }
 
 impl Executor for Flaky {
-    fn execute<'a>(&'a self, _: &'a TaskContext, _: &'a serde_json::Value) -> BoxFuture<'a, Result<serde_json::Value, ExecError>> {
+    fn execute<'a>(
+        &'a self,
+        _: &'a TaskContext,
+        _: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<serde_json::Value, ExecError>> {
         Box::pin(async move {
             self.runs.fetch_add(1, Ordering::SeqCst);
             if self.fail.load(Ordering::SeqCst) {
@@ -137,8 +141,14 @@ async fn panic_is_replayed_to_the_restarted_worker(h: Harness) {
     assert_eq!(r.status, TaskStatus::Succeeded, "{r:?}");
     assert_eq!(r.attempts, 1, "a crash is not a failed attempt");
     let ev = drain(&mut events);
-    assert!(ev.iter().any(|e| matches!(e, RuntimeEvent::ChildFailed { child, .. } if child.starts_with("worker-"))), "{ev:?}");
-    assert!(ev.iter().any(|e| matches!(e, RuntimeEvent::Replayed { deliveries: 2, .. })), "replayed on delivery 2: {ev:?}");
+    assert!(
+        ev.iter().any(|e| matches!(e, RuntimeEvent::ChildFailed { child, .. } if child.starts_with("worker-"))),
+        "{ev:?}"
+    );
+    assert!(
+        ev.iter().any(|e| matches!(e, RuntimeEvent::Replayed { deliveries: 2, .. })),
+        "replayed on delivery 2: {ev:?}"
+    );
     rt.shutdown().await.expect("clean shutdown");
 }
 
@@ -210,7 +220,13 @@ async fn undecodable_entries_are_dead_lettered(h: Harness) {
     let big = TaskEnvelope::new(tp.clone(), "t", json!("x".repeat(4096))).to_json();
     let wrong_topic = TaskEnvelope::new(topic("genesis.sales"), "t", json!({})).to_json();
     let missing_fields = r#"{"task_id": "01J00000000000000000000000", "topic": "genesis.email"}"#;
-    for fields in [vec![("task", "not json")], vec![("other", "x")], vec![("task", big.as_str())], vec![("task", wrong_topic.as_str())], vec![("task", missing_fields)]] {
+    for fields in [
+        vec![("task", "not json")],
+        vec![("other", "x")],
+        vec![("task", big.as_str())],
+        vec![("task", wrong_topic.as_str())],
+        vec![("task", missing_fields)],
+    ] {
         h.bus.append_raw(&tp, &fields).await.expect("append");
     }
     let ok = publish(&h.bus, "genesis.email", json!({})).await;
@@ -261,7 +277,8 @@ async fn succeeded_task_is_acked_without_running_again(h: Harness) {
 
 async fn reply_to_publishes_the_result_as_a_new_task(h: Harness) {
     let rt = h.run(fast_settings("n1"), vec![agent("genesis.idea.generate", 1, 3), agent("genesis.build", 1, 3)]).await;
-    let mut t = TaskEnvelope::new(topic("genesis.idea.generate"), "tenant-a", json!({"simulate": {"output": {"idea": "x"}}}));
+    let mut t =
+        TaskEnvelope::new(topic("genesis.idea.generate"), "tenant-a", json!({"simulate": {"output": {"idea": "x"}}}));
     t.reply_to = Some(topic("genesis.build"));
     h.bus.publish(&t, TTL).await.expect("publish");
     assert_eq!(final_record(&h.bus, &t, WAIT).await.status, TaskStatus::Succeeded);
@@ -279,10 +296,9 @@ async fn intensity_exceeded_escalates_to_the_root(h: Harness) {
     let rt = h.run(s, vec![agent("genesis.darwin", 1, 3)]).await;
     let mut events = rt.subscribe();
     publish(&h.bus, "genesis.darwin", json!({"simulate": {"panic_deliveries": 1000}})).await;
-    let escalated = |e: &RuntimeEvent| matches!(e, RuntimeEvent::Escalated { supervisor, .. } if supervisor == "genesis.darwin");
-    let restarted = |e: &RuntimeEvent| {
-        matches!(e, RuntimeEvent::ChildRestarted { supervisor, child, .. } if supervisor == "root" && child == "agent genesis.darwin")
-    };
+    let escalated =
+        |e: &RuntimeEvent| matches!(e, RuntimeEvent::Escalated { supervisor, .. } if supervisor == "genesis.darwin");
+    let restarted = |e: &RuntimeEvent| matches!(e, RuntimeEvent::ChildRestarted { supervisor, child, .. } if supervisor == "root" && child == "agent genesis.darwin");
     let mut all = Vec::new();
     eventually(WAIT, "the agent supervisor escalates and the root restarts it", || {
         all.extend(drain(&mut events));

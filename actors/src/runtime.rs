@@ -31,7 +31,12 @@ pub struct Runtime {
 
 impl Runtime {
     /// Start the whole tree on `bus`. Creates the consumer groups of every roster topic first.
-    pub async fn start(bus: Bus, settings: RuntimeSettings, roster: Roster, executors: ExecutorRegistry) -> Result<Runtime, RuntimeError> {
+    pub async fn start(
+        bus: Bus,
+        settings: RuntimeSettings,
+        roster: Roster,
+        executors: ExecutorRegistry,
+    ) -> Result<Runtime, RuntimeError> {
         for a in &roster.agents {
             if executors.get(&a.executor).is_none() {
                 return Err(RuntimeError::UnknownExecutor {

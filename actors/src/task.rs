@@ -48,9 +48,7 @@ impl fmt::Display for TaskId {
 impl FromStr for TaskId {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ulid::from_string(s)
-            .map(TaskId)
-            .map_err(|e| format!("`{s}` is not a task id (a 26-character ULID): {e}"))
+        Ulid::from_string(s).map(TaskId).map_err(|e| format!("`{s}` is not a task id (a 26-character ULID): {e}"))
     }
 }
 
@@ -75,9 +73,7 @@ impl TryFrom<String> for TopicName {
             return Err(format!("topic `{s}` must have 1 to 128 characters"));
         }
         if !s.chars().all(valid_char) {
-            return Err(format!(
-                "topic `{s}` may only contain lowercase letters, digits, '.', '_' and '-'"
-            ));
+            return Err(format!("topic `{s}` may only contain lowercase letters, digits, '.', '_' and '-'"));
         }
         Ok(TopicName(s))
     }
@@ -185,10 +181,7 @@ pub enum DecodeError {
 }
 
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -1,1 +1,222 @@
+//! Configuration: `config/genesis.toml` (runtime settings) and the roster file it names
+//! (`config/agents.toml` by default), read, interpolated, parsed and validated into the runtime's
+//! types.
+//!
+//! Both files support `${VAR}`, `${VAR:-default}` and `$$` inside string values (see
+//! [`interpolate`]). Every key is optional; unknown keys are errors. Errors name the file, the key,
+//! the value and the problem, e.g. `config/agents.toml: agent[3].concurrency = 0: must be between 1
+//! and 10000` (`agent[i]` counts `[[agent]]` entries from 0).
 
+mod files;
+mod interpolate;
+mod roster;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use genesis_actors::roster::Roster;
+use genesis_actors::settings::RuntimeSettings;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The validated configuration of one node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    pub settings: RuntimeSettings,
+    pub roster: Roster,
+    /// `bus.redis_url`; `None` means the embedded in-process bus.
+    pub redis_url: Option<String>,
+    /// `http.addr`; `None` means no HTTP listener.
+    pub http_addr: Option<SocketAddr>,
+    /// The `genesis.toml` that was loaded.
+    pub source: PathBuf,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {error}", path.display())]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("{}:{line}: {message}", path.display())]
+    Interpolation { path: PathBuf, line: usize, message: String },
+    /// TOML syntax, a wrong type or an unknown key; `message` is toml's (with line and column).
+    #[error("{}: {}{message}", path.display(), key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default())]
+    Syntax { path: PathBuf, key: Option<String>, message: String },
+    /// An invalid value given outside the files (e.g. a command-line flag).
+    #[error("{key} = {value}: {problem}")]
+    Value { key: String, value: String, problem: String },
+    /// One or more invalid values (one per line when displayed).
+    #[error("{}", display_issues(.0))]
+    Invalid(Vec<Issue>),
+}
+
+/// One invalid value: `<file>: <key> = <value>: <problem>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub file: PathBuf,
+    /// Key path, e.g. `bus.redis_url` or `agent[3].concurrency`.
+    pub key: String,
+    /// The value as written (strings quoted), if there is one.
+    pub value: Option<String>,
+    pub problem: String,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.key)?;
+        if let Some(value) = &self.value {
+            write!(f, " = {value}")?;
+        }
+        write!(f, ": {}", self.problem)
+    }
+}
+
+fn display_issues(issues: &[Issue]) -> String {
+    issues.iter().map(Issue::to_string).collect::<Vec<_>>().join("\n")
+}
+
+/// Collects the issues of one file.
+pub(crate) struct Issues {
+    file: PathBuf,
+    list: Vec<Issue>,
+}
+
+impl Issues {
+    fn new(file: &Path) -> Self {
+        Issues { file: file.to_path_buf(), list: Vec::new() }
+    }
+
+    pub fn push(&mut self, key: impl Into<String>, value: Option<String>, problem: impl Into<String>) {
+        let (file, key, problem) = (self.file.clone(), key.into(), problem.into());
+        self.list.push(Issue { file, key, value, problem });
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Append `note` to the problem of every issue from index `from` on whose key does not end in
+    /// `except`.
+    pub fn annotate_since(&mut self, from: usize, except: &str, note: &str) {
+        for issue in self.list.iter_mut().skip(from).filter(|i| !i.key.ends_with(except)) {
+            issue.problem.push_str(note);
+        }
+    }
+
+    fn finish<T>(self, value: T) -> Result<T, ConfigError> {
+        if self.list.is_empty() {
+            Ok(value)
+        } else {
+            Err(ConfigError::Invalid(self.list))
+        }
+    }
+}
+
+/// Looks up an environment variable for interpolation.
+pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Load `genesis.toml` at `path` and the roster file it names (key `roster`, relative to the
+/// directory of `genesis.toml`, default `agents.toml`). `known_executors` lists the valid values
+/// of an agent's `executor`.
+pub fn load(path: &Path, known_executors: &[&str]) -> Result<ServiceConfig, ConfigError> {
+    load_with_env(path, known_executors, &|name| std::env::var(name).ok())
+}
+
+/// Check a node id given outside `genesis.toml` (e.g. `--node-id`), with the same rules as
+/// `node.id`; `key` names where it came from in the error.
+pub fn validate_node_id(key: &str, id: &str) -> Result<String, ConfigError> {
+    match validate::check_node_id(id) {
+        Ok(()) => Ok(id.to_string()),
+        Err(problem) => {
+            Err(ConfigError::Value { key: key.to_string(), value: validate::quote(id), problem: problem.to_string() })
+        }
+    }
+}
+
+/// [`load`] with an injectable environment.
+pub(crate) fn load_with_env(path: &Path, known_executors: &[&str], env: Env) -> Result<ServiceConfig, ConfigError> {
+    let genesis = genesis_from_str(path, &read(path)?, env)?;
+    let roster_path = match path.parent() {
+        Some(dir) => dir.join(&genesis.roster),
+        None => PathBuf::from(&genesis.roster),
+    };
+    let roster = roster_from_str(&roster_path, &read(&roster_path)?, known_executors, env)?;
+    Ok(ServiceConfig {
+        settings: genesis.settings,
+        roster,
+        redis_url: genesis.redis_url,
+        http_addr: genesis.http_addr,
+        source: path.to_path_buf(),
+    })
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: path.to_path_buf(), error })
+}
+
+/// Validate the text of a `genesis.toml`; `path` is only used in messages.
+pub(crate) fn genesis_from_str(path: &Path, text: &str, env: Env) -> Result<validate::GenesisParts, ConfigError> {
+    let file: files::GenesisFile = parse(path, text, env)?;
+    let mut issues = Issues::new(path);
+    let parts = validate::genesis(file, &mut issues);
+    issues.finish(parts)
+}
+
+/// Validate the text of a roster file; `path` is only used in messages.
+pub(crate) fn roster_from_str(
+    path: &Path,
+    text: &str,
+    known_executors: &[&str],
+    env: Env,
+) -> Result<Roster, ConfigError> {
+    let file: files::AgentsFile = parse(path, text, env)?;
+    let mut issues = Issues::new(path);
+    let roster = roster::roster(file, known_executors, &mut issues);
+    issues.finish(roster)
+}
+
+fn parse<T: DeserializeOwned>(path: &Path, text: &str, env: Env) -> Result<T, ConfigError> {
+    let text = interpolate::interpolate(text, env).map_err(|e| ConfigError::Interpolation {
+        path: path.to_path_buf(),
+        line: e.line,
+        message: e.message,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        key: e.span().and_then(|span| key_path_at(&text, span.start)),
+        message: e.to_string().trim_end().to_string(),
+    })
+}
+
+/// Best-effort key path (`bus.block`, `agent[2].timeout`) of the line holding byte `offset`, from
+/// the table headers above it and the key on that line.
+fn key_path_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text.get(offset..)?.find('\n').map_or(text.len(), |i| offset + i);
+    let mut table = String::new();
+    let mut arrays: HashMap<String, usize> = HashMap::new();
+    for line in text.get(..line_end)?.lines() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if let Some(name) = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
+            let count = arrays.entry(name.trim().to_string()).or_insert(0);
+            table = format!("{}[{count}]", name.trim());
+            *count += 1;
+        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            table = name.trim().to_string();
+        }
+    }
+    let line = text.get(line_start..line_end)?.trim();
+    if line.starts_with('[') {
+        return (!table.is_empty()).then_some(table);
+    }
+    let key = line.split_once('=')?.0.trim();
+    match (key.is_empty(), table.is_empty()) {
+        (true, _) => None,
+        (false, true) => Some(key.to_string()),
+        (false, false) => Some(format!("{table}.{key}")),
+    }
+}

@@ -63,7 +63,12 @@ impl Actor for Fetcher {
         })
     }
 
-    async fn handle(&self, me: ActorRef<FetcherMsg>, msg: FetcherMsg, st: &mut FetcherState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<FetcherMsg>,
+        msg: FetcherMsg,
+        st: &mut FetcherState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             FetcherMsg::Credit(n) => {
                 st.credits += n;

@@ -33,7 +33,12 @@ impl Actor for Worker {
         Ok(args)
     }
 
-    async fn handle(&self, _: ActorRef<WorkerMsg>, msg: WorkerMsg, st: &mut WorkerArgs) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _: ActorRef<WorkerMsg>,
+        msg: WorkerMsg,
+        st: &mut WorkerArgs,
+    ) -> Result<(), ActorProcessingErr> {
         let WorkerMsg::Run(job) = msg;
         let entry_id = job.delivery.entry_id.clone();
         run(&st.ctx, st.slot, job).await?;
@@ -48,7 +53,9 @@ async fn run(ctx: &AgentContext, slot: usize, job: Job) -> Result<(), ActorProce
     let ttl = ctx.settings.bus.result_ttl;
     let Job { delivery, envelope: env, replay } = job;
     let delivery = if replay {
-        let fresh = until_ok(&reconnect, "redeliver", || ctx.bus.redeliver(&ctx.consumer, &delivery.topic, &delivery.entry_id)).await?;
+        let fresh =
+            until_ok(&reconnect, "redeliver", || ctx.bus.redeliver(&ctx.consumer, &delivery.topic, &delivery.entry_id))
+                .await?;
         match fresh {
             Some(d) => {
                 ctx.events.emit(crate::events::RuntimeEvent::Replayed {
@@ -84,7 +91,8 @@ async fn run(ctx: &AgentContext, slot: usize, job: Job) -> Result<(), ActorProce
         attempt(ctx, slot, &delivery, env).await?
     };
 
-    let written = until_ok(&reconnect, "complete", || ctx.bus.complete(&ctx.consumer, &delivery, &completion, ttl)).await?;
+    let written =
+        until_ok(&reconnect, "complete", || ctx.bus.complete(&ctx.consumer, &delivery, &completion, ttl)).await?;
     if written == Completed::NotOwner {
         tracing::warn!(agent = %ctx.spec.name, entry = %delivery.entry_id, "entry was taken over by another node while running; outcome discarded");
     }
@@ -92,7 +100,12 @@ async fn run(ctx: &AgentContext, slot: usize, job: Job) -> Result<(), ActorProce
 }
 
 /// Run the executor once and turn its result into the completion to write.
-async fn attempt(ctx: &AgentContext, slot: usize, delivery: &Delivery, env: TaskEnvelope) -> Result<Completion, ActorProcessingErr> {
+async fn attempt(
+    ctx: &AgentContext,
+    slot: usize,
+    delivery: &Delivery,
+    env: TaskEnvelope,
+) -> Result<Completion, ActorProcessingErr> {
     let spec = &ctx.spec;
     let tctx = TaskContext {
         agent: spec.name.clone(),
@@ -117,7 +130,10 @@ async fn attempt(ctx: &AgentContext, slot: usize, delivery: &Delivery, env: Task
                 // Published before the ack: a crash in between re-runs the task, which republishes the
                 // same (deterministic) reply id, which the bus deduplicates.
                 let reply = env.reply(to.clone(), result.clone());
-                until_ok(&ctx.settings.bus.reconnect, "publish reply", || ctx.bus.publish(&reply, ctx.settings.bus.result_ttl)).await?;
+                until_ok(&ctx.settings.bus.reconnect, "publish reply", || {
+                    ctx.bus.publish(&reply, ctx.settings.bus.result_ttl)
+                })
+                .await?;
             }
             Completion::Succeeded { task: env, result }
         }

@@ -72,7 +72,7 @@ impl State {
 
     fn result_mut(&mut self, t: &TopicName, task_id: &str, ttl: Duration) -> &mut TaskRecord {
         self.writes += 1;
-        if self.writes % 4096 == 0 {
+        if self.writes.is_multiple_of(4096) {
             let now = Instant::now();
             self.results.retain(|_, (_, exp)| *exp > now);
         }
@@ -98,10 +98,7 @@ impl State {
     }
 
     fn live_result(&self, t: &TopicName, task_id: &str) -> Option<&TaskRecord> {
-        self.results
-            .get(&(t.clone(), task_id.to_string()))
-            .filter(|(_, exp)| *exp > Instant::now())
-            .map(|(r, _)| r)
+        self.results.get(&(t.clone(), task_id.to_string())).filter(|(_, exp)| *exp > Instant::now()).map(|(r, _)| r)
     }
 
     /// Pending entry `seq` if it is held by `consumer`.
@@ -176,7 +173,12 @@ impl MemoryBus {
             .collect()
     }
 
-    pub async fn begin(&self, _consumer: &str, items: &[(&Delivery, &TaskEnvelope)], ttl: Duration) -> Result<Vec<bool>, BusError> {
+    pub async fn begin(
+        &self,
+        _consumer: &str,
+        items: &[(&Delivery, &TaskEnvelope)],
+        ttl: Duration,
+    ) -> Result<Vec<bool>, BusError> {
         let mut s = self.state();
         Ok(items
             .iter()
@@ -197,7 +199,13 @@ impl MemoryBus {
             .collect())
     }
 
-    pub async fn complete(&self, consumer: &str, d: &Delivery, c: &Completion, ttl: Duration) -> Result<Completed, BusError> {
+    pub async fn complete(
+        &self,
+        consumer: &str,
+        d: &Delivery,
+        c: &Completion,
+        ttl: Duration,
+    ) -> Result<Completed, BusError> {
         let seq = parse_id(&d.entry_id).ok_or_else(|| BusError::Invalid(format!("bad entry id {}", d.entry_id)))?;
         let mut s = self.state();
         if s.owned(&d.topic, seq, consumer).is_none() {
@@ -258,7 +266,12 @@ impl MemoryBus {
         Ok(Completed::Done)
     }
 
-    pub async fn redeliver(&self, consumer: &str, topic: &TopicName, entry_id: &str) -> Result<Option<Delivery>, BusError> {
+    pub async fn redeliver(
+        &self,
+        consumer: &str,
+        topic: &TopicName,
+        entry_id: &str,
+    ) -> Result<Option<Delivery>, BusError> {
         let Some(seq) = parse_id(entry_id) else { return Ok(None) };
         let mut s = self.state();
         let Some(p) = s.owned(topic, seq, consumer) else { return Ok(None) };
@@ -273,7 +286,8 @@ impl MemoryBus {
         let moved = {
             let mut s = self.state();
             let now = now_ms();
-            let due: Vec<(u64, u64)> = s.topic(topic).retries.range(..(now + 1, 0)).take(limit).map(|(k, _)| *k).collect();
+            let due: Vec<(u64, u64)> =
+                s.topic(topic).retries.range(..(now + 1, 0)).take(limit).map(|(k, _)| *k).collect();
             for k in &due {
                 if let Some(env) = s.topic(topic).retries.remove(k) {
                     s.append(topic, Some(env));
@@ -309,22 +323,35 @@ impl MemoryBus {
 
     pub async fn live_nodes(&self) -> Result<Vec<(String, String)>, BusError> {
         let now = Instant::now();
-        let mut v: Vec<_> =
-            self.state().nodes.iter().filter(|(_, (_, exp))| *exp > now).map(|(k, (i, _))| (k.clone(), i.clone())).collect();
+        let mut v: Vec<_> = self
+            .state()
+            .nodes
+            .iter()
+            .filter(|(_, (_, exp))| *exp > now)
+            .map(|(k, (i, _))| (k.clone(), i.clone()))
+            .collect();
         v.sort();
         Ok(v)
     }
 
-    pub async fn reclaim_dead(&self, consumer: &str, topic: &TopicName, min_idle: Duration, limit: usize) -> Result<Vec<Delivery>, BusError> {
+    pub async fn reclaim_dead(
+        &self,
+        consumer: &str,
+        topic: &TopicName,
+        min_idle: Duration,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, BusError> {
         let mut s = self.state();
         let now = Instant::now();
-        let alive: BTreeSet<String> = s.nodes.iter().filter(|(_, (_, exp))| *exp > now).map(|(k, _)| k.clone()).collect();
+        let alive: BTreeSet<String> =
+            s.nodes.iter().filter(|(_, (_, exp))| *exp > now).map(|(k, _)| k.clone()).collect();
         let me = super::keys::node_of_consumer(consumer).to_string();
         let t = s.topic(topic);
         let mut out = Vec::new();
         for (seq, p) in t.pending.iter_mut() {
             let node = super::keys::node_of_consumer(&p.consumer);
-            if out.len() >= limit || node == me || alive.contains(node) || now.duration_since(p.delivered_at) < min_idle {
+            if out.len() >= limit || node == me || alive.contains(node) || now.duration_since(p.delivered_at) < min_idle
+            {
                 continue;
             }
             p.consumer = consumer.to_string();
@@ -400,7 +427,12 @@ pub struct MemoryReader {
 }
 
 impl MemoryReader {
-    pub async fn read_new(&mut self, topic: &TopicName, count: usize, block: Duration) -> Result<Vec<Delivery>, BusError> {
+    pub async fn read_new(
+        &mut self,
+        topic: &TopicName,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, BusError> {
         let deadline = tokio::time::Instant::now() + block;
         loop {
             // Register interest before looking, so an append between the look and the wait is not missed.
@@ -417,7 +449,12 @@ impl MemoryReader {
         }
     }
 
-    pub async fn read_pending(&mut self, topic: &TopicName, after: &str, count: usize) -> Result<Vec<Delivery>, BusError> {
+    pub async fn read_pending(
+        &mut self,
+        topic: &TopicName,
+        after: &str,
+        count: usize,
+    ) -> Result<Vec<Delivery>, BusError> {
         let after = if after == "0" { 0 } else { parse_id(after).unwrap_or(0) };
         let mut s = self.bus.state();
         let consumer = self.consumer.clone();

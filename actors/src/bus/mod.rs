@@ -76,19 +76,35 @@ impl Bus {
 
     /// Mark decoded deliveries as running. Returns, per item, whether to run it: `false` means its
     /// result already says `succeeded`, and the entry has been acknowledged without running again.
-    pub async fn begin(&self, consumer: &str, items: &[(&Delivery, &TaskEnvelope)], ttl: Duration) -> Result<Vec<bool>, BusError> {
+    pub async fn begin(
+        &self,
+        consumer: &str,
+        items: &[(&Delivery, &TaskEnvelope)],
+        ttl: Duration,
+    ) -> Result<Vec<bool>, BusError> {
         dispatch!(self, b => b.begin(consumer, items, ttl).await)
     }
 
     /// Write the outcome of a delivery atomically with its acknowledgement. Returns
     /// [`Completed::NotOwner`] (and writes nothing) if the entry is no longer pending for `consumer`.
-    pub async fn complete(&self, consumer: &str, delivery: &Delivery, completion: &Completion, ttl: Duration) -> Result<Completed, BusError> {
+    pub async fn complete(
+        &self,
+        consumer: &str,
+        delivery: &Delivery,
+        completion: &Completion,
+        ttl: Duration,
+    ) -> Result<Completed, BusError> {
         dispatch!(self, b => b.complete(consumer, delivery, completion, ttl).await)
     }
 
     /// Take an entry this consumer holds again (after its worker crashed): increments Redis's delivery
     /// counter and returns the fresh delivery, or `None` if the entry is no longer ours to run.
-    pub async fn redeliver(&self, consumer: &str, topic: &TopicName, entry_id: &str) -> Result<Option<Delivery>, BusError> {
+    pub async fn redeliver(
+        &self,
+        consumer: &str,
+        topic: &TopicName,
+        entry_id: &str,
+    ) -> Result<Option<Delivery>, BusError> {
         dispatch!(self, b => b.redeliver(consumer, topic, entry_id).await)
     }
 
@@ -119,7 +135,13 @@ impl Bus {
 
     /// Claim the pending entries of consumers whose node is not alive, idle for at least `min_idle`,
     /// for `consumer`. Returns the claimed deliveries (delivery counters incremented).
-    pub async fn reclaim_dead(&self, consumer: &str, topic: &TopicName, min_idle: Duration, limit: usize) -> Result<Vec<Delivery>, BusError> {
+    pub async fn reclaim_dead(
+        &self,
+        consumer: &str,
+        topic: &TopicName,
+        min_idle: Duration,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, BusError> {
         dispatch!(self, b => b.reclaim_dead(consumer, topic, min_idle, limit).await)
     }
 
@@ -159,7 +181,12 @@ pub enum Reader {
 
 impl Reader {
     /// Read up to `count` new entries, waiting up to `block` for the first one.
-    pub async fn read_new(&mut self, topic: &TopicName, count: usize, block: Duration) -> Result<Vec<Delivery>, BusError> {
+    pub async fn read_new(
+        &mut self,
+        topic: &TopicName,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, BusError> {
         match self {
             Reader::Redis(r) => r.read_new(topic, count, block).await,
             Reader::Memory(r) => r.read_new(topic, count, block).await,
@@ -168,7 +195,12 @@ impl Reader {
 
     /// Read up to `count` of this consumer's own pending entries with ids after `after` ("0" for all),
     /// incrementing their delivery counters. Used when a node (or a fetcher) starts.
-    pub async fn read_pending(&mut self, topic: &TopicName, after: &str, count: usize) -> Result<Vec<Delivery>, BusError> {
+    pub async fn read_pending(
+        &mut self,
+        topic: &TopicName,
+        after: &str,
+        count: usize,
+    ) -> Result<Vec<Delivery>, BusError> {
         match self {
             Reader::Redis(r) => r.read_pending(topic, after, count).await,
             Reader::Memory(r) => r.read_pending(topic, after, count).await,

@@ -169,7 +169,13 @@ impl BusError {
                     || e.is_connection_dropped()
                     || e.is_connection_refusal()
                     || e.is_timeout()
-                    || matches!(e.kind(), ::redis::ErrorKind::Server(::redis::ServerErrorKind::BusyLoading) | ::redis::ErrorKind::Server(::redis::ServerErrorKind::TryAgain) | ::redis::ErrorKind::Server(::redis::ServerErrorKind::ClusterDown) | ::redis::ErrorKind::Server(::redis::ServerErrorKind::MasterDown))
+                    || matches!(
+                        e.kind(),
+                        ::redis::ErrorKind::Server(::redis::ServerErrorKind::BusyLoading)
+                            | ::redis::ErrorKind::Server(::redis::ServerErrorKind::TryAgain)
+                            | ::redis::ErrorKind::Server(::redis::ServerErrorKind::ClusterDown)
+                            | ::redis::ErrorKind::Server(::redis::ServerErrorKind::MasterDown)
+                    )
             }
             _ => false,
         }

@@ -35,7 +35,9 @@ impl Executor for Simulated {
         Box::pin(async move {
             let sim = match payload.get("simulate") {
                 None => Simulate::default(),
-                Some(v) => Simulate::deserialize(v).map_err(|e| ExecError::Fatal(format!("invalid `simulate` field: {e}")))?,
+                Some(v) => {
+                    Simulate::deserialize(v).map_err(|e| ExecError::Fatal(format!("invalid `simulate` field: {e}")))?
+                }
             };
             if sim.sleep_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(sim.sleep_ms)).await;
@@ -49,9 +51,9 @@ impl Executor for Simulated {
             if ctx.attempt <= sim.fail_attempts {
                 return Err(ExecError::Retryable(format!("simulated failure on attempt {}", ctx.attempt)));
             }
-            Ok(sim.output.unwrap_or_else(|| {
-                json!({ "agent": ctx.agent, "task_id": ctx.task_id, "attempt": ctx.attempt, "status": "done" })
-            }))
+            Ok(sim.output.unwrap_or_else(
+                || json!({ "agent": ctx.agent, "task_id": ctx.task_id, "attempt": ctx.attempt, "status": "done" }),
+            ))
         })
     }
 }

@@ -29,7 +29,13 @@ pub struct RestartHistory {
 
 impl RestartHistory {
     /// Decide what to do about a failure at `now`, and record the restart if there is one.
-    pub fn on_failure(&mut self, now: Instant, intensity: Intensity, backoff: &Backoff, jitter: f64) -> RestartDecision {
+    pub fn on_failure(
+        &mut self,
+        now: Instant,
+        intensity: Intensity,
+        backoff: &Backoff,
+        jitter: f64,
+    ) -> RestartDecision {
         while let Some(&first) = self.restarts.front() {
             if now.saturating_duration_since(first) >= intensity.within {
                 self.restarts.pop_front();
@@ -99,7 +105,8 @@ mod tests {
         let mut h = RestartHistory::default();
         let mut last = Duration::ZERO;
         for i in 0..50 {
-            if let RestartDecision::Restart { after, .. } = h.on_failure(t0 + Duration::from_millis(i), many, &B, 0.999) {
+            if let RestartDecision::Restart { after, .. } = h.on_failure(t0 + Duration::from_millis(i), many, &B, 0.999)
+            {
                 last = after;
             }
         }

@@ -72,7 +72,10 @@ mod tests {
 
     #[test]
     fn fatal_errors_skip_retries() {
-        assert!(matches!(decide(1, 3, AttemptResult::Fatal("x".into()), &R, 0.0), Verdict::Dead { reason: reason::FATAL, .. }));
+        assert!(matches!(
+            decide(1, 3, AttemptResult::Fatal("x".into()), &R, 0.0),
+            Verdict::Dead { reason: reason::FATAL, .. }
+        ));
     }
 
     #[test]

@@ -63,7 +63,11 @@ impl Actor for AgentSupervisor {
     type State = AgentState;
     type Arguments = Arc<AgentContext>;
 
-    async fn pre_start(&self, me: ActorRef<AgentMsg>, ctx: Arc<AgentContext>) -> Result<AgentState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        me: ActorRef<AgentMsg>,
+        ctx: Arc<AgentContext>,
+    ) -> Result<AgentState, ActorProcessingErr> {
         let slots = (0..ctx.spec.concurrency).map(|_| Slot::default()).collect();
         let mut st = AgentState {
             ctx,
@@ -86,7 +90,12 @@ impl Actor for AgentSupervisor {
         Ok(())
     }
 
-    async fn handle(&self, me: ActorRef<AgentMsg>, msg: AgentMsg, st: &mut AgentState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<AgentMsg>,
+        msg: AgentMsg,
+        st: &mut AgentState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             AgentMsg::Jobs(jobs) => {
                 st.granted = st.granted.saturating_sub(jobs.len());
@@ -117,7 +126,12 @@ impl Actor for AgentSupervisor {
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, me: ActorRef<AgentMsg>, evt: SupervisionEvent, st: &mut AgentState) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<AgentMsg>,
+        evt: SupervisionEvent,
+        st: &mut AgentState,
+    ) -> Result<(), ActorProcessingErr> {
         let Some((cell, why)) = super::exit_of(&evt) else { return Ok(()) };
         let Some(child) = st.children.remove(&cell.get_id()) else { return Ok(()) };
         let agent = st.ctx.spec.name.clone();
@@ -140,12 +154,22 @@ impl Actor for AgentSupervisor {
             Child::Fetcher => None,
         };
         tracing::warn!(%agent, child = %child, reason = %why, task_id = holding.as_deref().unwrap_or("-"), "supervised child exited");
-        st.ctx.events.emit(RuntimeEvent::ChildFailed { supervisor: agent.clone(), child: child.to_string(), reason: why.clone(), at: Instant::now() });
+        st.ctx.events.emit(RuntimeEvent::ChildFailed {
+            supervisor: agent.clone(),
+            child: child.to_string(),
+            reason: why.clone(),
+            at: Instant::now(),
+        });
         let sup = &st.ctx.settings.supervision;
         match st.history.on_failure(Instant::now(), sup.agent, &sup.restart_backoff, rand::random::<f64>()) {
             RestartDecision::Restart { after, restarts_in_window } => {
                 tracing::info!(%agent, child = %child, ?after, restarts_in_window, "restarting child");
-                st.ctx.events.emit(RuntimeEvent::ChildRestarted { supervisor: agent, child: child.to_string(), restarts_in_window, after });
+                st.ctx.events.emit(RuntimeEvent::ChildRestarted {
+                    supervisor: agent,
+                    child: child.to_string(),
+                    restarts_in_window,
+                    after,
+                });
                 if after.is_zero() {
                     start(&me, st, child).await?;
                     dispatch(st);
@@ -177,13 +201,16 @@ async fn start(me: &ActorRef<AgentMsg>, st: &mut AgentState, child: Child) -> Re
     let ctx = st.ctx.clone();
     match child {
         Child::Fetcher => {
-            let (f, _) = Actor::spawn_linked(None, Fetcher, FetcherArgs { ctx, supervisor: me.clone() }, me.get_cell()).await?;
+            let (f, _) =
+                Actor::spawn_linked(None, Fetcher, FetcherArgs { ctx, supervisor: me.clone() }, me.get_cell()).await?;
             st.children.insert(f.get_id(), child);
             st.fetcher = Some(f);
             st.granted = 0;
         }
         Child::Worker(slot) => {
-            let (w, _) = Actor::spawn_linked(None, Worker, WorkerArgs { ctx, slot, supervisor: me.clone() }, me.get_cell()).await?;
+            let (w, _) =
+                Actor::spawn_linked(None, Worker, WorkerArgs { ctx, slot, supervisor: me.clone() }, me.get_cell())
+                    .await?;
             st.children.insert(w.get_id(), child);
             if let Some(s) = st.slots.get_mut(slot) {
                 if let Some(job) = &s.job {

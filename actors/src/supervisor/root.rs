@@ -92,7 +92,12 @@ impl Actor for Root {
         start(&me, st, child).await
     }
 
-    async fn handle_supervisor_evt(&self, me: ActorRef<RootMsg>, evt: SupervisionEvent, st: &mut RootState) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<RootMsg>,
+        evt: SupervisionEvent,
+        st: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
         let Some((cell, why)) = super::exit_of(&evt) else { return Ok(()) };
         let Some(child) = st.children.remove(&cell.get_id()) else { return Ok(()) };
         let node = st.node.clone();
@@ -103,12 +108,22 @@ impl Actor for Root {
             }
         }
         tracing::warn!(child = %name, reason = %why, "root: child exited");
-        node.events.emit(RuntimeEvent::ChildFailed { supervisor: "root".into(), child: name.clone(), reason: why.clone(), at: Instant::now() });
+        node.events.emit(RuntimeEvent::ChildFailed {
+            supervisor: "root".into(),
+            child: name.clone(),
+            reason: why.clone(),
+            at: Instant::now(),
+        });
         let sup = &node.settings.supervision;
         match st.history.on_failure(Instant::now(), sup.root, &sup.restart_backoff, rand::random::<f64>()) {
             RestartDecision::Restart { after, restarts_in_window } => {
                 tracing::info!(child = %name, ?after, restarts_in_window, "root: restarting child");
-                node.events.emit(RuntimeEvent::ChildRestarted { supervisor: "root".into(), child: name, restarts_in_window, after });
+                node.events.emit(RuntimeEvent::ChildRestarted {
+                    supervisor: "root".into(),
+                    child: name,
+                    restarts_in_window,
+                    after,
+                });
                 me.send_after(after, move || RootMsg::Restart(child));
                 Ok(())
             }
@@ -173,7 +188,8 @@ async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> 
         RootChild::RetryScheduler => Box::new(RetryScheduler { bus: node.bus.clone(), topics, interval: s.bus.retry_poll }),
         RootChild::Trimmer => Box::new(Trimmer { bus: node.bus.clone(), topics, interval: s.bus.trim_interval }),
     };
-    let (t, _) = Actor::spawn_linked(None, Ticker, TickerArgs { job, reconnect: s.bus.reconnect }, me.get_cell()).await?;
+    let (t, _) =
+        Actor::spawn_linked(None, Ticker, TickerArgs { job, reconnect: s.bus.reconnect }, me.get_cell()).await?;
     st.children.insert(t.get_id(), child);
     Ok(())
 }

@@ -15,13 +15,19 @@ use scripts::Scripts;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Cheap to clone: one shared multiplexed, auto-reconnecting connection for everything but blocking
+/// reads (each reader has its own).
 #[derive(Clone)]
 pub struct RedisBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     client: redis::Client,
     conn: ConnectionManager,
     scripts: Arc<Scripts>,
     reconnect: Backoff,
-    url: Arc<str>,
+    url: String,
 }
 
 fn manager_config(reconnect: &Backoff, response_timeout: Duration) -> ConnectionManagerConfig {
@@ -45,23 +51,31 @@ impl RedisBus {
     /// Connect (one attempt). Callers that must survive an unreachable Redis retry with backoff.
     pub async fn connect(url: &str, reconnect: Backoff) -> Result<Self, BusError> {
         let client = redis::Client::open(url)?;
-        let conn = ConnectionManager::new_with_config(client.clone(), manager_config(&reconnect, Duration::from_secs(10))).await?;
-        Ok(RedisBus { client, conn, scripts: Arc::new(Scripts::load()), reconnect, url: redact(url).into() })
+        let conn =
+            ConnectionManager::new_with_config(client.clone(), manager_config(&reconnect, Duration::from_secs(10)))
+                .await?;
+        Ok(RedisBus {
+            inner: Arc::new(Inner { client, conn, scripts: Arc::new(Scripts::load()), reconnect, url: redact(url) }),
+        })
     }
 
     pub fn describe(&self) -> String {
-        format!("redis ({})", self.url)
+        format!("redis ({})", self.inner.url)
     }
 
     pub async fn reader(&self, consumer: &str) -> Result<RedisReader, BusError> {
         // Its own connection: a blocking XREADGROUP holds the connection for the whole wait.
-        let conn = ConnectionManager::new_with_config(self.client.clone(), manager_config(&self.reconnect, Duration::from_secs(60))).await?;
-        Ok(RedisReader { conn, consumer: consumer.to_string(), scripts: self.scripts.clone() })
+        let conn = ConnectionManager::new_with_config(
+            self.inner.client.clone(),
+            manager_config(&self.inner.reconnect, Duration::from_secs(60)),
+        )
+        .await?;
+        Ok(RedisReader { conn, consumer: consumer.to_string(), scripts: self.inner.scripts.clone() })
     }
 
     pub async fn ensure_topics(&self, topics: &[TopicName]) -> Result<(), BusError> {
         for t in topics {
-            ensure_group(&mut self.conn.clone(), t).await?;
+            ensure_group(&mut self.inner.conn.clone(), t).await?;
         }
         Ok(())
     }
@@ -69,6 +83,7 @@ impl RedisBus {
     pub async fn publish(&self, env: &TaskEnvelope, ttl: Duration) -> Result<Published, BusError> {
         let id = env.task_id.to_string();
         let r: Option<String> = self
+            .inner
             .scripts
             .publish
             .key(keys::stream(&env.topic))
@@ -77,7 +92,7 @@ impl RedisBus {
             .arg(&id)
             .arg(env.topic.as_str())
             .arg(ttl_ms(ttl))
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.inner.conn.clone())
             .await?;
         Ok(r.map(Published::Appended).unwrap_or(Published::Duplicate))
     }
@@ -88,25 +103,36 @@ impl RedisBus {
         for (k, v) in fields {
             cmd.arg(*k).arg(*v);
         }
-        Ok(cmd.query_async(&mut self.conn.clone()).await?)
+        Ok(cmd.query_async(&mut self.inner.conn.clone()).await?)
     }
 
-    pub async fn begin(&self, _consumer: &str, items: &[(&Delivery, &TaskEnvelope)], ttl: Duration) -> Result<Vec<bool>, BusError> {
+    pub async fn begin(
+        &self,
+        _consumer: &str,
+        items: &[(&Delivery, &TaskEnvelope)],
+        ttl: Duration,
+    ) -> Result<Vec<bool>, BusError> {
         let Some((first, _)) = items.first() else { return Ok(Vec::new()) };
-        let mut inv = self.scripts.begin.prepare_invoke();
+        let mut inv = self.inner.scripts.begin.prepare_invoke();
         inv.key(keys::stream(&first.topic)).arg(ttl_ms(ttl)).arg(first.topic.as_str());
         for (d, env) in items {
             let id = env.task_id.to_string();
             inv.key(keys::result(&d.topic, &id)).arg(&d.entry_id).arg(id).arg(env.attempt);
         }
-        let run: Vec<i64> = inv.invoke_async(&mut self.conn.clone()).await?;
+        let run: Vec<i64> = inv.invoke_async(&mut self.inner.conn.clone()).await?;
         if run.len() != items.len() {
             return Err(BusError::Protocol(format!("begin returned {} verdicts for {} items", run.len(), items.len())));
         }
         Ok(run.into_iter().map(|r| r == 1).collect())
     }
 
-    pub async fn complete(&self, consumer: &str, d: &Delivery, c: &Completion, ttl: Duration) -> Result<Completed, BusError> {
+    pub async fn complete(
+        &self,
+        consumer: &str,
+        d: &Delivery,
+        c: &Completion,
+        ttl: Duration,
+    ) -> Result<Completed, BusError> {
         let task = match c {
             Completion::Succeeded { task, .. } => Some(task),
             Completion::Retry { next, .. } => Some(next),
@@ -117,7 +143,7 @@ impl RedisBus {
             Completion::Retry { next, .. } => next.attempt.saturating_sub(1),
             _ => task.map(|t| t.attempt).unwrap_or(0),
         };
-        let mut inv = self.scripts.complete.prepare_invoke();
+        let mut inv = self.inner.scripts.complete.prepare_invoke();
         inv.key(keys::stream(&d.topic))
             .key(keys::result(&d.topic, &task_id))
             .key(keys::dlq(&d.topic))
@@ -141,18 +167,24 @@ impl RedisBus {
                 inv.arg(error).arg(reason).arg(d.raw.as_deref().unwrap_or(""));
             }
         }
-        let written: i64 = inv.invoke_async(&mut self.conn.clone()).await?;
+        let written: i64 = inv.invoke_async(&mut self.inner.conn.clone()).await?;
         Ok(if written == 1 { Completed::Done } else { Completed::NotOwner })
     }
 
-    pub async fn redeliver(&self, consumer: &str, topic: &TopicName, entry_id: &str) -> Result<Option<Delivery>, BusError> {
+    pub async fn redeliver(
+        &self,
+        consumer: &str,
+        topic: &TopicName,
+        entry_id: &str,
+    ) -> Result<Option<Delivery>, BusError> {
         let v: Value = self
+            .inner
             .scripts
             .redeliver
             .key(keys::stream(topic))
             .arg(consumer)
             .arg(entry_id)
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.inner.conn.clone())
             .await?;
         if matches!(v, Value::Nil) {
             return Ok(None);
@@ -160,23 +192,30 @@ impl RedisBus {
         let mut it = items(v).into_iter();
         let n = it.next().as_ref().and_then(int).unwrap_or(1);
         let raw = it.next().and_then(reply::envelope);
-        Ok(Some(Delivery { topic: topic.clone(), entry_id: entry_id.to_string(), raw, deliveries: n.clamp(1, u32::MAX as i64) as u32 }))
+        Ok(Some(Delivery {
+            topic: topic.clone(),
+            entry_id: entry_id.to_string(),
+            raw,
+            deliveries: n.clamp(1, u32::MAX as i64) as u32,
+        }))
     }
 
     pub async fn move_due_retries(&self, topic: &TopicName, limit: usize) -> Result<usize, BusError> {
         let n: i64 = self
+            .inner
             .scripts
             .move_due
             .key(keys::retries(topic))
             .key(keys::stream(topic))
             .arg(limit)
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.inner.conn.clone())
             .await?;
         Ok(n.max(0) as usize)
     }
 
     pub async fn trim(&self, topic: &TopicName) -> Result<usize, BusError> {
-        let n: i64 = self.scripts.trim.key(keys::stream(topic)).invoke_async(&mut self.conn.clone()).await?;
+        let n: i64 =
+            self.inner.scripts.trim.key(keys::stream(topic)).invoke_async(&mut self.inner.conn.clone()).await?;
         Ok(n.max(0) as usize)
     }
 
@@ -186,18 +225,18 @@ impl RedisBus {
             .arg(info)
             .arg("PX")
             .arg(ttl_ms(ttl))
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.inner.conn.clone())
             .await?;
         Ok(())
     }
 
     pub async fn clear_heartbeat(&self, node_id: &str) -> Result<(), BusError> {
-        let _: i64 = redis::cmd("DEL").arg(keys::node(node_id)).query_async(&mut self.conn.clone()).await?;
+        let _: i64 = redis::cmd("DEL").arg(keys::node(node_id)).query_async(&mut self.inner.conn.clone()).await?;
         Ok(())
     }
 
     pub async fn live_nodes(&self) -> Result<Vec<(String, String)>, BusError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.inner.conn.clone();
         let mut cursor: u64 = 0;
         let mut names = Vec::new();
         loop {
@@ -226,8 +265,14 @@ impl RedisBus {
         Ok(out)
     }
 
-    pub async fn reclaim_dead(&self, consumer: &str, topic: &TopicName, min_idle: Duration, limit: usize) -> Result<Vec<Delivery>, BusError> {
-        let mut conn = self.conn.clone();
+    pub async fn reclaim_dead(
+        &self,
+        consumer: &str,
+        topic: &TopicName,
+        min_idle: Duration,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, BusError> {
+        let mut conn = self.inner.conn.clone();
         let summary: Value = redis::cmd("XPENDING").arg(keys::stream(topic)).arg(GROUP).query_async(&mut conn).await?;
         let holders: Vec<String> = items(summary)
             .into_iter()
@@ -249,6 +294,7 @@ impl RedisBus {
                 continue;
             }
             let v: Value = self
+                .inner
                 .scripts
                 .reclaim
                 .key(keys::stream(topic))
@@ -266,7 +312,8 @@ impl RedisBus {
     }
 
     pub async fn task(&self, topic: &TopicName, task_id: &str) -> Result<Option<TaskRecord>, BusError> {
-        let v: Value = redis::cmd("HGETALL").arg(keys::result(topic, task_id)).query_async(&mut self.conn.clone()).await?;
+        let v: Value =
+            redis::cmd("HGETALL").arg(keys::result(topic, task_id)).query_async(&mut self.inner.conn.clone()).await?;
         let p = pairs(v);
         if p.is_empty() {
             return Ok(None);
@@ -289,12 +336,13 @@ impl RedisBus {
     }
 
     pub async fn stats(&self, topic: &TopicName) -> Result<TopicStats, BusError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.inner.conn.clone();
         let stream = keys::stream(topic);
         let mut pipe = redis::pipe();
         pipe.cmd("XLEN").arg(&stream).cmd("XLEN").arg(keys::dlq(topic)).cmd("ZCARD").arg(keys::retries(topic));
         let (length, dlq, retrying): (u64, u64, u64) = pipe.query_async(&mut conn).await?;
-        let mut stats = TopicStats { topic: topic.to_string(), length, pending: 0, lag: 0, consumers: 0, retrying, dlq };
+        let mut stats =
+            TopicStats { topic: topic.to_string(), length, pending: 0, lag: 0, consumers: 0, retrying, dlq };
         if length == 0 {
             let exists: bool = redis::cmd("EXISTS").arg(&stream).query_async(&mut conn).await?;
             if !exists {
@@ -321,19 +369,25 @@ impl RedisBus {
             .arg("+")
             .arg("COUNT")
             .arg(limit)
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.inner.conn.clone())
             .await?;
         Ok(reply::stream_entries(v).into_iter().map(|(id, f)| dead_letter(topic, id, pairs(f))).collect())
     }
 
     pub async fn dlq_replay(&self, topic: &TopicName, dlq_id: &str, ttl: Duration) -> Result<TaskEnvelope, BusError> {
-        let v: Value = redis::cmd("XRANGE").arg(keys::dlq(topic)).arg(dlq_id).arg(dlq_id).query_async(&mut self.conn.clone()).await?;
+        let v: Value = redis::cmd("XRANGE")
+            .arg(keys::dlq(topic))
+            .arg(dlq_id)
+            .arg(dlq_id)
+            .query_async(&mut self.inner.conn.clone())
+            .await?;
         let Some((id, f)) = reply::stream_entries(v).into_iter().next() else {
             return Err(BusError::NotFound(format!("no dead letter {dlq_id} in the DLQ of {topic}")));
         };
         let env = replayable(&dead_letter(topic, id, pairs(f)))?;
         let task_id = env.task_id.to_string();
         let r: Option<String> = self
+            .inner
             .scripts
             .dlq_replay
             .key(keys::dlq(topic))
@@ -344,7 +398,7 @@ impl RedisBus {
             .arg(&task_id)
             .arg(topic.as_str())
             .arg(ttl_ms(ttl))
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.inner.conn.clone())
             .await?;
         match r {
             Some(_) => Ok(env),
@@ -353,14 +407,14 @@ impl RedisBus {
     }
 
     pub async fn dlq_purge(&self, topic: &TopicName) -> Result<usize, BusError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.inner.conn.clone();
         let n: u64 = redis::cmd("XLEN").arg(keys::dlq(topic)).query_async(&mut conn).await?;
         let _: i64 = redis::cmd("DEL").arg(keys::dlq(topic)).query_async(&mut conn).await?;
         Ok(n as usize)
     }
 
     pub async fn ping(&self) -> Result<(), BusError> {
-        let _: String = redis::cmd("PING").query_async(&mut self.conn.clone()).await?;
+        let _: String = redis::cmd("PING").query_async(&mut self.inner.conn.clone()).await?;
         Ok(())
     }
 }
@@ -423,7 +477,12 @@ pub struct RedisReader {
 }
 
 impl RedisReader {
-    pub async fn read_new(&mut self, topic: &TopicName, count: usize, block: Duration) -> Result<Vec<Delivery>, BusError> {
+    pub async fn read_new(
+        &mut self,
+        topic: &TopicName,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, BusError> {
         let r: redis::RedisResult<Value> = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(GROUP)
@@ -448,11 +507,21 @@ impl RedisReader {
         };
         Ok(reply::read_reply(v)
             .into_iter()
-            .map(|(id, fields)| Delivery { topic: topic.clone(), entry_id: id, raw: reply::envelope(fields), deliveries: 1 })
+            .map(|(id, fields)| Delivery {
+                topic: topic.clone(),
+                entry_id: id,
+                raw: reply::envelope(fields),
+                deliveries: 1,
+            })
             .collect())
     }
 
-    pub async fn read_pending(&mut self, topic: &TopicName, after: &str, count: usize) -> Result<Vec<Delivery>, BusError> {
+    pub async fn read_pending(
+        &mut self,
+        topic: &TopicName,
+        after: &str,
+        count: usize,
+    ) -> Result<Vec<Delivery>, BusError> {
         let r: redis::RedisResult<Value> = self
             .scripts
             .read_pending

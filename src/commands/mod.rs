@@ -1,0 +1,92 @@
+//! One module per command family; shared helpers to load the configuration and reach the bus.
+
+mod dlq;
+mod serve;
+mod stats;
+mod tasks;
+
+use crate::cli::{BusCommand, Cli, Command, ConfigCommand, RedisOpt, TaskCommand};
+use crate::config::{self, ServiceConfig};
+use anyhow::{bail, Context, Result};
+use genesis_actors::bus::redis::RedisBus;
+use genesis_actors::bus::Bus;
+use genesis_actors::executor::ExecutorRegistry;
+use genesis_actors::task::TopicName;
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let cfg = load(&cli)?;
+    match cli.command {
+        Command::Serve { redis, node_id } => serve::run(cfg, redis, node_id).await,
+        Command::Publish { redis, topic, payload, tenant, reply_to, correlation_id, json } => {
+            let bus = connect(&cfg, &redis).await?;
+            tasks::publish(&cfg, &bus, tasks::PublishArgs { topic, payload, tenant, reply_to, correlation_id }, json)
+                .await
+        }
+        Command::Task { command: TaskCommand::Get { redis, id, topic, json } } => {
+            let bus = connect(&cfg, &redis).await?;
+            tasks::get(&cfg, &bus, &id, topic.as_deref(), json).await
+        }
+        Command::Dlq { command } => dlq::run(&cfg, command).await,
+        Command::Bus { command: BusCommand::Stats { redis, json } } => {
+            let bus = connect(&cfg, &redis).await?;
+            stats::run(&cfg, &bus, json).await
+        }
+        Command::Config { command: ConfigCommand::Check { json } } => {
+            let summary = serde_json::json!({
+                "ok": true,
+                "config": cfg.source.display().to_string(),
+                "node_id": cfg.settings.node_id,
+                "bus": if cfg.redis_url.is_some() { "redis" } else { "memory" },
+                "agents": cfg.roster.agents.len(),
+            });
+            if json {
+                println!("{summary}");
+            } else {
+                println!(
+                    "ok: {} is valid ({} agents, node {}, {} bus)",
+                    cfg.source.display(),
+                    cfg.roster.agents.len(),
+                    cfg.settings.node_id,
+                    summary["bus"].as_str().unwrap_or("?")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn load(cli: &Cli) -> Result<ServiceConfig> {
+    let registry = ExecutorRegistry::builtin();
+    Ok(config::load(&cli.config, &registry.names())?)
+}
+
+/// The Redis URL from the flag / environment, else from the configuration.
+fn redis_url(cfg: &ServiceConfig, opt: &RedisOpt) -> Option<String> {
+    opt.redis_url.clone().filter(|u| !u.is_empty()).or_else(|| cfg.redis_url.clone())
+}
+
+/// Connect to Redis for a one-shot command. The embedded bus lives only inside `genesis serve`, so
+/// these commands need Redis.
+async fn connect(cfg: &ServiceConfig, opt: &RedisOpt) -> Result<Bus> {
+    let Some(url) = redis_url(cfg, opt) else {
+        bail!(
+            "no Redis URL: pass --redis-url, set GENESIS_REDIS_URL, or set bus.redis_url in {} \
+             (the in-process bus lives inside `genesis serve` and cannot be reached from another process)",
+            cfg.source.display()
+        );
+    };
+    let bus = RedisBus::connect(&url, cfg.settings.bus.reconnect)
+        .await
+        .with_context(|| format!("cannot connect to {}", genesis_actors::bus::redis::redact(&url)))?;
+    Ok(Bus::Redis(bus))
+}
+
+/// Parse a topic given on the command line and check it is in the roster.
+fn roster_topic(cfg: &ServiceConfig, flag: &str, value: &str) -> Result<TopicName> {
+    let topic: TopicName = value.parse().map_err(|e| anyhow::anyhow!("{flag} {value}: {e}"))?;
+    if cfg.roster.by_topic(&topic).is_none() {
+        let known: Vec<String> = cfg.roster.topics().map(|t| t.to_string()).collect();
+        bail!("{flag} {value}: no agent consumes this topic in the roster; known topics: {}", known.join(", "));
+    }
+    Ok(topic)
+}

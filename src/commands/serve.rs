@@ -1,0 +1,80 @@
+//! `genesis serve`: run a node until SIGTERM/SIGINT, or until the root supervisor gives up (then exit
+//! non-zero so systemd restarts the process).
+
+use crate::cli::RedisOpt;
+use crate::config::ServiceConfig;
+use anyhow::{anyhow, Result};
+use genesis_actors::bus::memory::MemoryBus;
+use genesis_actors::bus::redis::{redact, RedisBus};
+use genesis_actors::bus::Bus;
+use genesis_actors::executor::ExecutorRegistry;
+use genesis_actors::runtime::Runtime;
+
+pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String>) -> Result<()> {
+    if let Some(id) = node_id {
+        cfg.settings.node_id = crate::config::validate_node_id("--node-id", &id)?;
+    }
+    let bus = match super::redis_url(&cfg, &redis) {
+        Some(url) => tokio::select! {
+            bus = connect_with_backoff(&url, &cfg) => bus?,
+            _ = shutdown_signal() => return Ok(()),
+        },
+        None => {
+            tracing::warn!("no Redis URL configured: running on the in-process bus. It is NOT durable: pending tasks are lost when this process exits. Set bus.redis_url or --redis-url for production.");
+            Bus::Memory(MemoryBus::new())
+        }
+    };
+    let mut runtime =
+        Runtime::start(bus, cfg.settings.clone(), cfg.roster.clone(), ExecutorRegistry::builtin()).await?;
+    tokio::select! {
+        ended = runtime.wait() => {
+            return ended.map_err(|reason| anyhow!("the actor tree stopped: {reason}"));
+        }
+        _ = shutdown_signal() => {
+            tracing::info!("shutdown signal received; stopping");
+        }
+    }
+    runtime.shutdown().await.map_err(|reason| anyhow!("the actor tree stopped: {reason}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Keep trying to reach Redis at start-up with capped backoff: a node that starts before Redis (or
+/// during an outage) waits instead of crash-looping.
+async fn connect_with_backoff(url: &str, cfg: &ServiceConfig) -> Result<Bus> {
+    let schedule = cfg.settings.bus.reconnect;
+    let mut failures = 0u32;
+    loop {
+        match RedisBus::connect(url, schedule).await {
+            Ok(b) => return Ok(Bus::Redis(b)),
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let delay = schedule.delay_random(failures);
+                tracing::warn!(url = %redact(url), error = %e, ?delay, "cannot reach Redis; retrying");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

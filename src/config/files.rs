@@ -1,0 +1,116 @@
+//! The shape of `genesis.toml` and `agents.toml` as written, before validation.
+//!
+//! Every key is optional (defaults are applied in `validate`/`roster`). Integers are read as `i64`
+//! and durations as strings so that range and format errors can name the key and the value as
+//! written. Unknown keys are rejected.
+
+use serde::Deserialize;
+
+/// `genesis.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GenesisFile {
+    /// Path of the roster file, relative to the directory of `genesis.toml`.
+    pub roster: Option<String>,
+    #[serde(default)]
+    pub node: NodeFile,
+    #[serde(default)]
+    pub bus: BusFile,
+    #[serde(default)]
+    pub supervision: SupervisionFile,
+    #[serde(default)]
+    pub liveness: LivenessFile,
+    #[serde(default)]
+    pub retry: RetryFile,
+    #[serde(default)]
+    pub http: HttpFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NodeFile {
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BusFile {
+    pub redis_url: Option<String>,
+    pub block: Option<String>,
+    pub max_payload_bytes: Option<i64>,
+    pub max_deliveries: Option<i64>,
+    pub result_ttl: Option<String>,
+    pub retry_poll: Option<String>,
+    pub trim_interval: Option<String>,
+    pub reconnect_initial: Option<String>,
+    pub reconnect_max: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SupervisionFile {
+    pub agent_max_restarts: Option<i64>,
+    pub agent_within: Option<String>,
+    pub root_max_restarts: Option<i64>,
+    pub root_within: Option<String>,
+    pub restart_backoff_initial: Option<String>,
+    pub restart_backoff_max: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LivenessFile {
+    pub heartbeat_interval: Option<String>,
+    pub heartbeat_ttl: Option<String>,
+    pub reclaim_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetryFile {
+    /// An integer is accepted too (`2` means 2.0).
+    pub multiplier: Option<f64>,
+    pub max_delay: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HttpFile {
+    pub addr: Option<String>,
+}
+
+/// `agents.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AgentsFile {
+    #[serde(default)]
+    pub defaults: AgentDefaultsFile,
+    /// The `[[agent]]` entries, in file order.
+    #[serde(default)]
+    pub agent: Vec<AgentFile>,
+}
+
+/// `[defaults]` of `agents.toml`: values for keys an `[[agent]]` leaves out.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AgentDefaultsFile {
+    pub concurrency: Option<i64>,
+    pub max_retries: Option<i64>,
+    pub retry_delay: Option<String>,
+    pub timeout: Option<String>,
+    pub executor: Option<String>,
+}
+
+/// One `[[agent]]` of `agents.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AgentFile {
+    pub name: Option<String>,
+    /// Defaults to `name`.
+    pub topic: Option<String>,
+    pub concurrency: Option<i64>,
+    pub max_retries: Option<i64>,
+    pub retry_delay: Option<String>,
+    pub timeout: Option<String>,
+    pub executor: Option<String>,
+}

@@ -1,0 +1,268 @@
+use super::*;
+use std::time::Duration;
+
+const KNOWN: &[&str] = &["simulated", "http"];
+const GENESIS: &str = "config/genesis.toml";
+const AGENTS: &str = "config/agents.toml";
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn shipped(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(file)
+}
+
+fn genesis(text: &str) -> Result<validate::GenesisParts, ConfigError> {
+    genesis_from_str(Path::new(GENESIS), text, &no_env)
+}
+
+fn roster(text: &str) -> Result<Roster, ConfigError> {
+    roster_from_str(Path::new(AGENTS), text, KNOWN, &no_env)
+}
+
+fn genesis_err(text: &str) -> String {
+    genesis(text).expect_err("must be rejected").to_string()
+}
+
+fn roster_err(text: &str) -> String {
+    roster(text).expect_err("must be rejected").to_string()
+}
+
+/// `n` agents `genesis.a0`, `genesis.a1`, … followed by `extra` (appended to the last one).
+fn agents(n: usize, extra: &str) -> String {
+    let mut text: String = (0..n).map(|i| format!("[[agent]]\nname = \"genesis.a{i}\"\n")).collect();
+    text.push_str(extra);
+    text
+}
+
+#[test]
+fn shipped_config_loads_with_defaults_and_overrides() {
+    let config = load_with_env(&shipped("genesis.toml"), &["simulated"], &no_env).expect("shipped config loads");
+    assert_eq!(config.settings, RuntimeSettings::defaults("node-1"));
+    assert_eq!(config.redis_url, None);
+    assert_eq!(config.http_addr, Some(SocketAddr::from(([127, 0, 0, 1], 9464))));
+    assert_eq!(config.source, shipped("genesis.toml"));
+
+    let agents = &config.roster.agents;
+    assert_eq!(agents.len(), 23);
+    assert_eq!(agents[0].name, "genesis.build");
+    assert_eq!(agents[22].name, "genesis.meta.orchestrate");
+    for a in agents {
+        assert_eq!(a.topic.as_str(), a.name, "topic defaults to name");
+        assert_eq!(a.concurrency, 4);
+        assert_eq!(a.executor, "simulated");
+    }
+    let get = |name: &str| config.roster.by_name(name).expect("agent present");
+    let secs = Duration::from_secs;
+    assert_eq!((get("genesis.build").timeout, get("genesis.build").max_retries), (secs(600), 3));
+    assert_eq!((get("genesis.deploy").timeout, get("genesis.deploy").max_retries), (secs(1200), 2));
+    let idea = get("genesis.idea.generate");
+    assert_eq!((idea.retry_delay, idea.timeout), (secs(10), secs(300)));
+    let meta = get("genesis.meta.orchestrate");
+    assert_eq!((meta.timeout, meta.max_retries), (secs(3600), 1));
+    let qa = get("genesis.qa");
+    assert_eq!((qa.retry_delay, qa.timeout, qa.max_retries), (secs(5), secs(120), 3));
+}
+
+#[test]
+fn shipped_config_takes_env_overrides() {
+    let env = |name: &str| match name {
+        "GENESIS_NODE_ID" => Some("worker-7".to_string()),
+        "GENESIS_REDIS_URL" => Some("redis://redis:6379/0".to_string()),
+        _ => None,
+    };
+    let config = load_with_env(&shipped("genesis.toml"), &["simulated"], &env).expect("loads");
+    assert_eq!(config.settings.node_id, "worker-7");
+    assert_eq!(config.redis_url.as_deref(), Some("redis://redis:6379/0"));
+}
+
+#[test]
+fn empty_files_mean_defaults() {
+    let parts = genesis("").expect("empty genesis.toml is valid");
+    assert_eq!(parts.settings, RuntimeSettings::defaults("node-1"));
+    assert_eq!(parts.roster, "agents.toml");
+    assert_eq!(roster("").expect("empty roster is valid"), Roster::default());
+}
+
+#[test]
+fn values_are_read() {
+    let text = "[bus]\nredis_url = \"rediss://h:6380\"\nblock = \"250ms\"\nmax_deliveries = 9\n\
+                [retry]\nmultiplier = 3\n[http]\naddr = \"\"\n[supervision]\nroot_max_restarts = 0\n";
+    let parts = genesis(text).expect("valid");
+    assert_eq!(parts.redis_url.as_deref(), Some("rediss://h:6380"));
+    assert_eq!(parts.settings.bus.block, Duration::from_millis(250));
+    assert_eq!(parts.settings.bus.max_deliveries, 9);
+    assert_eq!(parts.settings.retry_backoff.multiplier, 3.0);
+    assert_eq!(parts.settings.supervision.root.max_restarts, 0);
+    assert_eq!(parts.http_addr, None);
+}
+
+#[test]
+fn documented_error_messages() {
+    assert_eq!(
+        roster_err(&agents(4, "concurrency = 0\n")),
+        "config/agents.toml: agent[3].concurrency = 0: must be between 1 and 10000 (agent genesis.a3)"
+    );
+    assert_eq!(
+        genesis_err("[bus]\nredis_url = \"http://x\""),
+        "config/genesis.toml: bus.redis_url = \"http://x\": must start with redis://, rediss:// or unix://"
+    );
+    assert_eq!(
+        genesis_err("[liveness]\nheartbeat_ttl = \"1s\""),
+        "config/genesis.toml: liveness.heartbeat_ttl = \"1s\": must be longer than liveness.heartbeat_interval (\"2s\")"
+    );
+    let text = agents(5, "[[agent]]\nname = \"genesis.a2\"\n");
+    assert_eq!(
+        roster_err(&text),
+        "config/agents.toml: agent[5].name = \"genesis.a2\": duplicate agent name (also agent[2])"
+    );
+}
+
+#[test]
+fn each_check_names_key_and_value() {
+    let cases: &[(&str, &str)] = &[
+        ("[node]\nid = \"a/b\"", "node.id = \"a/b\""),
+        ("[node]\nid = \"\"", "node.id = \"\": must not be empty"),
+        ("[bus]\nblock = \"5x\"", "bus.block = \"5x\": not a duration"),
+        ("[bus]\nblock = \"0s\"", "bus.block = \"0s\": must be longer than 0"),
+        ("[bus]\nmax_payload_bytes = 0", "bus.max_payload_bytes = 0: must be between 1 and"),
+        ("[bus]\nmax_deliveries = 0", "bus.max_deliveries = 0: must be at least 1"),
+        (
+            "[bus]\nreconnect_max = \"10ms\"",
+            "bus.reconnect_max = \"10ms\": must not be shorter than bus.reconnect_initial",
+        ),
+        ("[supervision]\nagent_max_restarts = -1", "supervision.agent_max_restarts = -1: must be at least 0"),
+        (
+            "[supervision]\nrestart_backoff_initial = \"1m\"",
+            "supervision.restart_backoff_max = \"5s\": must not be shorter",
+        ),
+        ("[retry]\nmultiplier = 0.5", "retry.multiplier = 0.5: must be a number of at least 1.0"),
+        ("[bus]\nredis_url = \"http://u:pw@h/0\"", "bus.redis_url = \"http://***@h/0\": must start"),
+        ("[http]\naddr = \"localhost\"", "http.addr = \"localhost\": must be an IP address and port"),
+        ("roster = \"\"", "roster = \"\": must name the roster file"),
+    ];
+    for (text, expected) in cases {
+        let err = genesis_err(text);
+        assert!(err.starts_with("config/genesis.toml: ") && err.contains(expected), "{text:?} gave {err:?}");
+    }
+    let cases: &[(&str, &str)] = &[
+        ("max_retries = 101\n", "agent[0].max_retries = 101: must be between 0 and 100 (agent genesis.a0)"),
+        ("timeout = \"0s\"\n", "agent[0].timeout = \"0s\": must be longer than 0"),
+        ("retry_delay = \"soon\"\n", "agent[0].retry_delay = \"soon\": not a duration"),
+        ("executor = \"gpu\"\n", "agent[0].executor = \"gpu\": unknown executor (known: simulated, http)"),
+        ("topic = \"Bad Topic\"\n", "agent[0].topic = \"Bad Topic\": topic `Bad Topic` may only contain"),
+    ];
+    for (extra, expected) in cases {
+        let err = roster_err(&agents(1, extra));
+        assert!(err.starts_with("config/agents.toml: ") && err.contains(expected), "{extra:?} gave {err:?}");
+    }
+}
+
+#[test]
+fn roster_specific_checks() {
+    let err = roster_err("[[agent]]\ntopic = \"x\"\n");
+    assert!(err.contains("agent[0].name: missing"), "{err}");
+    let err = roster_err("[[agent]]\nname = \"Genesis.Up\"\n");
+    assert!(
+        err.contains("agent[0].topic = \"Genesis.Up\": ") && err.contains("(topic defaults to the agent name)"),
+        "{err}"
+    );
+    let err = roster_err(&agents(2, "topic = \"genesis.a0\"\n"));
+    assert!(
+        err.contains("agent[1].topic = \"genesis.a0\": duplicate topic (also agent[0]) (agent genesis.a1)"),
+        "{err}"
+    );
+    let err = roster_err(&format!("[defaults]\nconcurrency = 0\n{}", agents(3, "")));
+    assert_eq!(err, "config/agents.toml: defaults.concurrency = 0: must be between 1 and 10000", "reported once");
+    let err = roster_from_str(Path::new(AGENTS), &agents(1, ""), &["http"], &no_env).expect_err("unknown");
+    assert!(
+        err.to_string().contains("defaults.executor = \"simulated\": unknown executor (built-in default)"),
+        "{err}"
+    );
+    let ok = roster(&agents(1, "topic = \"t.x\"\nconcurrency = 10000\nmax_retries = 0\nexecutor = \"http\"\n"))
+        .expect("valid");
+    assert_eq!(
+        (ok.agents[0].topic.as_str(), ok.agents[0].concurrency, ok.agents[0].executor.as_str()),
+        ("t.x", 10000, "http")
+    );
+}
+
+#[test]
+fn all_problems_are_reported_one_per_line() {
+    let err = genesis_err("[bus]\nblock = \"x\"\nmax_deliveries = 0\n[node]\nid = \"\"\n");
+    assert_eq!(err.lines().count(), 3, "{err}");
+    assert!(err.lines().all(|l| l.starts_with("config/genesis.toml: ")), "{err}");
+}
+
+#[test]
+fn unknown_keys_are_rejected_and_named() {
+    let err = genesis_err("[bus]\nblock = \"1s\"\nbolck = \"1s\"\n");
+    assert!(err.starts_with("config/genesis.toml: bus.bolck: "), "{err}");
+    assert!(err.contains("unknown field `bolck`") && err.contains("line 3"), "{err}");
+    let err = genesis_err("[buss]\nblock = \"1s\"\n");
+    assert!(err.contains("unknown field `buss`"), "{err}");
+    let err = roster_err(&agents(3, "timeout_s = 5\n"));
+    assert!(
+        err.starts_with("config/agents.toml: agent[2].timeout_s: ") && err.contains("unknown field `timeout_s`"),
+        "{err}"
+    );
+    let err = roster_err("[defaults]\nname = \"x\"\n");
+    assert!(err.contains("defaults.name") && err.contains("unknown field `name`"), "{err}");
+}
+
+#[test]
+fn type_and_syntax_errors_keep_tomls_message() {
+    let err = roster_err(&agents(2, "concurrency = \"four\"\n"));
+    assert!(err.starts_with("config/agents.toml: agent[1].concurrency: "), "{err}");
+    assert!(err.contains("line") && err.contains("\"four\""), "{err}");
+    let err = genesis_err("[bus\nblock = 1");
+    assert!(err.starts_with("config/genesis.toml: ") && err.contains("line 1"), "{err}");
+}
+
+#[test]
+fn interpolation_errors_name_file_line_and_variable() {
+    let err = genesis_err("[node]\n\nid = \"${GENESIS_TEST_UNSET}\"\n");
+    assert!(err.starts_with("config/genesis.toml:3: environment variable GENESIS_TEST_UNSET is not set"), "{err}");
+}
+
+#[test]
+fn roster_path_is_relative_to_genesis_toml() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sub = dir.path().join("roster");
+    std::fs::create_dir(&sub).expect("mkdir");
+    std::fs::write(dir.path().join("genesis.toml"), "roster = \"roster/${ROSTER:-mine.toml}\"\n").expect("write");
+    std::fs::write(sub.join("mine.toml"), agents(2, "")).expect("write");
+    let config = load_with_env(&dir.path().join("genesis.toml"), KNOWN, &no_env).expect("loads");
+    assert_eq!(config.roster.agents.len(), 2);
+
+    std::fs::write(dir.path().join("genesis.toml"), "roster = \"nope.toml\"\n").expect("write");
+    let err = load_with_env(&dir.path().join("genesis.toml"), KNOWN, &no_env).expect_err("missing roster");
+    let expected = format!("cannot read {}: ", dir.path().join("nope.toml").display());
+    assert!(err.to_string().starts_with(&expected), "{err}");
+}
+
+#[test]
+fn missing_file_is_named() {
+    let err = load_with_env(Path::new("config/does-not-exist.toml"), KNOWN, &no_env).expect_err("missing");
+    assert_eq!(err.to_string(), "cannot read config/does-not-exist.toml: No such file or directory (os error 2)");
+}
+
+#[test]
+fn key_path_heuristic() {
+    let text = "a = 1\n[bus]\nx = 2\n[[agent]]\n[[agent]]\n  y = 3 # c\n[t.u]\n";
+    let at = |needle: &str| key_path_at(text, text.find(needle).expect("needle"));
+    assert_eq!(at("a = 1").as_deref(), Some("a"));
+    assert_eq!(at("x = 2").as_deref(), Some("bus.x"));
+    assert_eq!(at("y = 3").as_deref(), Some("agent[1].y"));
+    assert_eq!(at("3 #").as_deref(), Some("agent[1].y"));
+    assert_eq!(at("[t.u]").as_deref(), Some("t.u"));
+}
+
+#[test]
+fn node_id_from_elsewhere_uses_the_same_rules() {
+    assert_eq!(validate_node_id("--node-id", "worker-2").expect("valid"), "worker-2");
+    let err = validate_node_id("--node-id", "a/b").expect_err("slash");
+    assert_eq!(err.to_string(), "--node-id = \"a/b\": may only contain letters, digits, '.', '_' and '-'");
+    assert!(validate_node_id("--node-id", &"n".repeat(65)).is_err());
+}

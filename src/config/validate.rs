@@ -1,0 +1,295 @@
+//! `genesis.toml` → [`RuntimeSettings`] and friends, plus the value checks shared with the roster.
+//!
+//! Checks never stop at the first problem: each one records an [`Issues`] entry and yields a
+//! fallback value, so one pass reports everything wrong with a file.
+
+use super::files::GenesisFile;
+use super::Issues;
+use genesis_actors::policy::backoff::Backoff;
+use genesis_actors::policy::intensity::Intensity;
+use genesis_actors::settings::{BusSettings, LivenessSettings, RuntimeSettings, SupervisionSettings};
+use humantime_serde::re::humantime;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+pub(crate) const DEFAULT_NODE_ID: &str = "node-1";
+pub(crate) const DEFAULT_ROSTER: &str = "agents.toml";
+pub(crate) const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9464";
+/// Multiplier of the reconnect and restart backoffs (not configurable).
+const BACKOFF_MULTIPLIER: f64 = 2.0;
+/// Redis refuses strings above 512 MiB.
+const MAX_PAYLOAD_LIMIT: i64 = 512 << 20;
+
+/// What `genesis.toml` yields.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct GenesisParts {
+    pub settings: RuntimeSettings,
+    /// The roster file, as written (relative to `genesis.toml`'s directory).
+    pub roster: String,
+    pub redis_url: Option<String>,
+    pub http_addr: Option<SocketAddr>,
+}
+
+/// A string value as shown in messages.
+pub(crate) fn quote(s: &str) -> String {
+    format!("{s:?}")
+}
+
+/// A duration as shown in messages: as written if it was, else formatted.
+fn show_duration(raw: Option<&str>, value: Duration) -> String {
+    match raw {
+        Some(raw) => quote(raw),
+        None => quote(&humantime::format_duration(value).to_string()),
+    }
+}
+
+/// A humantime duration (`"100ms"`, `"5s"`, `"7d"`), `default` if absent; `positive` rejects zero.
+pub(crate) fn duration(
+    issues: &mut Issues,
+    key: &str,
+    raw: Option<&str>,
+    default: Duration,
+    positive: bool,
+) -> Duration {
+    let Some(raw) = raw else { return default };
+    match humantime::parse_duration(raw.trim()) {
+        Ok(d) if positive && d.is_zero() => {
+            issues.push(key, Some(quote(raw)), "must be longer than 0");
+            default
+        }
+        Ok(d) => d,
+        Err(e) => {
+            let problem = format!("not a duration ({e}); write e.g. \"100ms\", \"5s\", \"10m\" or \"7d\"");
+            issues.push(key, Some(quote(raw)), problem);
+            default
+        }
+    }
+}
+
+/// An integer in `range`, `default` if absent.
+pub(crate) fn int<T: TryFrom<i64> + Copy>(
+    issues: &mut Issues,
+    key: &str,
+    raw: Option<i64>,
+    default: T,
+    range: RangeInclusive<i64>,
+) -> T {
+    let Some(raw) = raw else { return default };
+    match T::try_from(raw) {
+        Ok(v) if range.contains(&raw) => v,
+        _ => {
+            let problem = if *range.end() >= i64::from(u32::MAX) {
+                format!("must be at least {}", range.start())
+            } else {
+                format!("must be between {} and {}", range.start(), range.end())
+            };
+            issues.push(key, Some(raw.to_string()), problem);
+            default
+        }
+    }
+}
+
+/// `max` must not be below `min` (both already parsed).
+fn not_shorter(
+    issues: &mut Issues,
+    (max_key, max_raw, max): (&str, Option<&str>, Duration),
+    (min_key, min_raw, min): (&str, Option<&str>, Duration),
+) {
+    if max < min {
+        let problem = format!("must not be shorter than {min_key} ({})", show_duration(min_raw, min));
+        issues.push(max_key, Some(show_duration(max_raw, max)), problem);
+    }
+}
+
+pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
+    let d = RuntimeSettings::defaults(DEFAULT_NODE_ID);
+    let roster = file.roster.unwrap_or_else(|| DEFAULT_ROSTER.to_string());
+    if roster.trim().is_empty() {
+        issues.push("roster", Some(quote(&roster)), "must name the roster file");
+    }
+    let node_id = node_id(issues, file.node.id);
+
+    let b = &file.bus;
+    let redis_url = b.redis_url.clone().filter(|url| !url.is_empty());
+    if let Some(url) = &redis_url {
+        if !["redis://", "rediss://", "unix://"].iter().any(|scheme| url.starts_with(scheme)) {
+            issues.push(
+                "bus.redis_url",
+                Some(quote(&redact_userinfo(url))),
+                "must start with redis://, rediss:// or unix://",
+            );
+        }
+    }
+    let reconnect_initial =
+        duration(issues, "bus.reconnect_initial", b.reconnect_initial.as_deref(), d.bus.reconnect.initial, true);
+    let reconnect_max = duration(issues, "bus.reconnect_max", b.reconnect_max.as_deref(), d.bus.reconnect.max, true);
+    not_shorter(
+        issues,
+        ("bus.reconnect_max", b.reconnect_max.as_deref(), reconnect_max),
+        ("bus.reconnect_initial", b.reconnect_initial.as_deref(), reconnect_initial),
+    );
+    let bus = BusSettings {
+        block: duration(issues, "bus.block", b.block.as_deref(), d.bus.block, true),
+        max_payload_bytes: int(
+            issues,
+            "bus.max_payload_bytes",
+            b.max_payload_bytes,
+            d.bus.max_payload_bytes,
+            1..=MAX_PAYLOAD_LIMIT,
+        ),
+        max_deliveries: int(
+            issues,
+            "bus.max_deliveries",
+            b.max_deliveries,
+            d.bus.max_deliveries,
+            1..=i64::from(u32::MAX),
+        ),
+        result_ttl: duration(issues, "bus.result_ttl", b.result_ttl.as_deref(), d.bus.result_ttl, true),
+        retry_poll: duration(issues, "bus.retry_poll", b.retry_poll.as_deref(), d.bus.retry_poll, true),
+        trim_interval: duration(issues, "bus.trim_interval", b.trim_interval.as_deref(), d.bus.trim_interval, true),
+        reconnect: Backoff::new(reconnect_initial, reconnect_max, BACKOFF_MULTIPLIER),
+    };
+
+    let s = &file.supervision;
+    let (ds, max_u32) = (&d.supervision, 0..=i64::from(u32::MAX));
+    let restart_initial = duration(
+        issues,
+        "supervision.restart_backoff_initial",
+        s.restart_backoff_initial.as_deref(),
+        ds.restart_backoff.initial,
+        false,
+    );
+    let restart_max = duration(
+        issues,
+        "supervision.restart_backoff_max",
+        s.restart_backoff_max.as_deref(),
+        ds.restart_backoff.max,
+        false,
+    );
+    not_shorter(
+        issues,
+        ("supervision.restart_backoff_max", s.restart_backoff_max.as_deref(), restart_max),
+        ("supervision.restart_backoff_initial", s.restart_backoff_initial.as_deref(), restart_initial),
+    );
+    let supervision = SupervisionSettings {
+        agent: Intensity {
+            max_restarts: int(
+                issues,
+                "supervision.agent_max_restarts",
+                s.agent_max_restarts,
+                ds.agent.max_restarts,
+                max_u32.clone(),
+            ),
+            within: duration(issues, "supervision.agent_within", s.agent_within.as_deref(), ds.agent.within, true),
+        },
+        root: Intensity {
+            max_restarts: int(
+                issues,
+                "supervision.root_max_restarts",
+                s.root_max_restarts,
+                ds.root.max_restarts,
+                max_u32,
+            ),
+            within: duration(issues, "supervision.root_within", s.root_within.as_deref(), ds.root.within, true),
+        },
+        restart_backoff: Backoff::new(restart_initial, restart_max, BACKOFF_MULTIPLIER),
+    };
+
+    let l = &file.liveness;
+    let liveness = LivenessSettings {
+        heartbeat_interval: duration(
+            issues,
+            "liveness.heartbeat_interval",
+            l.heartbeat_interval.as_deref(),
+            d.liveness.heartbeat_interval,
+            true,
+        ),
+        heartbeat_ttl: duration(
+            issues,
+            "liveness.heartbeat_ttl",
+            l.heartbeat_ttl.as_deref(),
+            d.liveness.heartbeat_ttl,
+            true,
+        ),
+        reclaim_interval: duration(
+            issues,
+            "liveness.reclaim_interval",
+            l.reclaim_interval.as_deref(),
+            d.liveness.reclaim_interval,
+            true,
+        ),
+    };
+    if liveness.heartbeat_ttl <= liveness.heartbeat_interval {
+        let interval = show_duration(l.heartbeat_interval.as_deref(), liveness.heartbeat_interval);
+        let problem = format!("must be longer than liveness.heartbeat_interval ({interval})");
+        issues.push(
+            "liveness.heartbeat_ttl",
+            Some(show_duration(l.heartbeat_ttl.as_deref(), liveness.heartbeat_ttl)),
+            problem,
+        );
+    }
+
+    let r = &file.retry;
+    let multiplier = r.multiplier.unwrap_or(d.retry_backoff.multiplier);
+    if !(multiplier.is_finite() && multiplier >= 1.0) {
+        issues.push("retry.multiplier", Some(format!("{multiplier:?}")), "must be a number of at least 1.0");
+    }
+    let max_delay = duration(issues, "retry.max_delay", r.max_delay.as_deref(), d.retry_backoff.max, true);
+    let retry_backoff = Backoff::new(d.retry_backoff.initial, max_delay, multiplier);
+
+    let http_addr = http_addr(issues, file.http.addr);
+    let settings = RuntimeSettings { node_id, bus, supervision, liveness, retry_backoff };
+    GenesisParts { settings, roster, redis_url, http_addr }
+}
+
+/// `scheme://user:secret@host/...` → `scheme://***@host/...`, so messages do not leak passwords.
+pub(crate) fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    match authority.rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
+fn node_id(issues: &mut Issues, raw: Option<String>) -> String {
+    let id = raw.unwrap_or_else(|| DEFAULT_NODE_ID.to_string());
+    if let Err(problem) = check_node_id(&id) {
+        issues.push("node.id", Some(quote(&id)), problem);
+    }
+    id
+}
+
+/// A node id has 1 to 64 characters among letters, digits, '.', '_' and '-' (so no '/', which
+/// separates node and agent in consumer names).
+pub(crate) fn check_node_id(id: &str) -> Result<(), &'static str> {
+    let valid_char = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+    if id.is_empty() {
+        Err("must not be empty")
+    } else if id.len() > 64 {
+        Err("must have at most 64 characters")
+    } else if !id.chars().all(valid_char) {
+        Err("may only contain letters, digits, '.', '_' and '-'")
+    } else {
+        Ok(())
+    }
+}
+
+fn http_addr(issues: &mut Issues, raw: Option<String>) -> Option<SocketAddr> {
+    let raw = raw.unwrap_or_else(|| DEFAULT_HTTP_ADDR.to_string());
+    if raw.is_empty() {
+        return None;
+    }
+    match raw.trim().parse::<SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            let problem =
+                "must be an IP address and port, e.g. \"127.0.0.1:9464\" or \"[::]:9464\" (empty disables HTTP)";
+            issues.push("http.addr", Some(quote(&raw)), problem);
+            None
+        }
+    }
+}
