@@ -168,3 +168,121 @@ pub async fn final_record(bus: &Bus, env: &TaskEnvelope, deadline: Duration) -> 
 pub fn status_of(r: &TaskRecord) -> TaskStatus {
     r.status
 }
+
+/// The shipped roster, absolute, so test configs in temp dirs can point at it.
+pub fn shipped_roster() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/agents.toml")
+}
+
+/// Write a genesis.toml with fast test timings into `dir`, naming `roster`; returns its path.
+pub fn write_test_config(dir: &std::path::Path, roster: &std::path::Path) -> PathBuf {
+    let path = dir.join("genesis.toml");
+    let text = format!(
+        r#"roster = "{}"
+[node]
+id = "test-node"
+[bus]
+block = "200ms"
+retry_poll = "20ms"
+trim_interval = "500ms"
+reconnect_initial = "20ms"
+reconnect_max = "500ms"
+[supervision]
+restart_backoff_initial = "1ms"
+restart_backoff_max = "50ms"
+[liveness]
+heartbeat_interval = "200ms"
+heartbeat_ttl = "1s"
+reclaim_interval = "200ms"
+[retry]
+max_delay = "1s"
+[http]
+addr = ""
+"#,
+        roster.display()
+    );
+    std::fs::write(&path, text).expect("write test config");
+    path
+}
+
+/// A `genesis serve` process.
+pub struct Node {
+    pub id: String,
+    child: Child,
+    pub log: PathBuf,
+}
+
+pub fn genesis_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_genesis")
+}
+
+impl Node {
+    pub fn spawn(config: &std::path::Path, redis: &RedisServer, id: &str, log_dir: &std::path::Path) -> Node {
+        let log = log_dir.join(format!("{id}-{}.log", free_port()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let err = file.try_clone().expect("log file");
+        let child = Command::new(genesis_bin())
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(["--redis-url", &redis.url(), "--node-id", id])
+            .env("RUST_LOG", "info")
+            .stdout(file)
+            .stderr(err)
+            .spawn()
+            .expect("spawn genesis serve");
+        let node = Node { id: id.to_string(), child, log };
+        let mut conn = redis.conn();
+        let key = format!("genesis:node:{id}");
+        wait_blocking(Duration::from_secs(30), &format!("node {id} writes its heartbeat"), || {
+            redis::cmd("EXISTS").arg(&key).query::<bool>(&mut conn).ok().filter(|e| *e)
+        });
+        node
+    }
+
+    /// SIGKILL: no shutdown code runs, the heartbeat key is left to expire.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        wait_blocking(Duration::from_secs(30), "node exits after SIGTERM", || self.child.try_wait().ok().flatten())
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Run the CLI with a config and Redis URL; returns (success, stdout, stderr).
+pub fn cli(config: &std::path::Path, redis: &RedisServer, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(genesis_bin())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("GENESIS_REDIS_URL", redis.url())
+        .output()
+        .expect("run genesis");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `genesis task get ID --json`, parsed; `None` while not found.
+pub fn cli_task(config: &std::path::Path, redis: &RedisServer, id: &str) -> Option<serde_json::Value> {
+    let (ok, out, _) = cli(config, redis, &["task", "get", id, "--json"]);
+    if !ok {
+        return None;
+    }
+    serde_json::from_str(out.trim()).ok()
+}

@@ -368,7 +368,7 @@ impl RedisBus {
             .arg("-")
             .arg("+")
             .arg("COUNT")
-            .arg(limit)
+            .arg(limit.min(i64::MAX as usize))
             .query_async(&mut self.inner.conn.clone())
             .await?;
         Ok(reply::stream_entries(v).into_iter().map(|(id, f)| dead_letter(topic, id, pairs(f))).collect())

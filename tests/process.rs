@@ -1,0 +1,157 @@
+//! The service as a user runs it: `genesis serve` processes on a real Redis, driven through the CLI,
+//! killed with SIGKILL and restarted.
+
+mod support;
+
+use std::time::Duration;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn wait_status(config: &std::path::Path, redis: &RedisServer, id: &str, want: &[&str]) -> serde_json::Value {
+    wait_blocking(WAIT, &format!("task {id} reaches {want:?}"), || {
+        cli_task(config, redis, id).filter(|t| want.iter().any(|w| t["status"] == *w))
+    })
+}
+
+fn publish(config: &std::path::Path, redis: &RedisServer, topic: &str, payload: &str) -> String {
+    let (ok, out, err) = cli(config, redis, &["publish", "--topic", topic, "--payload", payload]);
+    assert!(ok, "publish failed: {err}");
+    out.trim().to_string()
+}
+
+fn roster_names() -> Vec<String> {
+    let text = std::fs::read_to_string(shipped_roster()).expect("roster");
+    let doc: toml::Table = toml::from_str(&text).expect("roster parses");
+    doc["agent"].as_array().expect("agents").iter().filter_map(|a| a["name"].as_str().map(str::to_string)).collect()
+}
+
+#[test]
+fn a_task_on_each_of_the_23_topics_completes() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_test_config(dir.path(), &shipped_roster());
+    let mut node = Node::spawn(&config, &redis, "n1", dir.path());
+    let names = roster_names();
+    assert_eq!(names.len(), 23);
+    let ids: Vec<(String, String)> = names.iter().map(|n| (n.clone(), publish(&config, &redis, n, "{}"))).collect();
+    for (name, id) in &ids {
+        let t = wait_status(&config, &redis, id, &["succeeded", "dead"]);
+        assert_eq!(t["status"], "succeeded", "{name}: {t}");
+        assert_eq!(t["result"]["agent"], name.as_str());
+        assert_eq!(t["attempts"], 1);
+    }
+    let status = node.terminate();
+    assert!(status.success(), "SIGTERM exits 0: {status:?}\n{}", node.logs());
+}
+
+#[test]
+fn sigkill_mid_task_then_the_same_node_id_finishes_it() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_test_config(dir.path(), &shipped_roster());
+    let mut node = Node::spawn(&config, &redis, "n1", dir.path());
+    let id = publish(&config, &redis, "genesis.build", r#"{"simulate": {"sleep_ms": 1500}}"#);
+    wait_status(&config, &redis, &id, &["running"]);
+    node.kill();
+    let mut again = Node::spawn(&config, &redis, "n1", dir.path());
+    let t = wait_status(&config, &redis, &id, &["succeeded", "dead"]);
+    assert_eq!(t["status"], "succeeded", "{t}");
+    assert!(again.logs().contains("replaying this consumer's pending entries"), "{}", again.logs());
+    let (_, stats, _) = cli(&config, &redis, &["bus", "stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_str(stats.trim()).expect("stats json");
+    let build =
+        stats.as_array().and_then(|a| a.iter().find(|s| s["topic"] == "genesis.build").cloned()).expect("build");
+    assert_eq!(build["pending"], 0, "{build}");
+    assert!(again.terminate().success());
+}
+
+#[test]
+fn sigkill_then_another_node_takes_over_after_the_heartbeat_expires() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_test_config(dir.path(), &shipped_roster());
+    let mut first = Node::spawn(&config, &redis, "n1", dir.path());
+    let id = publish(&config, &redis, "genesis.deploy", r#"{"simulate": {"sleep_ms": 1500}}"#);
+    wait_status(&config, &redis, &id, &["running"]);
+    let mut second = Node::spawn(&config, &redis, "n2", dir.path());
+    first.kill();
+    let t = wait_status(&config, &redis, &id, &["succeeded", "dead"]);
+    assert_eq!(t["status"], "succeeded", "{t}");
+    assert!(second.logs().contains("took over entries of a dead node"), "{}", second.logs());
+    assert!(second.terminate().success());
+}
+
+#[test]
+fn failed_task_lands_in_the_dlq_with_history_and_dlq_replay_brings_it_back() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let roster = dir.path().join("agents.toml");
+    std::fs::write(
+        &roster,
+        "[defaults]\nretry_delay = \"20ms\"\n\n[[agent]]\nname = \"genesis.qa\"\nmax_retries = 1\nconcurrency = 2\n",
+    )
+    .expect("roster");
+    let config = write_test_config(dir.path(), &roster);
+    let mut node = Node::spawn(&config, &redis, "n1", dir.path());
+
+    let ok = publish(&config, &redis, "genesis.qa", r#"{"simulate": {"fail_attempts": 1}}"#);
+    let t = wait_status(&config, &redis, &ok, &["succeeded", "dead"]);
+    assert_eq!((t["status"].as_str(), t["attempts"].as_u64()), (Some("succeeded"), Some(2)), "{t}");
+
+    let bad = publish(&config, &redis, "genesis.qa", r#"{"simulate": {"fail_attempts": 5}}"#);
+    let t = wait_status(&config, &redis, &bad, &["succeeded", "dead"]);
+    assert_eq!(t["status"], "dead", "{t}");
+    assert_eq!(t["attempts"], 2, "max_retries + 1 attempts");
+    assert!(t["error"].as_str().unwrap_or("").contains("simulated failure on attempt 2"), "{t}");
+
+    let (_, list, _) = cli(&config, &redis, &["dlq", "list", "--topic", "genesis.qa", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(list.trim()).expect("dlq json");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["task_id"], bad.as_str());
+    assert_eq!(list[0]["reason"], "retries_exhausted");
+    assert_eq!(list[0]["history"].as_array().map(Vec::len), Some(2), "{list}");
+    let first_dlq_id = list[0]["id"].as_str().expect("id").to_string();
+
+    let (ok_replay, out, err) = cli(&config, &redis, &["dlq", "replay", "--topic", "genesis.qa", "--all", "--json"]);
+    assert!(ok_replay, "{err}");
+    let out: serde_json::Value = serde_json::from_str(out.trim()).expect("replay json");
+    assert_eq!(out["replayed"][0]["task_id"], bad.as_str());
+    // It runs again from attempt 1 (and, still failing, is dead-lettered again under a new DLQ id).
+    let again = wait_blocking(WAIT, "the replayed task is dead-lettered again", || {
+        let (_, list, _) = cli(&config, &redis, &["dlq", "list", "--topic", "genesis.qa", "--json"]);
+        let list: serde_json::Value = serde_json::from_str(list.trim()).ok()?;
+        list.as_array().and_then(|a| a.first().cloned()).filter(|d| d["id"] != first_dlq_id.as_str())
+    });
+    assert_eq!(again["task_id"], bad.as_str());
+
+    let (_, stats, _) = cli(&config, &redis, &["bus", "stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_str(stats.trim()).expect("stats json");
+    assert_eq!(stats[0]["dlq"], 1, "{stats}");
+    let (ok_purge, out, _) = cli(&config, &redis, &["dlq", "purge", "--topic", "genesis.qa", "--json"]);
+    assert!(ok_purge);
+    assert!(out.contains("\"purged\":1"), "{out}");
+    assert!(node.terminate().success());
+}
+
+#[test]
+fn cli_rejects_bad_input_with_the_exact_problem() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_test_config(dir.path(), &shipped_roster());
+    let (ok, _, err) = cli(&config, &redis, &["publish", "--topic", "genesis.nope", "--payload", "{}"]);
+    assert!(!ok && err.contains("--topic genesis.nope") && err.contains("known topics"), "{err}");
+    let (ok, _, err) = cli(&config, &redis, &["publish", "--topic", "genesis.qa", "--payload", "{oops"]);
+    assert!(!ok && err.contains("--payload is not valid JSON"), "{err}");
+    let (ok, _, err) = cli(&config, &redis, &["task", "get", "not-a-ulid"]);
+    assert!(!ok && err.contains("not a task id"), "{err}");
+
+    let roster = dir.path().join("bad-agents.toml");
+    std::fs::write(&roster, "[[agent]]\nname = \"genesis.qa\"\nconcurrency = 0\n").expect("roster");
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).expect("dir");
+    let bad_config = write_test_config(&bad, &roster);
+    let (ok, _, err) = cli(&bad_config, &redis, &["config", "check"]);
+    assert!(!ok, "config check fails");
+    assert!(err.contains("agent[0].concurrency = 0"), "{err}");
+}
