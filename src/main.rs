@@ -4,7 +4,9 @@
 mod cli;
 mod commands;
 mod config;
+mod http;
 mod logging;
+mod submit;
 
 use clap::Parser;
 use std::process::ExitCode;

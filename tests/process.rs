@@ -140,7 +140,7 @@ fn cli_rejects_bad_input_with_the_exact_problem() {
     let dir = tempfile::tempdir().expect("dir");
     let config = write_test_config(dir.path(), &shipped_roster());
     let (ok, _, err) = cli(&config, &redis, &["publish", "--topic", "genesis.nope", "--payload", "{}"]);
-    assert!(!ok && err.contains("--topic genesis.nope") && err.contains("known topics"), "{err}");
+    assert!(!ok && err.contains("topic genesis.nope") && err.contains("known topics"), "{err}");
     let (ok, _, err) = cli(&config, &redis, &["publish", "--topic", "genesis.qa", "--payload", "{oops"]);
     assert!(!ok && err.contains("--payload is not valid JSON"), "{err}");
     let (ok, _, err) = cli(&config, &redis, &["task", "get", "not-a-ulid"]);

@@ -22,6 +22,58 @@ pub enum RuntimeError {
     Spawn(#[from] ractor::SpawnErr),
 }
 
+/// See [`Runtime::health`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Health {
+    pub node_id: String,
+    pub bus: String,
+    pub bus_error: Option<String>,
+    pub agents_running: usize,
+    pub agents_total: usize,
+    pub heartbeat_age_ms: Option<u64>,
+    pub heartbeat_fresh: bool,
+}
+
+impl Health {
+    pub fn ready(&self) -> bool {
+        self.bus_error.is_none() && self.agents_running == self.agents_total && self.heartbeat_fresh
+    }
+}
+
+/// A cloneable view of a running node.
+#[derive(Clone)]
+pub struct RuntimeHandle {
+    node: Arc<NodeContext>,
+}
+
+impl RuntimeHandle {
+    /// A snapshot for readiness checks: is the bus reachable, is every agent supervisor running, is
+    /// this node's heartbeat fresh (written within its time to live)?
+    pub async fn health(&self) -> Health {
+        let bus_error = match tokio::time::timeout(std::time::Duration::from_secs(2), self.node.bus.ping()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("ping timed out after 2s".into()),
+        };
+        let last = self.node.last_beat.load(std::sync::atomic::Ordering::Relaxed);
+        let age_ms = if last == 0 { None } else { Some(crate::task::now_ms().saturating_sub(last)) };
+        let ttl = self.node.settings.liveness.heartbeat_ttl.as_millis() as u64;
+        Health {
+            node_id: self.node.settings.node_id.clone(),
+            bus: self.node.bus.describe(),
+            bus_error,
+            agents_running: self.node.agents.len(),
+            agents_total: self.node.roster.agents.len(),
+            heartbeat_age_ms: age_ms,
+            heartbeat_fresh: age_ms.is_some_and(|a| a < ttl),
+        }
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.node.bus
+    }
+}
+
 /// A running node.
 pub struct Runtime {
     root: ActorRef<RootMsg>,
@@ -56,6 +108,7 @@ impl Runtime {
             events: Events::default(),
             agents: Arc::new(DashMap::new()),
             gave_up: Mutex::new(None),
+            last_beat: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         });
         let (root, handle) = Actor::spawn(None, Root, node.clone()).await?;
         tracing::info!(node = %node.settings.node_id, bus = %node.bus.describe(), agents = node.roster.agents.len(), "node started");
@@ -72,6 +125,11 @@ impl Runtime {
 
     pub fn settings(&self) -> &RuntimeSettings {
         &self.node.settings
+    }
+
+    /// A cheap, cloneable view for health checks and the HTTP API.
+    pub fn handle(&self) -> RuntimeHandle {
+        RuntimeHandle { node: self.node.clone() }
     }
 
     /// Wait until the root stops. `Err` carries the reason when the root gave up.

@@ -18,9 +18,11 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve { redis, node_id } => serve::run(cfg, redis, node_id).await,
         Command::Publish { redis, topic, payload, tenant, reply_to, correlation_id, json } => {
+            let payload =
+                serde_json::from_str(&payload).map_err(|e| anyhow::anyhow!("--payload is not valid JSON: {e}"))?;
             let bus = connect(&cfg, &redis).await?;
-            tasks::publish(&cfg, &bus, tasks::PublishArgs { topic, payload, tenant, reply_to, correlation_id }, json)
-                .await
+            let req = crate::submit::SubmitRequest { topic, payload, tenant, reply_to, correlation_id };
+            tasks::publish(&cfg, &bus, req, json).await
         }
         Command::Task { command: TaskCommand::Get { redis, id, topic, json } } => {
             let bus = connect(&cfg, &redis).await?;
@@ -83,10 +85,5 @@ async fn connect(cfg: &ServiceConfig, opt: &RedisOpt) -> Result<Bus> {
 
 /// Parse a topic given on the command line and check it is in the roster.
 fn roster_topic(cfg: &ServiceConfig, flag: &str, value: &str) -> Result<TopicName> {
-    let topic: TopicName = value.parse().map_err(|e| anyhow::anyhow!("{flag} {value}: {e}"))?;
-    if cfg.roster.by_topic(&topic).is_none() {
-        let known: Vec<String> = cfg.roster.topics().map(|t| t.to_string()).collect();
-        bail!("{flag} {value}: no agent consumes this topic in the roster; known topics: {}", known.join(", "));
-    }
-    Ok(topic)
+    Ok(crate::submit::roster_topic(&cfg.roster, flag, value)?)
 }

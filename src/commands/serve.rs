@@ -26,6 +26,26 @@ pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String
     };
     let mut runtime =
         Runtime::start(bus, cfg.settings.clone(), cfg.roster.clone(), ExecutorRegistry::builtin()).await?;
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = match cfg.http_addr {
+        Some(addr) => {
+            let api = crate::http::Api {
+                runtime: runtime.handle(),
+                roster: std::sync::Arc::new(cfg.roster.clone()),
+                max_payload_bytes: cfg.settings.bus.max_payload_bytes,
+                result_ttl: cfg.settings.bus.result_ttl,
+            };
+            let server = crate::http::serve(addr, api, async {
+                let _ = http_stopped.await;
+            });
+            Some(tokio::spawn(async move {
+                if let Err(e) = server.await {
+                    tracing::error!(%addr, error = %e, "HTTP server failed (check http.addr)");
+                }
+            }))
+        }
+        None => None,
+    };
     tokio::select! {
         ended = runtime.wait() => {
             return ended.map_err(|reason| anyhow!("the actor tree stopped: {reason}"));
@@ -33,6 +53,10 @@ pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String
         _ = shutdown_signal() => {
             tracing::info!("shutdown signal received; stopping");
         }
+    }
+    let _ = stop_http.send(());
+    if let Some(h) = http {
+        let _ = h.await;
     }
     runtime.shutdown().await.map_err(|reason| anyhow!("the actor tree stopped: {reason}"))?;
     tracing::info!("stopped");

@@ -176,7 +176,13 @@ pub fn shipped_roster() -> PathBuf {
 
 /// Write a genesis.toml with fast test timings into `dir`, naming `roster`; returns its path.
 pub fn write_test_config(dir: &std::path::Path, roster: &std::path::Path) -> PathBuf {
+    write_test_config_with(dir, roster, None)
+}
+
+/// As [`write_test_config`], serving HTTP on `http_port` when given.
+pub fn write_test_config_with(dir: &std::path::Path, roster: &std::path::Path, http_port: Option<u16>) -> PathBuf {
     let path = dir.join("genesis.toml");
+    let http = http_port.map(|p| format!("127.0.0.1:{p}")).unwrap_or_default();
     let text = format!(
         r#"roster = "{}"
 [node]
@@ -197,7 +203,7 @@ reclaim_interval = "200ms"
 [retry]
 max_delay = "1s"
 [http]
-addr = ""
+addr = "{http}"
 "#,
         roster.display()
     );
@@ -218,25 +224,33 @@ pub fn genesis_bin() -> &'static str {
 
 impl Node {
     pub fn spawn(config: &std::path::Path, redis: &RedisServer, id: &str, log_dir: &std::path::Path) -> Node {
-        let log = log_dir.join(format!("{id}-{}.log", free_port()));
-        let file = std::fs::File::create(&log).expect("log file");
-        let err = file.try_clone().expect("log file");
-        let child = Command::new(genesis_bin())
-            .args(["serve", "--config"])
-            .arg(config)
-            .args(["--redis-url", &redis.url(), "--node-id", id])
-            .env("RUST_LOG", "info")
-            .stdout(file)
-            .stderr(err)
-            .spawn()
-            .expect("spawn genesis serve");
-        let node = Node { id: id.to_string(), child, log };
+        let node = Node::start(config, Some(redis), id, log_dir);
         let mut conn = redis.conn();
         let key = format!("genesis:node:{id}");
         wait_blocking(Duration::from_secs(30), &format!("node {id} writes its heartbeat"), || {
             redis::cmd("EXISTS").arg(&key).query::<bool>(&mut conn).ok().filter(|e| *e)
         });
         node
+    }
+
+    /// Start `genesis serve`; on the in-process bus when `redis` is `None`. Does not wait for readiness.
+    pub fn start(config: &std::path::Path, redis: Option<&RedisServer>, id: &str, log_dir: &std::path::Path) -> Node {
+        let log = log_dir.join(format!("{id}-{}.log", free_port()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let err = file.try_clone().expect("log file");
+        let mut cmd = Command::new(genesis_bin());
+        cmd.args(["serve", "--config"]).arg(config).args(["--node-id", id]);
+        if let Some(r) = redis {
+            cmd.args(["--redis-url", &r.url()]);
+        }
+        let child = cmd
+            .env("RUST_LOG", "info")
+            .env_remove("GENESIS_REDIS_URL")
+            .stdout(file)
+            .stderr(err)
+            .spawn()
+            .expect("spawn genesis serve");
+        Node { id: id.to_string(), child, log }
     }
 
     /// SIGKILL: no shutdown code runs, the heartbeat key is left to expire.

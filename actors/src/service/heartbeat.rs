@@ -4,6 +4,8 @@
 use super::Periodic;
 use crate::bus::{Bus, BusError};
 use futures::future::BoxFuture;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct Heartbeat {
@@ -12,6 +14,8 @@ pub struct Heartbeat {
     pub interval: Duration,
     pub ttl: Duration,
     pub info: String,
+    /// When the key was last written (ms since the epoch), for readiness.
+    pub last_beat: Arc<AtomicU64>,
 }
 
 impl Periodic for Heartbeat {
@@ -22,6 +26,10 @@ impl Periodic for Heartbeat {
         self.interval
     }
     fn tick(&mut self) -> BoxFuture<'_, Result<(), BusError>> {
-        Box::pin(self.bus.heartbeat(&self.node_id, self.ttl, &self.info))
+        Box::pin(async move {
+            self.bus.heartbeat(&self.node_id, self.ttl, &self.info).await?;
+            self.last_beat.store(crate::task::now_ms(), Ordering::Relaxed);
+            Ok(())
+        })
     }
 }

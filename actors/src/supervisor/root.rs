@@ -33,6 +33,8 @@ pub struct NodeContext {
     pub agents: Arc<DashMap<String, ActorRef<AgentMsg>>>,
     /// Why the root gave up, if it did.
     pub gave_up: Mutex<Option<String>>,
+    /// Last successful heartbeat write (ms since the epoch; 0 = never).
+    pub last_beat: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -176,6 +178,7 @@ async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> 
             ttl: s.liveness.heartbeat_ttl,
             info: serde_json::json!({ "pid": std::process::id(), "agents": node.roster.agents.len(), "started_at": crate::task::now_ms() })
                 .to_string(),
+            last_beat: node.last_beat.clone(),
         }),
         RootChild::Reclaimer => Box::new(Reclaimer {
             bus: node.bus.clone(),

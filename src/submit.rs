@@ -1,0 +1,95 @@
+//! Submitting and finding tasks: the one place that turns user input (CLI flags or an HTTP body) into
+//! a published task, so both front ends reject the same things with the same messages.
+
+use genesis_actors::bus::{Bus, BusError, Published, TaskRecord};
+use genesis_actors::roster::Roster;
+use genesis_actors::task::{TaskEnvelope, TaskId, TopicName};
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    pub topic: String,
+    pub payload: serde_json::Value,
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+}
+
+fn default_tenant() -> String {
+    "default".into()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The request is wrong; the message names the field.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// Parse `value` (named `field` in messages) as a topic some agent consumes.
+pub fn roster_topic(roster: &Roster, field: &str, value: &str) -> Result<TopicName, SubmitError> {
+    let topic: TopicName = value.parse().map_err(|e| SubmitError::Invalid(format!("{field} {value}: {e}")))?;
+    if roster.by_topic(&topic).is_none() {
+        let known: Vec<String> = roster.topics().map(|t| t.to_string()).collect();
+        return Err(SubmitError::Invalid(format!(
+            "{field} {value}: no agent consumes this topic in the roster; known topics: {}",
+            known.join(", ")
+        )));
+    }
+    Ok(topic)
+}
+
+pub async fn submit(
+    bus: &Bus,
+    roster: &Roster,
+    max_bytes: usize,
+    ttl: std::time::Duration,
+    req: SubmitRequest,
+) -> Result<(TaskEnvelope, String), SubmitError> {
+    let topic = roster_topic(roster, "topic", &req.topic)?;
+    if req.tenant.trim().is_empty() || req.tenant.len() > 128 {
+        return Err(SubmitError::Invalid("tenant must have 1 to 128 characters".into()));
+    }
+    let mut env = TaskEnvelope::new(topic, req.tenant, req.payload);
+    if let Some(r) = req.reply_to {
+        env.reply_to = Some(roster_topic(roster, "reply_to", &r)?);
+    }
+    if let Some(c) = req.correlation_id {
+        env.correlation_id = c;
+    }
+    let size = env.to_json().len();
+    if size > max_bytes {
+        return Err(SubmitError::Invalid(format!(
+            "the task is {size} bytes, over bus.max_payload_bytes = {max_bytes}"
+        )));
+    }
+    match bus.publish(&env, ttl).await? {
+        Published::Appended(id) => Ok((env, id)),
+        Published::Duplicate => Err(SubmitError::Invalid(format!("task {} already exists", env.task_id))),
+    }
+}
+
+/// Find a task's record in `topic`, or in every roster topic.
+pub async fn find(
+    bus: &Bus,
+    roster: &Roster,
+    id: &str,
+    topic: Option<&str>,
+) -> Result<Option<TaskRecord>, SubmitError> {
+    let task_id: TaskId = id.parse().map_err(SubmitError::Invalid)?;
+    let topics = match topic {
+        Some(t) => vec![roster_topic(roster, "topic", t)?],
+        None => roster.topics().cloned().collect(),
+    };
+    for t in &topics {
+        if let Some(r) = bus.task(t, &task_id.to_string()).await? {
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
+}

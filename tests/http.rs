@@ -1,0 +1,79 @@
+//! The HTTP surface of `genesis serve`: probes, the task API on the in-process bus, 4xx on bad input,
+//! and readiness following Redis.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::time::Duration;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client")
+}
+
+fn get(url: &str) -> Option<(u16, Value)> {
+    let r = client().get(url).send().ok()?;
+    let status = r.status().as_u16();
+    Some((status, r.json().unwrap_or(Value::Null)))
+}
+
+#[test]
+fn embedded_bus_node_runs_tasks_submitted_over_http() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let config = write_test_config_with(dir.path(), &shipped_roster(), Some(port));
+    let mut node = Node::start(&config, None, "solo", dir.path());
+    let base = format!("http://127.0.0.1:{port}");
+    wait_blocking(WAIT, "the node is ready", || get(&format!("{base}/readyz")).filter(|(s, _)| *s == 200));
+    assert!(node.logs().contains("NOT durable"), "the log says the bus is not durable");
+
+    let r = client()
+        .post(format!("{base}/v1/tasks"))
+        .json(&json!({"topic": "genesis.spec", "payload": {"simulate": {"fail_attempts": 1}}}))
+        .send()
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 201);
+    let created: Value = r.json().expect("json");
+    let id = created["task_id"].as_str().expect("task id").to_string();
+    // One retry: the shipped 5 s retry_delay is capped by the test config's retry.max_delay (1 s).
+    let (_, task) = wait_blocking(WAIT, "the task succeeds", || {
+        get(&format!("{base}/v1/tasks/{id}")).filter(|(s, t)| *s == 200 && t["status"] == "succeeded")
+    });
+    assert_eq!(task["attempts"], 2);
+
+    let bad =
+        client().post(format!("{base}/v1/tasks")).json(&json!({"topic": "nope", "payload": {}})).send().expect("post");
+    assert_eq!(bad.status().as_u16(), 400);
+    let body: Value = bad.json().expect("json");
+    assert!(body["error"].as_str().unwrap_or("").contains("topic nope"), "{body}");
+    let malformed = client()
+        .post(format!("{base}/v1/tasks"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .expect("post");
+    assert!(malformed.status().is_client_error());
+    let (status, body) = get(&format!("{base}/v1/tasks/not-an-id")).expect("get");
+    assert_eq!(status, 400, "{body}");
+    assert!(node.terminate().success());
+}
+
+#[test]
+fn readiness_follows_redis() {
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let config = write_test_config_with(dir.path(), &shipped_roster(), Some(port));
+    let mut node = Node::spawn(&config, &redis, "n1", dir.path());
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    wait_blocking(WAIT, "ready", || get(&ready).filter(|(s, _)| *s == 200));
+    assert_eq!(get(&format!("http://127.0.0.1:{port}/healthz")).map(|(s, _)| s), Some(200));
+    redis.kill();
+    let (_, body) = wait_blocking(WAIT, "unready while Redis is down", || get(&ready).filter(|(s, _)| *s == 503));
+    assert!(body["health"]["bus_error"].is_string(), "{body}");
+    redis.restart();
+    wait_blocking(WAIT, "ready again once Redis is back", || get(&ready).filter(|(s, _)| *s == 200));
+    assert!(node.terminate().success());
+}
