@@ -10,7 +10,7 @@ use crate::bus::retrying::until_ok;
 use crate::bus::{BusError, Completion, Delivery, Reader};
 use crate::policy::outcome::reason;
 use crate::supervisor::agent::AgentMsg;
-use crate::task::{DecodeError, TaskEnvelope};
+use crate::task::TaskEnvelope;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
 
@@ -144,15 +144,6 @@ async fn read(st: &mut FetcherState) -> Result<Vec<Delivery>, BusError> {
     }
 }
 
-fn decode(ctx: &AgentContext, d: &Delivery) -> Result<TaskEnvelope, DecodeError> {
-    let raw = d.raw.as_deref().ok_or(DecodeError::MissingField)?;
-    let env = TaskEnvelope::decode(raw, ctx.settings.bus.max_payload_bytes)?;
-    if env.topic != d.topic {
-        return Err(DecodeError::WrongTopic { expected: d.topic.to_string(), found: env.topic.to_string() });
-    }
-    Ok(env)
-}
-
 /// Decode a batch: dead-letter what cannot be decoded, mark the rest running, drop (ack) what already
 /// succeeded, and return the jobs to run.
 async fn admit(ctx: &AgentContext, batch: Vec<Delivery>) -> Result<Vec<Job>, ActorProcessingErr> {
@@ -160,7 +151,7 @@ async fn admit(ctx: &AgentContext, batch: Vec<Delivery>) -> Result<Vec<Job>, Act
     let ttl = ctx.settings.bus.result_ttl;
     let mut valid = Vec::with_capacity(batch.len());
     for d in batch {
-        match decode(ctx, &d) {
+        match super::decode(ctx, &d) {
             Ok(env) => valid.push((d, env)),
             Err(e) => {
                 tracing::warn!(agent = %ctx.spec.name, entry = %d.entry_id, error = %e, "undecodable entry dead-lettered");
@@ -177,6 +168,6 @@ async fn admit(ctx: &AgentContext, batch: Vec<Delivery>) -> Result<Vec<Job>, Act
     Ok(valid
         .into_iter()
         .zip(run)
-        .filter_map(|((delivery, envelope), run)| run.then_some(Job { delivery, envelope, replay: false }))
+        .filter_map(|((delivery, envelope), run)| run.then_some(Job { delivery, envelope }))
         .collect())
 }

@@ -9,7 +9,7 @@ use crate::events::Events;
 use crate::executor::Executor;
 use crate::roster::AgentSpec;
 use crate::settings::RuntimeSettings;
-use crate::task::TaskEnvelope;
+use crate::task::{DecodeError, TaskEnvelope};
 use std::sync::Arc;
 
 /// What every actor of one agent shares; rebuilt never, cloned by `Arc`.
@@ -24,12 +24,20 @@ pub struct AgentContext {
     pub events: Events,
 }
 
-/// A decoded delivery on its way to (or held by) a worker.
+/// A decoded delivery on its way to a worker.
 #[derive(Debug, Clone)]
 pub struct Job {
     pub delivery: Delivery,
     pub envelope: TaskEnvelope,
-    /// Set when the job is handed again after its worker crashed: the worker first re-claims the entry
-    /// (which bumps Redis's delivery counter) before running it.
-    pub replay: bool,
+}
+
+/// Decode a delivery's envelope, enforcing the size limit and that it belongs to the topic it was read
+/// from.
+pub(crate) fn decode(ctx: &AgentContext, d: &Delivery) -> Result<TaskEnvelope, DecodeError> {
+    let raw = d.raw.as_deref().ok_or(DecodeError::MissingField)?;
+    let env = TaskEnvelope::decode(raw, ctx.settings.bus.max_payload_bytes)?;
+    if env.topic != d.topic {
+        return Err(DecodeError::WrongTopic { expected: d.topic.to_string(), found: env.topic.to_string() });
+    }
+    Ok(env)
 }

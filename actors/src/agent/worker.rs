@@ -8,7 +8,7 @@ use crate::bus::{Completed, Completion, Delivery};
 use crate::executor::{ExecError, TaskContext};
 use crate::policy::outcome::{decide, reason, AttemptResult, Verdict};
 use crate::supervisor::agent::AgentMsg;
-use crate::task::TaskEnvelope;
+use crate::task::{TaskEnvelope, TaskId};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
 
@@ -21,7 +21,13 @@ pub struct WorkerArgs {
 }
 
 pub enum WorkerMsg {
-    Run(Job),
+    Run(Box<Job>),
+    /// Run again the entry a crashed predecessor held: re-claim it (bumping Redis's delivery counter,
+    /// which bounds poison entries) and decode it afresh.
+    Replay {
+        entry_id: String,
+        task_id: TaskId,
+    },
 }
 
 impl Actor for Worker {
@@ -39,43 +45,53 @@ impl Actor for Worker {
         msg: WorkerMsg,
         st: &mut WorkerArgs,
     ) -> Result<(), ActorProcessingErr> {
-        let WorkerMsg::Run(job) = msg;
-        let entry_id = job.delivery.entry_id.clone();
-        run(&st.ctx, st.slot, job).await?;
+        let entry_id = match msg {
+            WorkerMsg::Run(job) => {
+                let Job { delivery, envelope } = *job;
+                let id = delivery.entry_id.clone();
+                run(&st.ctx, st.slot, delivery, envelope).await?;
+                id
+            }
+            WorkerMsg::Replay { entry_id, task_id } => {
+                replay(&st.ctx, st.slot, &entry_id, task_id).await?;
+                entry_id
+            }
+        };
         // The supervisor may be gone during shutdown; nothing to do then.
         let _ = st.supervisor.cast(AgentMsg::Done { slot: st.slot, entry_id });
         Ok(())
     }
 }
 
-async fn run(ctx: &AgentContext, slot: usize, job: Job) -> Result<(), ActorProcessingErr> {
+async fn replay(ctx: &AgentContext, slot: usize, entry_id: &str, task_id: TaskId) -> Result<(), ActorProcessingErr> {
+    let reconnect = ctx.settings.bus.reconnect;
+    let topic = &ctx.spec.topic;
+    let fresh = until_ok(&reconnect, "redeliver", || ctx.bus.redeliver(&ctx.consumer, topic, entry_id)).await?;
+    let Some(d) = fresh else {
+        tracing::info!(agent = %ctx.spec.name, entry = %entry_id, "entry no longer pending for this node; nothing to replay");
+        return Ok(());
+    };
+    ctx.events.emit(crate::events::RuntimeEvent::Replayed {
+        agent: ctx.spec.name.clone(),
+        entry_id: d.entry_id.clone(),
+        deliveries: d.deliveries,
+        at: std::time::Instant::now(),
+    });
+    tracing::info!(agent = %ctx.spec.name, worker = slot, entry = %entry_id, %task_id, deliveries = d.deliveries, "replaying entry held by crashed worker");
+    match super::decode(ctx, &d) {
+        Ok(env) => run(ctx, slot, d, env).await,
+        Err(e) => {
+            let dead = Completion::Dead { task: None, reason: reason::DECODE.into(), error: e.to_string() };
+            let ttl = ctx.settings.bus.result_ttl;
+            until_ok(&reconnect, "dead-letter", || ctx.bus.complete(&ctx.consumer, &d, &dead, ttl)).await?;
+            Ok(())
+        }
+    }
+}
+
+async fn run(ctx: &AgentContext, slot: usize, delivery: Delivery, env: TaskEnvelope) -> Result<(), ActorProcessingErr> {
     let reconnect = ctx.settings.bus.reconnect;
     let ttl = ctx.settings.bus.result_ttl;
-    let Job { delivery, envelope: env, replay } = job;
-    let delivery = if replay {
-        let fresh =
-            until_ok(&reconnect, "redeliver", || ctx.bus.redeliver(&ctx.consumer, &delivery.topic, &delivery.entry_id))
-                .await?;
-        match fresh {
-            Some(d) => {
-                ctx.events.emit(crate::events::RuntimeEvent::Replayed {
-                    agent: ctx.spec.name.clone(),
-                    entry_id: d.entry_id.clone(),
-                    deliveries: d.deliveries,
-                    at: std::time::Instant::now(),
-                });
-                tracing::info!(agent = %ctx.spec.name, worker = slot, entry = %d.entry_id, task_id = %env.task_id, deliveries = d.deliveries, "replaying entry held by crashed worker");
-                d
-            }
-            None => {
-                tracing::info!(agent = %ctx.spec.name, entry = %delivery.entry_id, "entry no longer pending for this node; nothing to replay");
-                return Ok(());
-            }
-        }
-    } else {
-        delivery
-    };
-
     let max = ctx.settings.bus.max_deliveries;
     let completion = if delivery.deliveries > max {
         tracing::warn!(agent = %ctx.spec.name, task_id = %env.task_id, deliveries = delivery.deliveries, "poison entry: dead-lettering instead of running again");

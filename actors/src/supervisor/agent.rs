@@ -7,8 +7,9 @@ use crate::agent::worker::{Worker, WorkerArgs, WorkerMsg};
 use crate::agent::{AgentContext, Job};
 use crate::events::RuntimeEvent;
 use crate::policy::intensity::{RestartDecision, RestartHistory};
+use crate::task::TaskId;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,17 +42,30 @@ pub enum AgentMsg {
     Inject(Vec<crate::bus::Delivery>),
 }
 
+/// What a busy slot holds: enough to replay it (the entry is re-read from the bus) and to log it.
+struct Held {
+    entry_id: String,
+    task_id: TaskId,
+}
+
 #[derive(Default)]
 struct Slot {
     worker: Option<ActorRef<WorkerMsg>>,
-    job: Option<Job>,
+    held: Option<Held>,
 }
 
 pub struct AgentState {
     ctx: Arc<AgentContext>,
     fetcher: Option<ActorRef<FetcherMsg>>,
     slots: Vec<Slot>,
+    /// Slots with a running worker and nothing to do.
+    idle: Vec<usize>,
+    /// Slots holding nothing (running worker or not): what the fetcher may fill.
+    free: usize,
     queue: VecDeque<Job>,
+    /// Entry ids held by a slot or waiting in the queue, to drop duplicates (a fetcher restart re-reads
+    /// this consumer's pending entries, some of which are already held).
+    known: HashSet<String>,
     children: HashMap<ActorId, Child>,
     history: RestartHistory,
     /// Credits given to the fetcher and not yet returned as jobs.
@@ -68,12 +82,15 @@ impl Actor for AgentSupervisor {
         me: ActorRef<AgentMsg>,
         ctx: Arc<AgentContext>,
     ) -> Result<AgentState, ActorProcessingErr> {
-        let slots = (0..ctx.spec.concurrency).map(|_| Slot::default()).collect();
+        let n = ctx.spec.concurrency;
         let mut st = AgentState {
             ctx,
             fetcher: None,
-            slots,
+            slots: (0..n).map(|_| Slot::default()).collect(),
+            idle: Vec::with_capacity(n),
+            free: n,
             queue: VecDeque::new(),
+            known: HashSet::new(),
             children: HashMap::new(),
             history: RestartHistory::default(),
             granted: 0,
@@ -100,15 +117,20 @@ impl Actor for AgentSupervisor {
             AgentMsg::Jobs(jobs) => {
                 st.granted = st.granted.saturating_sub(jobs.len());
                 for job in jobs {
-                    if !holds(st, &job.delivery.entry_id) {
+                    if st.known.insert(job.delivery.entry_id.clone()) {
                         st.queue.push_back(job);
                     }
                 }
             }
             AgentMsg::Done { slot, entry_id } => {
                 if let Some(s) = st.slots.get_mut(slot) {
-                    if s.job.as_ref().is_some_and(|j| j.delivery.entry_id == entry_id) {
-                        s.job = None;
+                    if s.held.as_ref().is_some_and(|h| h.entry_id == entry_id) {
+                        s.held = None;
+                        st.known.remove(&entry_id);
+                        st.free += 1;
+                        if s.worker.is_some() {
+                            st.idle.push(slot);
+                        }
                     }
                 }
             }
@@ -143,14 +165,12 @@ impl Actor for AgentSupervisor {
             Child::Worker(i) => {
                 if let Some(s) = st.slots.get_mut(i) {
                     s.worker = None;
-                    if let Some(job) = s.job.as_mut() {
-                        job.replay = true;
-                    }
                 }
+                st.idle.retain(|&x| x != i);
             }
         }
         let holding = match child {
-            Child::Worker(i) => st.slots.get(i).and_then(|s| s.job.as_ref()).map(|j| j.envelope.task_id.to_string()),
+            Child::Worker(i) => st.slots.get(i).and_then(|s| s.held.as_ref()).map(|h| h.task_id.to_string()),
             Child::Fetcher => None,
         };
         tracing::warn!(%agent, child = %child, reason = %why, task_id = holding.as_deref().unwrap_or("-"), "supervised child exited");
@@ -192,11 +212,6 @@ impl Actor for AgentSupervisor {
     }
 }
 
-fn holds(st: &AgentState, entry_id: &str) -> bool {
-    st.slots.iter().any(|s| s.job.as_ref().is_some_and(|j| j.delivery.entry_id == entry_id))
-        || st.queue.iter().any(|j| j.delivery.entry_id == entry_id)
-}
-
 async fn start(me: &ActorRef<AgentMsg>, st: &mut AgentState, child: Child) -> Result<(), ActorProcessingErr> {
     let ctx = st.ctx.clone();
     match child {
@@ -213,8 +228,12 @@ async fn start(me: &ActorRef<AgentMsg>, st: &mut AgentState, child: Child) -> Re
                     .await?;
             st.children.insert(w.get_id(), child);
             if let Some(s) = st.slots.get_mut(slot) {
-                if let Some(job) = &s.job {
-                    let _ = w.cast(WorkerMsg::Run(job.clone()));
+                match &s.held {
+                    // The entry the crashed worker held goes to its successor at once.
+                    Some(h) => {
+                        let _ = w.cast(WorkerMsg::Replay { entry_id: h.entry_id.clone(), task_id: h.task_id });
+                    }
+                    None => st.idle.push(slot),
                 }
                 s.worker = Some(w);
             }
@@ -225,23 +244,23 @@ async fn start(me: &ActorRef<AgentMsg>, st: &mut AgentState, child: Child) -> Re
 
 /// Give queued jobs to idle, running workers.
 fn dispatch(st: &mut AgentState) {
-    for s in st.slots.iter_mut() {
-        if st.queue.is_empty() {
-            break;
-        }
-        if let (Some(w), None) = (&s.worker, &s.job) {
-            if let Some(job) = st.queue.pop_front() {
-                s.job = Some(job.clone());
-                let _ = w.cast(WorkerMsg::Run(job));
-            }
-        }
+    while !st.queue.is_empty() {
+        let Some(slot) = st.idle.pop() else { break };
+        let (Some(s), Some(job)) = (st.slots.get_mut(slot), st.queue.pop_front()) else { break };
+        let Some(w) = &s.worker else {
+            // Not running after all: put the job back; the slot returns to `idle` when restarted.
+            st.queue.push_front(job);
+            continue;
+        };
+        s.held = Some(Held { entry_id: job.delivery.entry_id.clone(), task_id: job.envelope.task_id });
+        st.free -= 1;
+        let _ = w.cast(WorkerMsg::Run(Box::new(job)));
     }
 }
 
 /// Ask the fetcher for as many entries as there are free slots not already covered.
 fn grant(st: &mut AgentState) {
-    let free = st.slots.iter().filter(|s| s.job.is_none()).count();
-    let want = free.saturating_sub(st.queue.len() + st.granted);
+    let want = st.free.saturating_sub(st.queue.len() + st.granted);
     if want > 0 {
         if let Some(f) = &st.fetcher {
             if f.cast(FetcherMsg::Credit(want)).is_ok() {

@@ -1,0 +1,227 @@
+//! The ledger's Lua scripts. Each money operation is one script, so any number of nodes sharing one
+//! Redis see one serial order of decisions: no two can both take the last cents of a budget, and a
+//! mandate is decided once. Every key carries the `{pay}` hash tag (one slot, Cluster-safe).
+//!
+//! `DECIDE` mirrors `policy::evaluate` step by step; the stateless verdicts (suspicious pattern,
+//! whitelist) are computed in Rust and passed in, the stateful ones (idempotency, velocity,
+//! structuring, anomaly, budgets) are computed here. `tests/payments.rs` runs one table of scenarios
+//! against this and the in-memory ledger to keep the two identical.
+
+use redis::Script;
+
+/// KEYS: mandate, agent window, near-threshold window, approved amounts, used agent/day, used business,
+///       used tenant/day, reservations, reviews, log, business stats.
+/// ARGV: now, fingerprint, amount, mandate, agent, vendor, business, tenant, reason, day,
+///       pattern_code, pattern_reason, whitelist_code, whitelist_reason,
+///       velocity_window, velocity_max_count, velocity_max_sum,
+///       structuring_window, near_low, auto_approve, structuring_min_count,
+///       anomaly_factor, anomaly_min_samples, anomaly_history, review_above,
+///       limit_agent, limit_business, limit_tenant, reservation_ttl, retention
+/// Returns {'stored'} | {'conflict'} | {'new', outcome, code, reason}.
+const DECIDE: &str = r#"
+local M, WA, WN, AN, UA, UB, UT, EX, RV, LOG, SB = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local now, fp, amount, mandate = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local agent, vendor, business, tenant, reason, day = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local pat_code, pat_reason, wl_code, wl_reason = ARGV[11], ARGV[12], ARGV[13], ARGV[14]
+local vwin, vmax_n, vmax_sum = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17])
+local swin, near_low, auto, smin = tonumber(ARGV[18]), tonumber(ARGV[19]), tonumber(ARGV[20]), tonumber(ARGV[21])
+local afactor, amin, ahist = tonumber(ARGV[22]), tonumber(ARGV[23]), tonumber(ARGV[24])
+local review_above = tonumber(ARGV[25])
+local lim_a, lim_b, lim_t = tonumber(ARGV[26]), tonumber(ARGV[27]), tonumber(ARGV[28])
+local ttl, retention = tonumber(ARGV[29]), tonumber(ARGV[30])
+
+-- 1. idempotency
+local efp = redis.call('HGET', M, 'fingerprint')
+if efp then
+  if efp == fp then return {'stored'} end
+  return {'conflict'}
+end
+
+local function amount_of(member) return tonumber(string.match(member, '|(%d+)$')) or 0 end
+local function used(k)
+  local r = redis.call('HMGET', k, 'reserved', 'captured')
+  return (tonumber(r[1]) or 0) + (tonumber(r[2]) or 0)
+end
+
+-- windows as they were before this intent
+redis.call('ZREMRANGEBYSCORE', WA, '-inf', now - vwin)
+local recent = redis.call('ZRANGE', WA, 0, -1)
+local near = amount >= near_low and amount < auto
+local near_recent = {}
+if near then
+  redis.call('ZREMRANGEBYSCORE', WN, '-inf', now - swin)
+  near_recent = redis.call('ZRANGE', WN, 0, -1)
+end
+
+local function evaluate()
+  -- 2. fraud
+  if pat_code ~= '' then return 'denied', pat_code, pat_reason end
+  local n, sum = 1, amount
+  for _, m in ipairs(recent) do n = n + 1; sum = sum + amount_of(m) end
+  if n > vmax_n then
+    return 'denied', 'velocity_count', string.format('%d intents from agent %s within %d ms (limit %d)', n, agent, vwin, vmax_n)
+  end
+  if sum > vmax_sum then
+    return 'denied', 'velocity_sum', string.format('%d cents requested by agent %s within %d ms (limit %d)', sum, agent, vwin, vmax_sum)
+  end
+  if near then
+    local c, s = 1, amount
+    for _, m in ipairs(near_recent) do c = c + 1; s = s + amount_of(m) end
+    if c >= smin and s > auto then
+      return 'denied', 'structuring', string.format('%d intents just under the auto-approve threshold to %s from business %s sum to %d cents (threshold %d)', c, vendor, business, s, auto)
+    end
+  end
+  local samples = redis.call('LRANGE', AN, 0, ahist - 1)
+  if #samples >= amin then
+    local xs = {}
+    for i, v in ipairs(samples) do xs[i] = tonumber(v) end
+    table.sort(xs)
+    local k = #xs
+    local median
+    if k % 2 == 1 then median = xs[(k + 1) / 2] else median = (xs[k / 2] + xs[k / 2 + 1]) / 2 end
+    if amount > afactor * median then
+      return 'denied', 'amount_anomaly', string.format('%d cents is over %g x the median (%g) of agent %s at %s', amount, afactor, median, agent, vendor)
+    end
+  end
+  -- 3. whitelist
+  if wl_code ~= '' then return 'denied', wl_code, wl_reason end
+  -- 4. review
+  if amount > review_above then
+    return 'needs_review', 'needs_review', string.format('%d cents is above the review threshold of %d', amount, review_above)
+  end
+  -- 5. budgets
+  local ua, ub, ut = used(UA), used(UB), used(UT)
+  if ua + amount > lim_a then
+    return 'denied', 'over_agent_daily_budget', string.format('agent %s has used %d of %d cents today', agent, ua, lim_a)
+  end
+  if ub + amount > lim_b then
+    return 'denied', 'over_business_budget', string.format('business %s has used %d of %d cents', business, ub, lim_b)
+  end
+  if ut + amount > lim_t then
+    return 'denied', 'over_tenant_daily_budget', string.format('tenant %s has used %d of %d cents today', tenant, ut, lim_t)
+  end
+  return 'approved', 'approved', 'all checks passed; reserved'
+end
+
+local outcome, code, why = evaluate()
+
+-- every evaluated intent counts toward the windows
+local member = mandate .. '|' .. amount
+redis.call('ZADD', WA, now, member)
+redis.call('PEXPIRE', WA, vwin + 60000)
+if near then
+  redis.call('ZADD', WN, now, member)
+  redis.call('PEXPIRE', WN, swin + 60000)
+end
+
+local status = outcome
+if outcome == 'approved' then
+  for _, k in ipairs({UA, UB, UT}) do redis.call('HINCRBY', k, 'reserved', amount) end
+  redis.call('PEXPIRE', UA, 3 * 86400000)
+  redis.call('PEXPIRE', UT, 3 * 86400000)
+  redis.call('ZADD', EX, now + ttl, mandate)
+  redis.call('LPUSH', AN, amount)
+  redis.call('LTRIM', AN, 0, ahist - 1)
+  redis.call('HINCRBY', SB, 'reserved', amount)
+elseif outcome == 'needs_review' then
+  redis.call('ZADD', RV, now, mandate)
+end
+redis.call('HINCRBY', SB, outcome, 1)
+if outcome == 'denied' then redis.call('HINCRBY', SB, 'd:' .. code, 1) end
+redis.call('HSET', M, 'fingerprint', fp, 'outcome', outcome, 'code', code, 'reason', why, 'status', status,
+  'mandate_id', mandate, 'agent_id', agent, 'vendor', vendor, 'amount_cents', amount, 'business_id', business,
+  'tenant_id', tenant, 'purpose', reason, 'day', day, 'decided_at_ms', now)
+redis.call('PEXPIRE', M, retention)
+redis.call('XADD', LOG, 'MINID', '~', now - retention, '*', 'event', 'decided', 'mandate_id', mandate, 'agent_id', agent,
+  'vendor', vendor, 'amount_cents', amount, 'business_id', business, 'tenant_id', tenant, 'outcome', outcome, 'code', code, 'day', day)
+return {'new', outcome, code, why}
+"#;
+
+/// Move a reservation to `captured` (spent) or back to the budget (`released` / `expired`).
+/// KEYS: mandate, used agent/day, used business, used tenant/day, reservations, log, business stats.
+/// ARGV: now, to (captured|released|expired), retention.
+/// Returns {'ok', status} | {'same', status} (already there) | {'bad', status} | {'missing'}.
+const SETTLE: &str = r#"
+local M, UA, UB, UT, EX, LOG, SB = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local now, to, retention = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local st = redis.call('HGET', M, 'status')
+if not st then return {'missing'} end
+if st == to then return {'same', st} end
+if st ~= 'approved' then return {'bad', st} end
+local f = redis.call('HMGET', M, 'amount_cents', 'vendor', 'agent_id', 'mandate_id', 'business_id', 'tenant_id', 'day')
+local amount = tonumber(f[1])
+for _, k in ipairs({UA, UB, UT}) do
+  redis.call('HINCRBY', k, 'reserved', -amount)
+  if to == 'captured' then redis.call('HINCRBY', k, 'captured', amount) end
+end
+redis.call('HINCRBY', SB, 'reserved', -amount)
+if to == 'captured' then
+  redis.call('HINCRBY', SB, 'captured', amount)
+  redis.call('HINCRBY', SB, 'v:' .. f[2], amount)
+  redis.call('HINCRBY', SB, 'a:' .. f[3], amount)
+else
+  redis.call('HINCRBY', SB, 'released', amount)
+end
+redis.call('ZREM', EX, f[4])
+redis.call('HSET', M, 'status', to, 'settled_at_ms', now)
+redis.call('XADD', LOG, 'MINID', '~', now - retention, '*', 'event', to, 'mandate_id', f[4], 'agent_id', f[3],
+  'vendor', f[2], 'amount_cents', amount, 'business_id', f[5], 'tenant_id', f[6], 'outcome', to, 'code', to, 'day', f[7])
+return {'ok', to}
+"#;
+
+/// Decide a held review. KEYS: mandate, used agent/day, used business, used tenant/day, reservations,
+/// reviews, log, business stats. ARGV: now, approve (1|0), limit_agent, limit_business, limit_tenant,
+/// reservation_ttl, retention. Returns {'ok', outcome, code, reason} | {'bad', status} | {'missing'}.
+const REVIEW: &str = r#"
+local M, UA, UB, UT, EX, RV, LOG, SB = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local now, approve = tonumber(ARGV[1]), ARGV[2] == '1'
+local lim_a, lim_b, lim_t, ttl, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local st = redis.call('HGET', M, 'status')
+if not st then return {'missing'} end
+if st ~= 'needs_review' then return {'bad', st} end
+local f = redis.call('HMGET', M, 'amount_cents', 'vendor', 'agent_id', 'mandate_id', 'business_id', 'tenant_id', 'day')
+local amount = tonumber(f[1])
+local function used(k)
+  local r = redis.call('HMGET', k, 'reserved', 'captured')
+  return (tonumber(r[1]) or 0) + (tonumber(r[2]) or 0)
+end
+local outcome, code, why = 'denied', 'review_denied', 'denied by a reviewer'
+if approve then
+  if used(UA) + amount > lim_a then
+    code, why = 'review_over_budget', string.format('approved by a reviewer, but agent %s has used %d of %d cents today', f[3], used(UA), lim_a)
+  elseif used(UB) + amount > lim_b then
+    code, why = 'review_over_budget', string.format('approved by a reviewer, but business %s has used %d of %d cents', f[5], used(UB), lim_b)
+  elseif used(UT) + amount > lim_t then
+    code, why = 'review_over_budget', string.format('approved by a reviewer, but tenant %s has used %d of %d cents today', f[6], used(UT), lim_t)
+  else
+    outcome, code, why = 'approved', 'approved', 'approved by a reviewer; reserved'
+  end
+end
+if outcome == 'approved' then
+  for _, k in ipairs({UA, UB, UT}) do redis.call('HINCRBY', k, 'reserved', amount) end
+  redis.call('PEXPIRE', UA, 3 * 86400000)
+  redis.call('PEXPIRE', UT, 3 * 86400000)
+  redis.call('ZADD', EX, now + ttl, f[4])
+  redis.call('HINCRBY', SB, 'reserved', amount)
+end
+redis.call('HINCRBY', SB, 'needs_review', -1)
+redis.call('HINCRBY', SB, outcome, 1)
+if outcome == 'denied' then redis.call('HINCRBY', SB, 'd:' .. code, 1) end
+redis.call('ZREM', RV, f[4])
+redis.call('HSET', M, 'outcome', outcome, 'code', code, 'reason', why, 'status', outcome, 'reviewed_at_ms', now)
+redis.call('XADD', LOG, 'MINID', '~', now - retention, '*', 'event', 'reviewed', 'mandate_id', f[4], 'agent_id', f[3],
+  'vendor', f[2], 'amount_cents', amount, 'business_id', f[5], 'tenant_id', f[6], 'outcome', outcome, 'code', code, 'day', f[7])
+return {'ok', outcome, code, why}
+"#;
+
+pub struct LedgerScripts {
+    pub decide: Script,
+    pub settle: Script,
+    pub review: Script,
+}
+
+impl LedgerScripts {
+    pub fn load() -> Self {
+        LedgerScripts { decide: Script::new(DECIDE), settle: Script::new(SETTLE), review: Script::new(REVIEW) }
+    }
+}
