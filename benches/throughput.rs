@@ -266,8 +266,7 @@ async fn publish_all(bus: &Bus, envs: Arc<Vec<TaskEnvelope>>, publishers: usize)
         .map(|_| {
             let (bus, envs, next) = (bus.clone(), envs.clone(), next.clone());
             tokio::spawn(async move {
-                loop {
-                    let Some(env) = envs.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                while let Some(env) = envs.get(next.fetch_add(1, Ordering::Relaxed)) {
                     bus.publish(env, TTL).await.expect("publish");
                 }
             })

@@ -66,6 +66,16 @@ pub enum Command {
         #[command(subcommand)]
         command: BusCommand,
     },
+    /// The payment authority: intents, settlement, reviews, ledger, summaries.
+    Payments {
+        #[command(subcommand)]
+        command: PaymentsCommand,
+    },
+    /// Budgets and their use.
+    Budget {
+        #[command(subcommand)]
+        command: BudgetCommand,
+    },
     /// Validate the configuration.
     Config {
         #[command(subcommand)]
@@ -140,6 +150,124 @@ pub enum BusCommand {
 pub enum ConfigCommand {
     /// Validate genesis.toml and the roster; names the exact key and problem on error.
     Check {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PaymentsCommand {
+    /// Submit one payment intent to the ledger (the same rules the MetaAgent applies) and print the decision.
+    Intent {
+        #[command(flatten)]
+        redis: RedisOpt,
+        #[arg(long)]
+        agent: String,
+        #[arg(long)]
+        vendor: String,
+        #[arg(long, allow_negative_numbers = true)]
+        amount_cents: i64,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long)]
+        mandate: String,
+        #[arg(long, default_value = "default")]
+        business: String,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark an approved reservation as spent.
+    Capture {
+        #[command(flatten)]
+        redis: RedisOpt,
+        #[arg(long)]
+        mandate: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Return an approved reservation to its budgets (the purchase did not happen).
+    Release {
+        #[command(flatten)]
+        redis: RedisOpt,
+        #[arg(long)]
+        mandate: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Intents held for review (above payments.review_above_cents).
+    Review {
+        #[command(subcommand)]
+        command: ReviewCommand,
+    },
+    /// The decision log of one UTC day.
+    Ledger {
+        #[command(flatten)]
+        redis: RedisOpt,
+        #[arg(long)]
+        agent: Option<String>,
+        /// YYYY-MM-DD (UTC); default today.
+        #[arg(long)]
+        date: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Spend summary of a business; `--post` sends it to the dashboard webhook.
+    Summary {
+        #[command(flatten)]
+        redis: RedisOpt,
+        #[arg(long)]
+        business: String,
+        #[arg(long)]
+        post: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record a business's projected revenue (used for ROI in summaries).
+    Revenue {
+        #[command(flatten)]
+        redis: RedisOpt,
+        #[arg(long)]
+        business: String,
+        #[arg(long)]
+        projected_cents: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReviewCommand {
+    List {
+        #[command(flatten)]
+        redis: RedisOpt,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a held intent; its budgets are checked again now.
+    Approve {
+        #[command(flatten)]
+        redis: RedisOpt,
+        mandate: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Deny {
+        #[command(flatten)]
+        redis: RedisOpt,
+        mandate: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BudgetCommand {
+    /// Limits, reserved, captured and remaining per agent (today), business and tenant (today).
+    Show {
+        #[command(flatten)]
+        redis: RedisOpt,
         #[arg(long)]
         json: bool,
     },

@@ -82,12 +82,24 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Start the whole tree on `bus`. Creates the consumer groups of every roster topic first.
+    /// Start the whole tree on `bus`, without payments. See [`Runtime::start_with_payments`].
     pub async fn start(
         bus: Bus,
         settings: RuntimeSettings,
         roster: Roster,
         executors: ExecutorRegistry,
+    ) -> Result<Runtime, RuntimeError> {
+        Self::start_with_payments(bus, settings, roster, executors, None).await
+    }
+
+    /// Start the whole tree on `bus`, with a MetaAgent serving `payments` when given. Creates the
+    /// consumer groups of every roster topic first.
+    pub async fn start_with_payments(
+        bus: Bus,
+        settings: RuntimeSettings,
+        roster: Roster,
+        executors: ExecutorRegistry,
+        payments: Option<crate::payments::authority::Authority>,
     ) -> Result<Runtime, RuntimeError> {
         for a in &roster.agents {
             if executors.get(&a.executor).is_none() {
@@ -108,6 +120,8 @@ impl Runtime {
             events: Events::default(),
             agents: Arc::new(DashMap::new()),
             gave_up: Mutex::new(None),
+            payments,
+            payments_client: crate::payments::meta_agent::PaymentsClient::new(std::time::Duration::from_secs(10)),
             last_beat: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         });
         let (root, handle) = Actor::spawn(None, Root, node.clone()).await?;

@@ -1,6 +1,7 @@
 //! One module per command family; shared helpers to load the configuration and reach the bus.
 
 mod dlq;
+mod payments;
 mod serve;
 mod stats;
 mod tasks;
@@ -33,6 +34,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let bus = connect(&cfg, &redis).await?;
             stats::run(&cfg, &bus, json).await
         }
+        Command::Payments { command } => payments::run(&cfg, command).await,
+        Command::Budget { command } => payments::budget(&cfg, command).await,
         Command::Config { command: ConfigCommand::Check { json } } => {
             let summary = serde_json::json!({
                 "ok": true,

@@ -8,6 +8,11 @@ use genesis_actors::bus::memory::MemoryBus;
 use genesis_actors::bus::redis::{redact, RedisBus};
 use genesis_actors::bus::Bus;
 use genesis_actors::executor::ExecutorRegistry;
+use genesis_actors::payments::authority::Authority;
+use genesis_actors::payments::ledger::memory::MemoryLedger;
+use genesis_actors::payments::ledger::redis::RedisLedger;
+use genesis_actors::payments::ledger::Ledger;
+use genesis_actors::payments::notify::Notifier;
 use genesis_actors::runtime::Runtime;
 
 pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String>) -> Result<()> {
@@ -24,8 +29,23 @@ pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String
             Bus::Memory(MemoryBus::new())
         }
     };
-    let mut runtime =
-        Runtime::start(bus, cfg.settings.clone(), cfg.roster.clone(), ExecutorRegistry::builtin()).await?;
+    let ledger = match &bus {
+        Bus::Redis(_) => match super::redis_url(&cfg, &redis) {
+            Some(url) => Ledger::Redis(RedisLedger::connect(&url).await?),
+            None => Ledger::Memory(MemoryLedger::new()),
+        },
+        Bus::Memory(_) => Ledger::Memory(MemoryLedger::new()),
+    };
+    let notifier = Notifier::start(cfg.payments.notify.clone());
+    let authority = Authority::new(cfg.payments.clone(), ledger, Some(notifier));
+    let mut runtime = Runtime::start_with_payments(
+        bus,
+        cfg.settings.clone(),
+        cfg.roster.clone(),
+        ExecutorRegistry::builtin(),
+        Some(authority),
+    )
+    .await?;
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = match cfg.http_addr {
         Some(addr) => {

@@ -24,6 +24,8 @@ pub(crate) struct GenesisFile {
     pub retry: RetryFile,
     #[serde(default)]
     pub http: HttpFile,
+    #[serde(default)]
+    pub payments: super::payments::PaymentsFile,
 }
 
 #[derive(Debug, Default, Deserialize)]

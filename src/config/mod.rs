@@ -9,6 +9,7 @@
 
 mod files;
 mod interpolate;
+mod payments;
 mod roster;
 #[cfg(test)]
 mod tests;
@@ -31,6 +32,8 @@ pub struct ServiceConfig {
     pub redis_url: Option<String>,
     /// `http.addr`; `None` means no HTTP listener.
     pub http_addr: Option<SocketAddr>,
+    /// `[payments]`, tied to the roster.
+    pub payments: genesis_actors::payments::PaymentsSettings,
     /// The `genesis.toml` that was loaded.
     pub source: PathBuf,
 }
@@ -144,11 +147,16 @@ pub(crate) fn load_with_env(path: &Path, known_executors: &[&str], env: Env) -> 
         None => PathBuf::from(&genesis.roster),
     };
     let roster = roster_from_str(&roster_path, &read(&roster_path)?, known_executors, env)?;
+    let mut payments = genesis.payments;
+    let mut issues = Issues::new(path);
+    payments::check_agents(&mut payments, roster.agents.iter().map(|a| a.name.clone()).collect(), &mut issues);
+    let payments = issues.finish(payments)?;
     Ok(ServiceConfig {
         settings: genesis.settings,
         roster,
         redis_url: genesis.redis_url,
         http_addr: genesis.http_addr,
+        payments,
         source: path.to_path_buf(),
     })
 }

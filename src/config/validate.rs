@@ -29,6 +29,7 @@ pub(crate) struct GenesisParts {
     pub roster: String,
     pub redis_url: Option<String>,
     pub http_addr: Option<SocketAddr>,
+    pub payments: genesis_actors::payments::PaymentsSettings,
 }
 
 /// A string value as shown in messages.
@@ -239,8 +240,9 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
     let retry_backoff = Backoff::new(d.retry_backoff.initial, max_delay, multiplier);
 
     let http_addr = http_addr(issues, file.http.addr);
+    let payments = super::payments::payments(file.payments, issues);
     let settings = RuntimeSettings { node_id, bus, supervision, liveness, retry_backoff };
-    GenesisParts { settings, roster, redis_url, http_addr }
+    GenesisParts { settings, roster, redis_url, http_addr, payments }
 }
 
 /// `scheme://user:secret@host/...` → `scheme://***@host/...`, so messages do not leak passwords.

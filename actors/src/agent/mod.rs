@@ -22,6 +22,7 @@ pub struct AgentContext {
     pub settings: Arc<RuntimeSettings>,
     pub executor: Arc<dyn Executor>,
     pub events: Events,
+    pub payments: crate::payments::meta_agent::PaymentsClient,
 }
 
 /// A decoded delivery on its way to a worker.

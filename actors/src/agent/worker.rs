@@ -132,6 +132,7 @@ async fn attempt(
         deliveries: delivery.deliveries,
         tenant_id: env.tenant_id.clone(),
         correlation_id: env.correlation_id.clone(),
+        payments: ctx.payments.clone(),
     };
     let result = match tokio::time::timeout(spec.timeout, ctx.executor.execute(&tctx, &env.payload)).await {
         Err(_) => AttemptResult::TimedOut(spec.timeout),

@@ -20,6 +20,8 @@ pub struct TaskContext {
     pub deliveries: u32,
     pub tenant_id: String,
     pub correlation_id: String,
+    /// The way to ask the MetaAgent for money; `approve` fails if payments are not configured.
+    pub payments: crate::payments::meta_agent::PaymentsClient,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -1,11 +1,15 @@
 //! The simulated executor, steered by the payload so tests, benchmarks and chaos runs can drive it:
-//! `"simulate": {"sleep_ms": N, "fail_attempts": N, "panic_deliveries": N, "fatal": bool, "output": {...}}`.
+//! `"simulate": {"sleep_ms": N, "fail_attempts": N, "panic_deliveries": N, "fatal": bool, "output": {...},
+//! "pay": [{"vendor": "...", "amount_cents": N, "reason": "..."}]}`.
 //!
-//! It works for `sleep_ms`, then panics (crashing its worker) while the delivery counter is
+//! It first asks the MetaAgent for each payment in `pay` (mandate `<task_id>-<index>`, so a retried or
+//! replayed task asks again idempotently): a denial fails the task (fatal), a payment held for review
+//! fails the attempt (retryable: it is asked again after review). Then it works for `sleep_ms`, then panics (crashing its worker) while the delivery counter is
 //! ≤ `panic_deliveries`, then fails retryably while the attempt is ≤ `fail_attempts`. Without `simulate`
 //! it returns a small deterministic result naming the agent.
 
 use super::{ExecError, Executor, TaskContext};
+use crate::payments::types::{Outcome, PaymentIntent};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -28,6 +32,17 @@ struct Simulate {
     fatal: bool,
     #[serde(default)]
     output: Option<Value>,
+    #[serde(default)]
+    pay: Vec<Pay>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Pay {
+    vendor: String,
+    amount_cents: i64,
+    #[serde(default)]
+    reason: String,
 }
 
 impl Executor for Simulated {
@@ -39,6 +54,30 @@ impl Executor for Simulated {
                     Simulate::deserialize(v).map_err(|e| ExecError::Fatal(format!("invalid `simulate` field: {e}")))?
                 }
             };
+            let mut payments = Vec::new();
+            for (i, p) in sim.pay.iter().enumerate() {
+                let business = payload.get("business_id").and_then(Value::as_str).unwrap_or("default");
+                let intent = PaymentIntent {
+                    agent_id: ctx.agent.clone(),
+                    vendor: p.vendor.clone(),
+                    amount_cents: p.amount_cents,
+                    reason: p.reason.clone(),
+                    mandate_id: format!("{}-{i}", ctx.task_id),
+                    business_id: business.to_string(),
+                    tenant_id: ctx.tenant_id.clone(),
+                };
+                let d = ctx.payments.approve(intent).await.map_err(ExecError::Retryable)?;
+                match d.outcome {
+                    Outcome::Approved => payments
+                        .push(json!({"mandate_id": d.mandate_id, "amount_cents": d.amount_cents, "vendor": d.vendor})),
+                    Outcome::NeedsReview => {
+                        return Err(ExecError::Retryable(format!("payment {i} is held for review: {}", d.reason)))
+                    }
+                    Outcome::Denied => {
+                        return Err(ExecError::Fatal(format!("payment {i} denied ({}): {}", d.code, d.reason)))
+                    }
+                }
+            }
             if sim.sleep_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(sim.sleep_ms)).await;
             }
@@ -73,6 +112,7 @@ mod tests {
             deliveries,
             tenant_id: "t".into(),
             correlation_id: "c".into(),
+            payments: Default::default(),
         }
     }
 

@@ -33,12 +33,17 @@ pub struct NodeContext {
     pub agents: Arc<DashMap<String, ActorRef<AgentMsg>>>,
     /// Why the root gave up, if it did.
     pub gave_up: Mutex<Option<String>>,
+    /// The payment authority, when payments are configured; the MetaAgent serves it.
+    pub payments: Option<crate::payments::authority::Authority>,
+    /// Follows the running MetaAgent across restarts.
+    pub payments_client: crate::payments::meta_agent::PaymentsClient,
     /// Last successful heartbeat write (ms since the epoch; 0 = never).
     pub last_beat: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RootChild {
+    MetaAgent,
     Agent(usize),
     Heartbeat,
     Reclaimer,
@@ -80,6 +85,9 @@ impl Actor for Root {
     async fn pre_start(&self, me: ActorRef<RootMsg>, node: Arc<NodeContext>) -> Result<RootState, ActorProcessingErr> {
         let mut st = RootState { node, children: HashMap::new(), history: RestartHistory::default() };
         start(&me, &mut st, RootChild::Heartbeat).await?;
+        if st.node.payments.is_some() {
+            start(&me, &mut st, RootChild::MetaAgent).await?;
+        }
         for i in 0..st.node.roster.agents.len() {
             start(&me, &mut st, RootChild::Agent(i)).await?;
         }
@@ -104,10 +112,14 @@ impl Actor for Root {
         let Some(child) = st.children.remove(&cell.get_id()) else { return Ok(()) };
         let node = st.node.clone();
         let name = ChildName(&node, child).to_string();
-        if let RootChild::Agent(i) = child {
-            if let Some(a) = node.roster.agents.get(i) {
-                node.agents.remove(&a.name);
+        match child {
+            RootChild::Agent(i) => {
+                if let Some(a) = node.roster.agents.get(i) {
+                    node.agents.remove(&a.name);
+                }
             }
+            RootChild::MetaAgent => node.payments_client.set(None),
+            _ => {}
         }
         tracing::warn!(child = %name, reason = %why, "root: child exited");
         node.events.emit(RuntimeEvent::ChildFailed {
@@ -163,12 +175,21 @@ async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> 
                 settings: s.clone(),
                 executor,
                 events: node.events.clone(),
+                payments: node.payments_client.clone(),
                 spec,
             });
             let name = ctx.spec.name.clone();
             let (a, _) = Actor::spawn_linked(None, AgentSupervisor, ctx, me.get_cell()).await?;
             st.children.insert(a.get_id(), child);
             node.agents.insert(name, a);
+            return Ok(());
+        }
+        RootChild::MetaAgent => {
+            let authority = node.payments.clone().ok_or("payments are not configured")?;
+            let (m, _) =
+                Actor::spawn_linked(None, crate::payments::meta_agent::MetaAgent, authority, me.get_cell()).await?;
+            st.children.insert(m.get_id(), child);
+            node.payments_client.set(Some(m));
             return Ok(());
         }
         RootChild::Heartbeat => Box::new(Heartbeat {

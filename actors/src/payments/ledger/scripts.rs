@@ -10,12 +10,12 @@
 use redis::Script;
 
 /// KEYS: mandate, agent window, near-threshold window, approved amounts, used agent/day, used business,
-///       used tenant/day, reservations, reviews, log, business stats.
+///       used tenant/day, reservations, reviews, log, business stats, business index, tenant index.
 /// ARGV: now, fingerprint, amount, mandate, agent, vendor, business, tenant, reason, day,
 ///       pattern_code, pattern_reason, whitelist_code, whitelist_reason,
 ///       velocity_window, velocity_max_count, velocity_max_sum,
 ///       structuring_window, near_low, auto_approve, structuring_min_count,
-///       anomaly_factor, anomaly_min_samples, anomaly_history, review_above,
+///       anomaly_factor (hundredths), anomaly_min_samples, anomaly_history, review_above,
 ///       limit_agent, limit_business, limit_tenant, reservation_ttl, retention
 /// Returns {'stored'} | {'conflict'} | {'new', outcome, code, reason}.
 const DECIDE: &str = r#"
@@ -72,15 +72,16 @@ local function evaluate()
     end
   end
   local samples = redis.call('LRANGE', AN, 0, ahist - 1)
-  if #samples >= amin then
+  local k = #samples
+  if k >= 1 and k >= amin then
     local xs = {}
     for i, v in ipairs(samples) do xs[i] = tonumber(v) end
     table.sort(xs)
-    local k = #xs
-    local median
-    if k % 2 == 1 then median = xs[(k + 1) / 2] else median = (xs[k / 2] + xs[k / 2 + 1]) / 2 end
-    if amount > afactor * median then
-      return 'denied', 'amount_anomaly', string.format('%d cents is over %g x the median (%g) of agent %s at %s', amount, afactor, median, agent, vendor)
+    -- med2 = 2 x median, in integers (policy::check_anomaly); afactor is the factor in hundredths
+    local med2
+    if k % 2 == 1 then med2 = 2 * xs[(k + 1) / 2] else med2 = xs[k / 2] + xs[k / 2 + 1] end
+    if amount * 200 > afactor * med2 then
+      return 'denied', 'amount_anomaly', string.format('amount %d cents is more than %g x the median (%g) of recent payments to this vendor', amount, afactor / 100, med2 / 2)
     end
   end
   -- 3. whitelist
@@ -104,6 +105,8 @@ local function evaluate()
 end
 
 local outcome, code, why = evaluate()
+redis.call('SADD', KEYS[12], business)
+redis.call('SADD', KEYS[13], tenant)
 
 -- every evaluated intent counts toward the windows
 local member = mandate .. '|' .. amount

@@ -1,0 +1,320 @@
+//! The ledger in one process's memory: the same contract as the Redis ledger, deciding with the
+//! reference policy (`policy::evaluate`) under one mutex. Not durable.
+
+use super::*;
+use crate::payments::policy::{self, in_window, LedgerView, Limits, Step, StoredMandate};
+use crate::payments::types::{code, Outcome};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+#[derive(Clone, Default)]
+pub struct MemoryLedger {
+    state: Arc<Mutex<State>>,
+}
+
+struct Stored {
+    record: MandateRecord,
+    fingerprint: String,
+    day: String,
+    deadline: u64,
+}
+
+#[derive(Default)]
+struct State {
+    mandates: HashMap<String, Stored>,
+    agent_windows: HashMap<String, Vec<(u64, u64)>>,
+    near_windows: HashMap<(String, String), Vec<(u64, u64)>>,
+    approved: HashMap<(String, String), VecDeque<u64>>,
+    usage: HashMap<String, Usage>,
+    reviews: BTreeSet<(u64, String)>,
+    log: Vec<LogEntry>,
+    stats: HashMap<String, BusinessStats>,
+    businesses: BTreeSet<String>,
+    tenants: BTreeSet<String>,
+}
+
+impl State {
+    fn usage_keys(&self, s: &Stored) -> [String; 3] {
+        let d = &s.record.decision;
+        [
+            keys::used_agent(&d.agent_id, &s.day),
+            keys::used_business(&d.business_id),
+            keys::used_tenant(&d.tenant_id, &s.day),
+        ]
+    }
+
+    fn used(&self, key: &str) -> u64 {
+        self.usage.get(key).map(Usage::used).unwrap_or(0)
+    }
+
+    fn log(&mut self, event: &str, m: &MandateRecord, day: &str, now: u64) {
+        let d = &m.decision;
+        self.log.push(LogEntry {
+            at_ms: now,
+            event: event.to_string(),
+            mandate_id: d.mandate_id.clone(),
+            agent_id: d.agent_id.clone(),
+            vendor: d.vendor.clone(),
+            amount_cents: d.amount_cents,
+            business_id: d.business_id.clone(),
+            tenant_id: d.tenant_id.clone(),
+            outcome: if event == "decided" || event == "reviewed" { outcome_str(d.outcome) } else { event }.to_string(),
+            code: if event == "decided" || event == "reviewed" { d.code.clone() } else { event.to_string() },
+            day: day.to_string(),
+        });
+    }
+}
+
+fn outcome_str(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Approved => "approved",
+        Outcome::Denied => "denied",
+        Outcome::NeedsReview => "needs_review",
+    }
+}
+
+impl MemoryLedger {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub async fn decide(&self, x: &DecideInput<'_>) -> Result<Decided, LedgerError> {
+        let i = x.intent;
+        let now = x.now_ms;
+        let f = &x.rules.fraud;
+        let day = policy::utc_day(now);
+        let (agent, vendor, business, tenant) =
+            (i.agent_id.clone(), i.vendor.as_str().to_string(), i.business_id.clone(), i.tenant_id.clone());
+        let mut s = self.lock();
+        let existing = s
+            .mandates
+            .get(i.mandate.as_str())
+            .map(|m| StoredMandate { fingerprint: m.fingerprint.clone(), decision: m.record.decision.clone() });
+        if let Some(w) = s.agent_windows.get_mut(&agent) {
+            w.retain(|(at, _)| in_window(*at, f.velocity_window_ms, now));
+        }
+        let near_key = (business.clone(), vendor.clone());
+        if let Some(w) = s.near_windows.get_mut(&near_key) {
+            w.retain(|(at, _)| in_window(*at, f.structuring_window_ms, now));
+        }
+        let av_key = (agent.clone(), vendor.clone());
+        let view = LedgerView {
+            existing,
+            agent_recent: s.agent_windows.get(&agent).cloned().unwrap_or_default(),
+            near_threshold_recent: s.near_windows.get(&near_key).cloned().unwrap_or_default(),
+            approved_amounts_agent_vendor: s
+                .approved
+                .get(&av_key)
+                .map(|d| d.iter().copied().collect())
+                .unwrap_or_default(),
+            agent_day_used: s.used(&keys::used_agent(&agent, &day)),
+            business_used: s.used(&keys::used_business(&business)),
+            tenant_day_used: s.used(&keys::used_tenant(&tenant, &day)),
+        };
+        let step = policy::evaluate(i, x.rules, x.whitelist, &x.limits, &view, now);
+        match &step {
+            Step::Stored(d) => return Ok(Decided::Stored(d.clone())),
+            Step::Deny(r) if r.code == code::MANDATE_CONFLICT => return Ok(Decided::Conflict(r.clone())),
+            _ => {}
+        }
+        let decision = policy::decision(i, &step, now);
+        let amount = i.amount.get();
+        // Every evaluated intent counts toward the windows.
+        s.agent_windows.entry(agent.clone()).or_default().push((now, amount));
+        if policy::is_near_threshold(amount, x.rules) {
+            s.near_windows.entry(near_key).or_default().push((now, amount));
+        }
+        s.businesses.insert(business.clone());
+        s.tenants.insert(tenant.clone());
+        let mut deadline = 0;
+        let stats = s.stats.entry(business.clone()).or_default();
+        match decision.outcome {
+            Outcome::Approved => {
+                stats.approved += 1;
+                stats.reserved_cents += amount;
+                deadline = now + x.reservation_ttl_ms;
+                for k in
+                    [keys::used_agent(&agent, &day), keys::used_business(&business), keys::used_tenant(&tenant, &day)]
+                {
+                    s.usage.entry(k).or_default().reserved += amount;
+                }
+                let hist = s.approved.entry(av_key).or_default();
+                hist.push_front(amount);
+                hist.truncate(f.anomaly_history.max(1) as usize);
+            }
+            Outcome::NeedsReview => {
+                stats.needs_review += 1;
+                s.reviews.insert((now, i.mandate.as_str().to_string()));
+            }
+            Outcome::Denied => {
+                stats.denied += 1;
+                *stats.denials_by_code.entry(decision.code.clone()).or_default() += 1;
+            }
+        }
+        let record = MandateRecord {
+            decision: decision.clone(),
+            status: outcome_str(decision.outcome).to_string(),
+            purpose: i.reason.clone(),
+        };
+        s.log("decided", &record, &day, now);
+        s.mandates.insert(
+            i.mandate.as_str().to_string(),
+            Stored { record, fingerprint: policy::fingerprint(i), day, deadline },
+        );
+        Ok(Decided::New(decision))
+    }
+
+    pub async fn mandate(&self, id: &str) -> Result<Option<MandateRecord>, LedgerError> {
+        Ok(self.lock().mandates.get(id).map(|m| m.record.clone()))
+    }
+
+    pub async fn settle(&self, id: &str, to: Settle, now_ms: u64, _retention_ms: u64) -> Result<Settled, LedgerError> {
+        let mut s = self.lock();
+        let Some(m) = s.mandates.get(id) else { return Ok(Settled::Missing) };
+        if m.record.status == to.as_str() {
+            return Ok(Settled::Already(m.record.clone()));
+        }
+        if m.record.status != "approved" {
+            return Ok(Settled::Refused(m.record.clone()));
+        }
+        let keys = s.usage_keys(m);
+        let (amount, business, vendor, agent, day) = {
+            let d = &m.record.decision;
+            (d.amount_cents, d.business_id.clone(), d.vendor.clone(), d.agent_id.clone(), m.day.clone())
+        };
+        for k in keys {
+            let u = s.usage.entry(k).or_default();
+            u.reserved = u.reserved.saturating_sub(amount);
+            if to == Settle::Captured {
+                u.captured += amount;
+            }
+        }
+        let st = s.stats.entry(business).or_default();
+        st.reserved_cents = st.reserved_cents.saturating_sub(amount);
+        if to == Settle::Captured {
+            st.captured_cents += amount;
+            *st.captured_by_vendor.entry(vendor).or_default() += amount;
+            *st.captured_by_agent.entry(agent).or_default() += amount;
+        } else {
+            st.released_cents += amount;
+        }
+        let record = match s.mandates.get_mut(id) {
+            Some(m) => {
+                m.record.status = to.as_str().to_string();
+                m.record.clone()
+            }
+            None => return Ok(Settled::Missing),
+        };
+        s.log(to.as_str(), &record, &day, now_ms);
+        Ok(Settled::Done(record))
+    }
+
+    pub async fn review(
+        &self,
+        id: &str,
+        approve: bool,
+        limits: Limits,
+        now_ms: u64,
+        reservation_ttl_ms: u64,
+        _retention_ms: u64,
+    ) -> Result<Settled, LedgerError> {
+        let mut s = self.lock();
+        let Some(m) = s.mandates.get(id) else { return Ok(Settled::Missing) };
+        if m.record.status != "needs_review" {
+            return Ok(Settled::Refused(m.record.clone()));
+        }
+        let keys = s.usage_keys(m);
+        let amount = m.record.decision.amount_cents;
+        let day = m.day.clone();
+        let business = m.record.decision.business_id.clone();
+        let (outcome, code, reason) = if !approve {
+            (Outcome::Denied, code::REVIEW_DENIED, "denied by a reviewer".to_string())
+        } else {
+            let lims = [limits.agent_daily_cents, limits.business_total_cents, limits.tenant_daily_cents];
+            match keys.iter().zip(lims).find(|(k, lim)| s.used(k) + amount > *lim) {
+                Some((k, lim)) => (
+                    Outcome::Denied,
+                    code::REVIEW_OVER_BUDGET,
+                    format!("approved by a reviewer, but {k} has used {} of {lim} cents", s.used(k)),
+                ),
+                None => (Outcome::Approved, code::APPROVED, "approved by a reviewer; reserved".to_string()),
+            }
+        };
+        if outcome == Outcome::Approved {
+            for k in &keys {
+                s.usage.entry(k.clone()).or_default().reserved += amount;
+            }
+        }
+        let st = s.stats.entry(business).or_default();
+        st.needs_review = st.needs_review.saturating_sub(1);
+        match outcome {
+            Outcome::Approved => {
+                st.approved += 1;
+                st.reserved_cents += amount;
+            }
+            _ => {
+                st.denied += 1;
+                *st.denials_by_code.entry(code.to_string()).or_default() += 1;
+            }
+        }
+        s.reviews.retain(|(_, m)| m != id);
+        let record = match s.mandates.get_mut(id) {
+            Some(m) => {
+                m.record.decision.outcome = outcome;
+                m.record.decision.code = code.to_string();
+                m.record.decision.reason = reason;
+                m.record.status = outcome_str(outcome).to_string();
+                if outcome == Outcome::Approved {
+                    m.deadline = now_ms + reservation_ttl_ms;
+                }
+                m.record.clone()
+            }
+            None => return Ok(Settled::Missing),
+        };
+        s.log("reviewed", &record, &day, now_ms);
+        Ok(Settled::Done(record))
+    }
+
+    pub async fn reviews(&self) -> Result<Vec<MandateRecord>, LedgerError> {
+        let s = self.lock();
+        Ok(s.reviews.iter().filter_map(|(_, id)| s.mandates.get(id).map(|m| m.record.clone())).collect())
+    }
+
+    pub async fn due_reservations(&self, now_ms: u64, limit: usize) -> Result<Vec<String>, LedgerError> {
+        let s = self.lock();
+        let mut due: Vec<(u64, String)> = s
+            .mandates
+            .iter()
+            .filter(|(_, m)| m.record.status == "approved" && m.deadline <= now_ms)
+            .map(|(id, m)| (m.deadline, id.clone()))
+            .collect();
+        due.sort();
+        Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
+    }
+
+    pub async fn usage(&self, key: &str) -> Result<Usage, LedgerError> {
+        Ok(self.lock().usage.get(key).copied().unwrap_or_default())
+    }
+
+    pub async fn known_parties(&self) -> Result<(Vec<String>, Vec<String>), LedgerError> {
+        let s = self.lock();
+        Ok((s.businesses.iter().cloned().collect(), s.tenants.iter().cloned().collect()))
+    }
+
+    pub async fn business_stats(&self, business: &str) -> Result<BusinessStats, LedgerError> {
+        Ok(self.lock().stats.get(business).cloned().unwrap_or_default())
+    }
+
+    pub async fn set_projected_revenue(&self, business: &str, cents: u64) -> Result<(), LedgerError> {
+        self.lock().stats.entry(business.to_string()).or_default().projected_revenue_cents = Some(cents);
+        Ok(())
+    }
+
+    pub async fn log(&self, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
+        Ok(self.lock().log.iter().filter(|e| e.day == day).take(limit).cloned().collect())
+    }
+}

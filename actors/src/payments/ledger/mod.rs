@@ -1,0 +1,195 @@
+//! The payments ledger: decisions, reservations and their settlement, per-day and per-business usage.
+//!
+//! Two implementations with one contract: [`redis::RedisLedger`] (Lua scripts; any number of nodes and
+//! CLI processes share it and never approve more than a budget together) and [`memory::MemoryLedger`]
+//! (one process, behind a mutex, deciding with the reference policy). `tests/payments.rs` runs the same
+//! scenarios against both.
+
+pub mod keys;
+pub mod memory;
+pub mod redis;
+mod scripts;
+
+use super::policy::{Limits, PaymentRules};
+use super::types::{Decision, Rejection, ValidIntent};
+use super::vendor::Whitelist;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Everything one decision needs.
+pub struct DecideInput<'a> {
+    pub intent: &'a ValidIntent,
+    pub rules: &'a PaymentRules,
+    pub whitelist: &'a Whitelist,
+    pub limits: Limits,
+    pub now_ms: u64,
+    pub reservation_ttl_ms: u64,
+    pub retention_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decided {
+    /// Decided now (and stored under the mandate id).
+    New(Decision),
+    /// The same mandate with the same details was decided before: that decision.
+    Stored(Decision),
+    /// The mandate id was used before with other details.
+    Conflict(Rejection),
+}
+
+/// A stored mandate: its decision, where its money is now, and the purpose given.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MandateRecord {
+    #[serde(flatten)]
+    pub decision: Decision,
+    /// approved (reserved) | captured | released | expired | denied | needs_review
+    pub status: String,
+    pub purpose: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    Captured,
+    Released,
+    Expired,
+}
+
+impl Settle {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Settle::Captured => "captured",
+            Settle::Released => "released",
+            Settle::Expired => "expired",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settled {
+    Done(MandateRecord),
+    /// Already in that state (idempotent).
+    Already(MandateRecord),
+    /// Not a reservation that can move there (e.g. denied, or captured when releasing).
+    Refused(MandateRecord),
+    Missing,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub reserved: u64,
+    pub captured: u64,
+}
+
+impl Usage {
+    pub fn used(&self) -> u64 {
+        self.reserved + self.captured
+    }
+}
+
+/// Counters per business, kept by the ledger as decisions and settlements happen.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BusinessStats {
+    pub approved: u64,
+    pub denied: u64,
+    pub needs_review: u64,
+    pub reserved_cents: u64,
+    pub captured_cents: u64,
+    pub released_cents: u64,
+    pub captured_by_vendor: BTreeMap<String, u64>,
+    pub captured_by_agent: BTreeMap<String, u64>,
+    pub denials_by_code: BTreeMap<String, u64>,
+    pub projected_revenue_cents: Option<u64>,
+}
+
+/// One line of the decision log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogEntry {
+    pub at_ms: u64,
+    pub event: String,
+    pub mandate_id: String,
+    pub agent_id: String,
+    pub vendor: String,
+    pub amount_cents: u64,
+    pub business_id: String,
+    pub tenant_id: String,
+    pub outcome: String,
+    pub code: String,
+    pub day: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    #[error("unexpected reply from the ledger: {0}")]
+    Protocol(String),
+}
+
+#[derive(Clone)]
+pub enum Ledger {
+    Redis(redis::RedisLedger),
+    Memory(memory::MemoryLedger),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $l:ident => $e:expr) => {
+        match $self {
+            Ledger::Redis($l) => $e,
+            Ledger::Memory($l) => $e,
+        }
+    };
+}
+
+impl Ledger {
+    pub async fn decide(&self, input: &DecideInput<'_>) -> Result<Decided, LedgerError> {
+        dispatch!(self, l => l.decide(input).await)
+    }
+    pub async fn mandate(&self, id: &str) -> Result<Option<MandateRecord>, LedgerError> {
+        dispatch!(self, l => l.mandate(id).await)
+    }
+    pub async fn settle(&self, id: &str, to: Settle, now_ms: u64, retention_ms: u64) -> Result<Settled, LedgerError> {
+        dispatch!(self, l => l.settle(id, to, now_ms, retention_ms).await)
+    }
+    /// Decide a held review; the budget is checked again now.
+    pub async fn review(
+        &self,
+        id: &str,
+        approve: bool,
+        limits: Limits,
+        now_ms: u64,
+        reservation_ttl_ms: u64,
+        retention_ms: u64,
+    ) -> Result<Settled, LedgerError> {
+        dispatch!(self, l => l.review(id, approve, limits, now_ms, reservation_ttl_ms, retention_ms).await)
+    }
+    pub async fn reviews(&self) -> Result<Vec<MandateRecord>, LedgerError> {
+        dispatch!(self, l => l.reviews().await)
+    }
+    /// Mandate ids whose reservation has passed its deadline.
+    pub async fn due_reservations(&self, now_ms: u64, limit: usize) -> Result<Vec<String>, LedgerError> {
+        dispatch!(self, l => l.due_reservations(now_ms, limit).await)
+    }
+    pub async fn usage_agent(&self, agent: &str, day: &str) -> Result<Usage, LedgerError> {
+        dispatch!(self, l => l.usage(&keys::used_agent(agent, day)).await)
+    }
+    pub async fn usage_business(&self, business: &str) -> Result<Usage, LedgerError> {
+        dispatch!(self, l => l.usage(&keys::used_business(business)).await)
+    }
+    pub async fn usage_tenant(&self, tenant: &str, day: &str) -> Result<Usage, LedgerError> {
+        dispatch!(self, l => l.usage(&keys::used_tenant(tenant, day)).await)
+    }
+    /// Businesses and tenants that have asked for money (for `budget show`).
+    pub async fn known_parties(&self) -> Result<(Vec<String>, Vec<String>), LedgerError> {
+        dispatch!(self, l => l.known_parties().await)
+    }
+    pub async fn business_stats(&self, business: &str) -> Result<BusinessStats, LedgerError> {
+        dispatch!(self, l => l.business_stats(business).await)
+    }
+    pub async fn set_projected_revenue(&self, business: &str, cents: u64) -> Result<(), LedgerError> {
+        dispatch!(self, l => l.set_projected_revenue(business, cents).await)
+    }
+    /// Log entries of one UTC day (`YYYY-MM-DD`), oldest first.
+    pub async fn log(&self, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
+        dispatch!(self, l => l.log(day, limit).await)
+    }
+}

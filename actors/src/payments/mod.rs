@@ -1,0 +1,59 @@
+//! The payment authority. No agent spends money without an approved intent, and no rule can be
+//! bypassed by amount, retries, concurrency or running several processes:
+//!
+//! - [`types`]: the intent and decision, parsed once at the edge;
+//! - [`vendor`]: host normalization, whitelist and look-alike detection;
+//! - [`policy`]: the checks in their order, as pure functions (the reference semantics);
+//! - [`ledger`]: budgets, reservations and idempotency, atomic in Redis (or in memory);
+//! - [`authority`]: validation + ledger: the one code path every decision takes;
+//! - [`meta_agent`]: the MetaAgent actor that answers intents by message;
+//! - [`notify`]: summaries and fraud alerts to webhooks, never blocking a decision.
+//!
+//! The guarantees are in `docs/semantics.md`, section "Money".
+
+pub mod authority;
+pub mod ledger;
+pub mod meta_agent;
+pub mod notify;
+pub mod policy;
+pub mod types;
+pub mod vendor;
+
+use policy::{Limits, PaymentRules};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Budgets from configuration: defaults plus per-name overrides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budgets {
+    pub agent_daily_cents: u64,
+    pub business_total_cents: u64,
+    pub tenant_daily_cents: u64,
+    pub per_agent_daily: BTreeMap<String, u64>,
+    pub per_business_total: BTreeMap<String, u64>,
+    pub per_tenant_daily: BTreeMap<String, u64>,
+}
+
+impl Budgets {
+    pub fn limits(&self, agent: &str, business: &str, tenant: &str) -> Limits {
+        Limits {
+            agent_daily_cents: *self.per_agent_daily.get(agent).unwrap_or(&self.agent_daily_cents),
+            business_total_cents: *self.per_business_total.get(business).unwrap_or(&self.business_total_cents),
+            tenant_daily_cents: *self.per_tenant_daily.get(tenant).unwrap_or(&self.tenant_daily_cents),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentsSettings {
+    pub rules: PaymentRules,
+    pub whitelist: vendor::Whitelist,
+    pub budgets: Budgets,
+    /// An approved reservation not captured within this time is released automatically.
+    pub reservation_ttl: Duration,
+    /// How long mandates (idempotency) and the decision log are kept.
+    pub retention: Duration,
+    /// How often expired reservations are released.
+    pub expiry_interval: Duration,
+    pub notify: notify::NotifySettings,
+}

@@ -1,0 +1,161 @@
+//! `genesis payments …` and `genesis budget show`: the same authority the MetaAgent uses, on the
+//! shared Redis ledger.
+
+use crate::cli::{BudgetCommand, PaymentsCommand, RedisOpt, ReviewCommand};
+use crate::config::ServiceConfig;
+use anyhow::{bail, Context, Result};
+use genesis_actors::payments::authority::Authority;
+use genesis_actors::payments::ledger::redis::RedisLedger;
+use genesis_actors::payments::ledger::{Ledger, MandateRecord, Settle, Settled};
+use genesis_actors::payments::notify::{self, Channel};
+use genesis_actors::payments::policy::utc_day;
+use genesis_actors::payments::types::PaymentIntent;
+use genesis_actors::task::now_ms;
+use serde::Serialize;
+
+async fn authority(cfg: &ServiceConfig, redis: &RedisOpt) -> Result<Authority> {
+    let Some(url) = super::redis_url(cfg, redis) else {
+        bail!("no Redis URL: the payment ledger is shared through Redis; pass --redis-url or set GENESIS_REDIS_URL");
+    };
+    let ledger = RedisLedger::connect(&url)
+        .await
+        .with_context(|| format!("cannot connect to {}", genesis_actors::bus::redis::redact(&url)))?;
+    Ok(Authority::new(cfg.payments.clone(), Ledger::Redis(ledger), None))
+}
+
+fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(value)?);
+    } else {
+        println!("{}", text());
+    }
+    Ok(())
+}
+
+fn record_line(m: &MandateRecord) -> String {
+    let d = &m.decision;
+    format!(
+        "{}  {}  {} → {}  {} cents  [{}] {}",
+        d.mandate_id, m.status, d.agent_id, d.vendor, d.amount_cents, d.code, d.reason
+    )
+}
+
+fn settled(json: bool, what: &str, mandate: &str, s: Settled) -> Result<()> {
+    match s {
+        Settled::Done(m) => print(json, &m, || format!("{what}: {}", record_line(&m))),
+        Settled::Already(m) => print(json, &m, || format!("already {}: {}", m.status, record_line(&m))),
+        Settled::Refused(m) => bail!("mandate {mandate} is {} and cannot be {what}", m.status),
+        Settled::Missing => bail!("no mandate {mandate} in the ledger"),
+    }
+}
+
+pub async fn run(cfg: &ServiceConfig, command: PaymentsCommand) -> Result<()> {
+    match command {
+        PaymentsCommand::Intent { redis, agent, vendor, amount_cents, reason, mandate, business, tenant, json } => {
+            let a = authority(cfg, &redis).await?;
+            let intent = PaymentIntent {
+                agent_id: agent,
+                vendor,
+                amount_cents,
+                reason,
+                mandate_id: mandate,
+                business_id: business,
+                tenant_id: tenant,
+            };
+            let d = a.approve(&intent).await?;
+            print(json, &d, || format!("{:?} [{}]: {}", d.outcome, d.code, d.reason).to_lowercase())
+        }
+        PaymentsCommand::Capture { redis, mandate, json } => {
+            let s = authority(cfg, &redis).await?.settle(&mandate, Settle::Captured).await?;
+            settled(json, "captured", &mandate, s)
+        }
+        PaymentsCommand::Release { redis, mandate, json } => {
+            let s = authority(cfg, &redis).await?.settle(&mandate, Settle::Released).await?;
+            settled(json, "released", &mandate, s)
+        }
+        PaymentsCommand::Review { command } => match command {
+            ReviewCommand::List { redis, json } => {
+                let list = authority(cfg, &redis).await?.reviews().await?;
+                print(json, &list, || {
+                    if list.is_empty() {
+                        "no intents held for review".into()
+                    } else {
+                        list.iter().map(record_line).collect::<Vec<_>>().join("\n")
+                    }
+                })
+            }
+            ReviewCommand::Approve { redis, mandate, json } => {
+                let s = authority(cfg, &redis).await?.review(&mandate, true).await?;
+                settled(json, "reviewed", &mandate, s)
+            }
+            ReviewCommand::Deny { redis, mandate, json } => {
+                let s = authority(cfg, &redis).await?.review(&mandate, false).await?;
+                settled(json, "reviewed", &mandate, s)
+            }
+        },
+        PaymentsCommand::Ledger { redis, agent, date, limit, json } => {
+            let a = authority(cfg, &redis).await?;
+            let day = date.unwrap_or_else(|| utc_day(now_ms()));
+            if genesis_actors::payments::ledger::redis::day_bounds(&day).is_none() {
+                bail!("--date {day}: not a date; write YYYY-MM-DD (UTC)");
+            }
+            let entries: Vec<_> = a
+                .ledger()
+                .log(&day, limit)
+                .await?
+                .into_iter()
+                .filter(|e| agent.as_deref().is_none_or(|x| e.agent_id == x))
+                .collect();
+            print(json, &entries, || {
+                entries
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{}  {:<9} {}  {} → {}  {} cents  [{}]",
+                            e.at_ms, e.event, e.mandate_id, e.agent_id, e.vendor, e.amount_cents, e.code
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        PaymentsCommand::Summary { redis, business, post, json } => {
+            let a = authority(cfg, &redis).await?;
+            let s = a.summary(&business).await?;
+            if post {
+                match notify::post_now(&cfg.payments.notify, Channel::Dashboard, &s.text()).await {
+                    Ok(true) => eprintln!("posted to the dashboard webhook"),
+                    Ok(false) => bail!("the dashboard webhook rejected the summary after every attempt (see logs)"),
+                    Err(e) => bail!("cannot post: {e} (set payments.notify.dashboard_webhook)"),
+                }
+            }
+            print(json, &s, || s.text())
+        }
+        PaymentsCommand::Revenue { redis, business, projected_cents } => {
+            let a = authority(cfg, &redis).await?;
+            a.ledger().set_projected_revenue(&business, projected_cents).await?;
+            println!("projected revenue of {business}: {projected_cents} cents");
+            Ok(())
+        }
+    }
+}
+
+pub async fn budget(cfg: &ServiceConfig, command: BudgetCommand) -> Result<()> {
+    let BudgetCommand::Show { redis, json } = command;
+    let a = authority(cfg, &redis).await?;
+    let agents: Vec<String> = cfg.roster.agents.iter().map(|a| a.name.clone()).collect();
+    let lines = a.budgets_report(&agents).await?;
+    print(json, &lines, || {
+        let mut out = vec![format!(
+            "{:<15} {:<28} {:>10} {:>10} {:>10} {:>10}",
+            "budget", "name", "limit", "reserved", "captured", "remaining"
+        )];
+        for l in &lines {
+            out.push(format!(
+                "{:<15} {:<28} {:>10} {:>10} {:>10} {:>10}",
+                l.kind, l.name, l.limit_cents, l.reserved_cents, l.captured_cents, l.remaining_cents
+            ));
+        }
+        out.join("\n")
+    })
+}

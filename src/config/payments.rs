@@ -1,0 +1,264 @@
+//! `[payments]` of `genesis.toml`: thresholds, whitelist, budgets, fraud rules, webhooks.
+
+use super::validate::{duration, int, quote};
+use super::Issues;
+use genesis_actors::payments::notify::NotifySettings;
+use genesis_actors::payments::policy::{FraudRules, PaymentRules};
+use genesis_actors::payments::vendor::Whitelist;
+use genesis_actors::payments::{Budgets, PaymentsSettings};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+const MAX_CENTS: i64 = 1 << 50;
+
+/// The vendors agents may pay out of the box.
+pub const DEFAULT_WHITELIST: &[&str] =
+    &["openai.com", "anthropic.com", "stripe.com", "vercel.com", "namecheap.com", "cloudflare.com"];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PaymentsFile {
+    pub hard_cap_cents: Option<i64>,
+    pub auto_approve_cents: Option<i64>,
+    pub review_above_cents: Option<i64>,
+    pub vendor_whitelist: Option<Vec<String>>,
+    pub suspicious_patterns: Option<Vec<String>>,
+    pub reservation_ttl: Option<String>,
+    pub retention: Option<String>,
+    pub expiry_interval: Option<String>,
+    #[serde(default)]
+    pub budgets: BudgetsFile,
+    #[serde(default)]
+    pub fraud: FraudFile,
+    #[serde(default)]
+    pub notify: NotifyFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BudgetsFile {
+    pub agent_daily_cents: Option<i64>,
+    pub business_total_cents: Option<i64>,
+    pub tenant_daily_cents: Option<i64>,
+    #[serde(default)]
+    pub agent_daily: BTreeMap<String, i64>,
+    #[serde(default)]
+    pub business_total: BTreeMap<String, i64>,
+    #[serde(default)]
+    pub tenant_daily: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FraudFile {
+    pub velocity_window: Option<String>,
+    pub velocity_max_count: Option<i64>,
+    pub velocity_max_sum_cents: Option<i64>,
+    pub structuring_window: Option<String>,
+    pub structuring_near_ratio: Option<f64>,
+    pub structuring_min_count: Option<i64>,
+    pub anomaly_factor: Option<f64>,
+    pub anomaly_min_samples: Option<i64>,
+    pub anomaly_history: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NotifyFile {
+    pub dashboard_webhook: Option<String>,
+    pub alerts_webhook: Option<String>,
+    pub dashboard_url: Option<String>,
+    pub attempts: Option<i64>,
+}
+
+fn cents(issues: &mut Issues, key: &str, raw: Option<i64>, default: u64) -> u64 {
+    int(issues, key, raw, default, 1..=MAX_CENTS)
+}
+
+fn url(issues: &mut Issues, key: &str, raw: Option<String>) -> Option<String> {
+    let raw = raw.filter(|s| !s.trim().is_empty())?;
+    if raw.starts_with("http://") || raw.starts_with("https://") {
+        Some(raw)
+    } else {
+        issues.push(key, Some(quote(&raw)), "must start with http:// or https:// (or be empty to disable)");
+        None
+    }
+}
+
+fn overrides(issues: &mut Issues, key: &str, map: BTreeMap<String, i64>) -> BTreeMap<String, u64> {
+    map.into_iter()
+        .map(|(name, v)| (name.clone(), cents(issues, &format!("{key}.{}", quote(&name)), Some(v), 0)))
+        .collect()
+}
+
+/// Validate `[payments]`. Agent names are checked against the roster later ([`check_agents`]).
+pub(crate) fn payments(file: PaymentsFile, issues: &mut Issues) -> PaymentsSettings {
+    let d = PaymentRules::default();
+    let hard_cap = cents(issues, "payments.hard_cap_cents", file.hard_cap_cents, d.hard_cap_cents);
+    let auto = cents(issues, "payments.auto_approve_cents", file.auto_approve_cents, d.auto_approve_cents);
+    let review = cents(issues, "payments.review_above_cents", file.review_above_cents, d.review_above_cents);
+    if auto > review {
+        issues.push(
+            "payments.auto_approve_cents",
+            Some(auto.to_string()),
+            format!("must not exceed payments.review_above_cents ({review})"),
+        );
+    }
+    if review > hard_cap {
+        issues.push(
+            "payments.review_above_cents",
+            Some(review.to_string()),
+            format!("must not exceed payments.hard_cap_cents ({hard_cap})"),
+        );
+    }
+    let entries = file.vendor_whitelist.unwrap_or_else(|| DEFAULT_WHITELIST.iter().map(|s| s.to_string()).collect());
+    let whitelist = match Whitelist::new(&entries) {
+        Ok(w) => w,
+        Err(problem) => {
+            issues.push("payments.vendor_whitelist", Some(format!("{entries:?}")), problem);
+            Whitelist::default()
+        }
+    };
+    let suspicious_patterns: Vec<String> = file
+        .suspicious_patterns
+        .unwrap_or_else(|| {
+            ["gift card", "giftcard", "crypto", "bitcoin", "wire transfer", "western union"].map(String::from).to_vec()
+        })
+        .into_iter()
+        .map(|p| p.trim().to_lowercase())
+        .filter(|p| !p.is_empty())
+        .collect();
+
+    let f = file.fraud;
+    let fd = FraudRules::default();
+    let ms = |d: Duration| d.as_millis() as u64;
+    let ratio = f.structuring_near_ratio.unwrap_or(fd.structuring_near_ratio);
+    if !(ratio > 0.0 && ratio < 1.0) {
+        issues.push(
+            "payments.fraud.structuring_near_ratio",
+            Some(format!("{ratio:?}")),
+            "must be between 0 and 1 (exclusive)",
+        );
+    }
+    let factor = f.anomaly_factor.unwrap_or(fd.anomaly_factor);
+    if !(factor.is_finite() && (1.0..=1.0e6).contains(&factor)) {
+        issues.push(
+            "payments.fraud.anomaly_factor",
+            Some(format!("{factor:?}")),
+            "must be a number between 1.0 and 1000000",
+        );
+    }
+    let fraud = FraudRules {
+        velocity_window_ms: ms(duration(
+            issues,
+            "payments.fraud.velocity_window",
+            f.velocity_window.as_deref(),
+            Duration::from_millis(fd.velocity_window_ms),
+            true,
+        )),
+        velocity_max_count: int(
+            issues,
+            "payments.fraud.velocity_max_count",
+            f.velocity_max_count,
+            fd.velocity_max_count,
+            1..=1_000_000,
+        ),
+        velocity_max_sum_cents: cents(
+            issues,
+            "payments.fraud.velocity_max_sum_cents",
+            f.velocity_max_sum_cents,
+            fd.velocity_max_sum_cents,
+        ),
+        structuring_window_ms: ms(duration(
+            issues,
+            "payments.fraud.structuring_window",
+            f.structuring_window.as_deref(),
+            Duration::from_millis(fd.structuring_window_ms),
+            true,
+        )),
+        structuring_near_ratio: ratio,
+        structuring_min_count: int(
+            issues,
+            "payments.fraud.structuring_min_count",
+            f.structuring_min_count,
+            fd.structuring_min_count,
+            2..=1000,
+        ),
+        anomaly_factor: factor,
+        anomaly_min_samples: int(
+            issues,
+            "payments.fraud.anomaly_min_samples",
+            f.anomaly_min_samples,
+            fd.anomaly_min_samples,
+            1..=1000,
+        ),
+        anomaly_history: int(issues, "payments.fraud.anomaly_history", f.anomaly_history, fd.anomaly_history, 1..=1000),
+    };
+
+    let b = file.budgets;
+    let budgets = Budgets {
+        agent_daily_cents: cents(issues, "payments.budgets.agent_daily_cents", b.agent_daily_cents, 5_000),
+        business_total_cents: cents(issues, "payments.budgets.business_total_cents", b.business_total_cents, 50_000),
+        tenant_daily_cents: cents(issues, "payments.budgets.tenant_daily_cents", b.tenant_daily_cents, 20_000),
+        per_agent_daily: overrides(issues, "payments.budgets.agent_daily", b.agent_daily),
+        per_business_total: overrides(issues, "payments.budgets.business_total", b.business_total),
+        per_tenant_daily: overrides(issues, "payments.budgets.tenant_daily", b.tenant_daily),
+    };
+
+    let n = file.notify;
+    let nd = NotifySettings::default();
+    let notify = NotifySettings {
+        dashboard_webhook: url(issues, "payments.notify.dashboard_webhook", n.dashboard_webhook),
+        alerts_webhook: url(issues, "payments.notify.alerts_webhook", n.alerts_webhook),
+        dashboard_url: n.dashboard_url.filter(|s| !s.trim().is_empty()),
+        attempts: int(issues, "payments.notify.attempts", n.attempts, nd.attempts, 1..=100),
+        ..nd
+    };
+
+    PaymentsSettings {
+        rules: PaymentRules {
+            hard_cap_cents: hard_cap,
+            auto_approve_cents: auto,
+            review_above_cents: review,
+            fraud,
+            known_agents: BTreeSet::new(),
+            suspicious_patterns,
+        },
+        whitelist,
+        budgets,
+        reservation_ttl: duration(
+            issues,
+            "payments.reservation_ttl",
+            file.reservation_ttl.as_deref(),
+            Duration::from_secs(24 * 3600),
+            true,
+        ),
+        retention: duration(
+            issues,
+            "payments.retention",
+            file.retention.as_deref(),
+            Duration::from_secs(90 * 24 * 3600),
+            true,
+        ),
+        expiry_interval: duration(
+            issues,
+            "payments.expiry_interval",
+            file.expiry_interval.as_deref(),
+            Duration::from_secs(30),
+            true,
+        ),
+        notify,
+    }
+}
+
+/// Tie the payment rules to the roster: only roster agents may ask for money, and per-agent budget
+/// overrides must name roster agents.
+pub(crate) fn check_agents(p: &mut PaymentsSettings, agents: BTreeSet<String>, issues: &mut Issues) {
+    for name in p.budgets.per_agent_daily.keys() {
+        if !agents.contains(name) {
+            issues.push(format!("payments.budgets.agent_daily.{}", quote(name)), None, "no such agent in the roster");
+        }
+    }
+    p.rules.known_agents = agents;
+}

@@ -1,0 +1,343 @@
+//! Money: the payment authority on both ledgers (Redis, started by the harness; and in-memory), the
+//! MetaAgent inside a running runtime, and webhook delivery. See docs/semantics.md, "Money".
+
+mod support;
+
+use genesis_actors::bus::memory::MemoryBus;
+use genesis_actors::bus::{Bus, TaskStatus};
+use genesis_actors::executor::ExecutorRegistry;
+use genesis_actors::payments::authority::Authority;
+use genesis_actors::payments::ledger::memory::MemoryLedger;
+use genesis_actors::payments::ledger::redis::RedisLedger;
+use genesis_actors::payments::ledger::{Ledger, Settle, Settled};
+use genesis_actors::payments::notify::{Notifier, NotifySettings};
+use genesis_actors::payments::policy::{FraudRules, PaymentRules};
+use genesis_actors::payments::types::{Outcome, PaymentIntent};
+use genesis_actors::payments::vendor::Whitelist;
+use genesis_actors::payments::{Budgets, PaymentsSettings};
+use genesis_actors::runtime::Runtime;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn settings() -> PaymentsSettings {
+    let agents =
+        ["a-basic", "a-dup", "a-struct", "a-vel", "a-anom", "a-budget", "a-review", "a-many", "genesis.commerce"];
+    PaymentsSettings {
+        rules: PaymentRules {
+            hard_cap_cents: 100_000,
+            auto_approve_cents: 1000,
+            review_above_cents: 20_000,
+            fraud: FraudRules {
+                velocity_max_count: 5,
+                velocity_max_sum_cents: 60_000,
+                anomaly_min_samples: 3,
+                ..FraudRules::default()
+            },
+            known_agents: agents.iter().map(|s| s.to_string()).collect(),
+            suspicious_patterns: vec!["gift card".into()],
+        },
+        whitelist: Whitelist::new(&["openai.com", "stripe.com", "vercel.com"].map(String::from)).expect("whitelist"),
+        budgets: Budgets {
+            agent_daily_cents: 50_000,
+            business_total_cents: 1_000_000,
+            tenant_daily_cents: 1_000_000,
+            per_agent_daily: BTreeMap::from([("a-budget".to_string(), 5000)]),
+            per_business_total: BTreeMap::new(),
+            per_tenant_daily: BTreeMap::new(),
+        },
+        reservation_ttl: Duration::from_secs(3600),
+        retention: Duration::from_secs(86_400),
+        expiry_interval: Duration::from_millis(50),
+        notify: NotifySettings::default(),
+    }
+}
+
+fn intent(agent: &str, vendor: &str, cents: i64, mandate: &str) -> PaymentIntent {
+    PaymentIntent {
+        agent_id: agent.into(),
+        vendor: vendor.into(),
+        amount_cents: cents,
+        reason: "credits".into(),
+        mandate_id: mandate.into(),
+        business_id: "biz-1".into(),
+        tenant_id: "tenant-1".into(),
+    }
+}
+
+async fn redis_ledger(server: &RedisServer) -> Ledger {
+    Ledger::Redis(RedisLedger::connect(&server.url()).await.expect("ledger"))
+}
+
+/// (intent, expected outcome, expected code), run in order against one ledger.
+fn table() -> Vec<(PaymentIntent, Outcome, &'static str)> {
+    use Outcome::*;
+    let mut t = vec![
+        (intent("a-basic", "openai.com", 500, "m-1"), Approved, "approved"),
+        (intent("a-basic", "https://API.OpenAI.com/v1", 600, "m-2"), Approved, "approved"),
+        (intent("a-basic", "example.com", 999, "m-3"), Denied, "vendor_not_whitelisted"),
+        (intent("a-basic", "0penai.com", 100, "m-4"), Denied, "vendor_lookalike"),
+        (intent("a-basic", "openai.com.evil.io", 100, "m-5"), Denied, "vendor_lookalike"),
+        (intent("a-basic", "openai.com", 0, "m-6"), Denied, "invalid_amount"),
+        (intent("a-basic", "openai.com", 100_001, "m-7"), Denied, "over_hard_cap"),
+        (intent("a-basic", "openai.com", 100, "bad mandate!"), Denied, "invalid_mandate"),
+        (intent("nobody", "openai.com", 100, "m-8"), Denied, "unknown_agent"),
+        (intent("a-dup", "openai.com", 300, "m-dup"), Approved, "approved"),
+        (intent("a-dup", "openai.com", 300, "m-dup"), Approved, "approved"),
+        (intent("a-dup", "openai.com", 301, "m-dup"), Denied, "mandate_conflict"),
+        (intent("a-review", "openai.com", 25_000, "m-rev"), NeedsReview, "needs_review"),
+    ];
+    let mut gift = intent("a-basic", "openai.com", 100, "m-gift");
+    gift.reason = "buy a Gift Card for the team".into();
+    t.push((gift, Denied, "suspicious_pattern"));
+    // Structuring: $9.99 three times to one vendor from one business.
+    for (i, expect) in [(0, Approved), (1, Approved), (2, Denied)] {
+        let code = if expect == Approved { "approved" } else { "structuring" };
+        t.push((intent("a-struct", "stripe.com", 999, &format!("m-s{i}")), expect, code));
+    }
+    // Velocity: the sixth intent within the window.
+    for i in 0..6 {
+        let (o, c) = if i < 5 { (Approved, "approved") } else { (Denied, "velocity_count") };
+        t.push((intent("a-vel", "vercel.com", 100, &format!("m-v{i}")), o, c));
+    }
+    // Anomaly: three approvals at 100 (anomaly_min_samples), then 2000 (> 10 × median).
+    for i in 0..3 {
+        t.push((intent("a-anom", "openai.com", 100, &format!("m-a{i}")), Approved, "approved"));
+    }
+    t.push((intent("a-anom", "openai.com", 2000, "m-a3"), Denied, "amount_anomaly"));
+    // Budget: agent daily 5000.
+    t.push((intent("a-budget", "openai.com", 3000, "m-b1"), Approved, "approved"));
+    t.push((intent("a-budget", "openai.com", 2500, "m-b2"), Denied, "over_agent_daily_budget"));
+    t
+}
+
+async fn run_table(ledger: Ledger) {
+    let a = Authority::new(settings(), ledger.clone(), None);
+    for (i, (intent, outcome, code)) in table().into_iter().enumerate() {
+        let d = a.approve(&intent).await.expect("decision");
+        assert_eq!((d.outcome, d.code.as_str()), (outcome, code), "row {i}: {intent:?} → {d:?}");
+    }
+    // The duplicate mandate reserved once: a-dup used 300, not 600.
+    let day = genesis_actors::payments::policy::utc_day(genesis_actors::task::now_ms());
+    assert_eq!(ledger.usage_agent("a-dup", &day).await.expect("usage").reserved, 300);
+    // Review approval re-checks the budget and reserves.
+    match a.review("m-rev", true).await.expect("review") {
+        Settled::Done(m) => assert_eq!((m.decision.outcome, m.status.as_str()), (Outcome::Approved, "approved")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ledger.usage_agent("a-review", &day).await.expect("usage").reserved, 25_000);
+    assert!(a.reviews().await.expect("reviews").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rule_and_code_redis() {
+    let server = RedisServer::start();
+    run_table(redis_ledger(&server).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rule_and_code_memory() {
+    run_table(Ledger::Memory(MemoryLedger::new())).await;
+}
+
+/// 1,000 concurrent intents from two authorities on separate connections against one budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_intents_from_two_authorities_never_exceed_the_budget() {
+    let server = RedisServer::start();
+    let mut s = settings();
+    s.rules.fraud.velocity_max_count = 1_000_000;
+    s.rules.fraud.velocity_max_sum_cents = 1 << 40;
+    s.budgets.per_business_total.insert("biz-shared".into(), 100_000);
+    s.budgets.per_agent_daily.insert("a-many".into(), 10_000_000);
+    let one = Authority::new(s.clone(), redis_ledger(&server).await, None);
+    let two = Authority::new(s, redis_ledger(&server).await, None);
+    let mut handles = Vec::new();
+    for i in 0..1000 {
+        let a = if i % 2 == 0 { one.clone() } else { two.clone() };
+        handles.push(tokio::spawn(async move {
+            let mut x = intent("a-many", "openai.com", 300, &format!("c-{i}"));
+            x.business_id = "biz-shared".into();
+            a.approve(&x).await.expect("decision")
+        }));
+    }
+    let mut approved = 0;
+    for h in handles {
+        let d = h.await.expect("task");
+        match d.outcome {
+            Outcome::Approved => approved += 1,
+            _ => assert_eq!(d.code, "over_business_budget", "{d:?}"),
+        }
+    }
+    assert_eq!(approved, 100_000 / 300, "exactly floor(budget / amount)");
+    let used = one.ledger().usage_business("biz-shared").await.expect("usage");
+    assert_eq!(used.reserved, 333 * 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_mandate_under_concurrency_is_approved_once() {
+    let server = RedisServer::start();
+    let one = Authority::new(settings(), redis_ledger(&server).await, None);
+    let two = Authority::new(settings(), redis_ledger(&server).await, None);
+    let mut handles = Vec::new();
+    for i in 0..100 {
+        let a = if i % 2 == 0 { one.clone() } else { two.clone() };
+        handles.push(tokio::spawn(
+            async move { a.approve(&intent("a-dup", "openai.com", 700, "same")).await.expect("d") },
+        ));
+    }
+    for h in handles {
+        assert_eq!(h.await.expect("task").outcome, Outcome::Approved);
+    }
+    let day = genesis_actors::payments::policy::utc_day(genesis_actors::task::now_ms());
+    assert_eq!(one.ledger().usage_agent("a-dup", &day).await.expect("usage").reserved, 700, "reserved once");
+    let decided = one.ledger().log(&day, 10_000).await.expect("log").iter().filter(|e| e.event == "decided").count();
+    assert_eq!(decided, 1, "one decision recorded for the mandate");
+}
+
+async fn settle_and_expire(ledger: Ledger) {
+    let mut s = settings();
+    s.reservation_ttl = Duration::from_millis(50);
+    let short = Authority::new(s, ledger.clone(), None);
+    let a = Authority::new(settings(), ledger.clone(), None);
+    let day = genesis_actors::payments::policy::utc_day(genesis_actors::task::now_ms());
+    for (m, cents) in [("x-cap", 1000), ("x-rel", 2000)] {
+        assert_eq!(a.approve(&intent("a-basic", "openai.com", cents, m)).await.expect("d").outcome, Outcome::Approved);
+    }
+    assert_eq!(
+        short.approve(&intent("a-basic", "openai.com", 4000, "x-exp")).await.expect("d").outcome,
+        Outcome::Approved
+    );
+    assert!(matches!(a.settle("x-cap", Settle::Captured).await.expect("c"), Settled::Done(_)));
+    assert!(matches!(a.settle("x-cap", Settle::Captured).await.expect("c"), Settled::Already(_)), "idempotent");
+    assert!(
+        matches!(a.settle("x-cap", Settle::Released).await.expect("r"), Settled::Refused(_)),
+        "spent money stays spent"
+    );
+    assert!(matches!(a.settle("x-rel", Settle::Released).await.expect("r"), Settled::Done(_)));
+    assert!(matches!(a.settle("nope", Settle::Captured).await.expect("c"), Settled::Missing));
+    eventually(WAIT, "the uncaptured reservation expires", || async {
+        short.expire_due().await.ok().filter(|n| *n == 1)
+    })
+    .await;
+    let used = ledger.usage_agent("a-basic", &day).await.expect("usage");
+    assert_eq!((used.reserved, used.captured), (0, 1000), "only the captured amount remains used");
+    let sum = a.summary("biz-1").await.expect("summary");
+    assert_eq!((sum.spent_cents, sum.reserved_cents, sum.released_cents), (1000, 0, 6000));
+    assert_eq!(sum.by_vendor.get("openai.com"), Some(&1000));
+    assert!(matches!(a.settle("x-exp", Settle::Captured).await.expect("c"), Settled::Refused(_)), "expired is final");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_release_and_expiry_keep_the_ledger_exact_redis() {
+    let server = RedisServer::start();
+    settle_and_expire(redis_ledger(&server).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_release_and_expiry_keep_the_ledger_exact_memory() {
+    settle_and_expire(Ledger::Memory(MemoryLedger::new())).await;
+}
+
+/// A local webhook receiver that fails the first `fail_first` posts with 500.
+async fn receiver(fail_first: u32) -> (String, Arc<AtomicU32>, Arc<std::sync::Mutex<Vec<String>>>) {
+    let hits = Arc::new(AtomicU32::new(0));
+    let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (h, b) = (hits.clone(), bodies.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(v): axum::Json<serde_json::Value>| {
+            let (h, b) = (h.clone(), b.clone());
+            async move {
+                let n = h.fetch_add(1, Ordering::SeqCst);
+                if n < fail_first {
+                    return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                b.lock().expect("lock").push(v["content"].as_str().unwrap_or_default().to_string());
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/hook"), hits, bodies)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fraud_alerts_reach_the_webhook_through_failures_and_never_block_decisions() {
+    let (url, hits, bodies) = receiver(2).await;
+    let mut s = settings();
+    s.notify.alerts_webhook = Some(url);
+    s.notify.backoff =
+        genesis_actors::policy::backoff::Backoff::new(Duration::from_millis(10), Duration::from_millis(50), 2.0);
+    let notifier = Notifier::start(s.notify.clone());
+    let a = Authority::new(s, Ledger::Memory(MemoryLedger::new()), Some(notifier.clone()));
+    let d = a.approve(&intent("a-basic", "0penai.com", 100, "f-1")).await.expect("d");
+    assert_eq!(d.code, "vendor_lookalike");
+    eventually(WAIT, "the alert is delivered after two failed posts", || async {
+        (notifier.counters.posted.load(Ordering::Relaxed) == 1).then_some(())
+    })
+    .await;
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    assert!(bodies.lock().expect("lock")[0].contains("vendor_lookalike"));
+
+    // A webhook that is down: the post is given up and counted; decisions go on meanwhile.
+    let mut s = settings();
+    s.notify.alerts_webhook = Some(format!("http://127.0.0.1:{}/down", free_port()));
+    s.notify.attempts = 2;
+    s.notify.backoff =
+        genesis_actors::policy::backoff::Backoff::new(Duration::from_millis(10), Duration::from_millis(20), 2.0);
+    let down = Notifier::start(s.notify.clone());
+    let a = Authority::new(s, Ledger::Memory(MemoryLedger::new()), Some(down.clone()));
+    for i in 0..3 {
+        let d = a.approve(&intent("a-basic", "0penai.com", 100, &format!("f-d{i}"))).await.expect("d");
+        assert_eq!(d.code, "vendor_lookalike");
+    }
+    assert_eq!(a.approve(&intent("a-basic", "openai.com", 100, "f-ok")).await.expect("d").outcome, Outcome::Approved);
+    eventually(WAIT, "each of the three alerts is given up and counted", || async {
+        (down.counters.failed.load(Ordering::Relaxed) == 3).then_some(())
+    })
+    .await;
+    assert_eq!(down.counters.posted.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_pay_through_the_meta_agent_and_replays_ask_idempotently() {
+    let bus = Bus::Memory(MemoryBus::new());
+    let ledger = Ledger::Memory(MemoryLedger::new());
+    let authority = Authority::new(settings(), ledger.clone(), None);
+    let spec = agent("genesis.commerce", 2, 2);
+    let rt = Runtime::start_with_payments(
+        bus.clone(),
+        fast_settings("n1"),
+        roster(vec![spec]),
+        ExecutorRegistry::builtin(),
+        Some(authority),
+    )
+    .await
+    .expect("runtime");
+    // Pays, then crashes once: the replay asks again with the same mandate and is not charged twice.
+    let t = publish(&bus, "genesis.commerce", json!({"business_id": "biz-1", "simulate": {"panic_deliveries": 1, "pay": [{"vendor": "openai.com", "amount_cents": 400, "reason": "tokens"}]}})).await;
+    let r = final_record(&bus, &t, WAIT).await;
+    assert_eq!(r.status, TaskStatus::Succeeded, "{r:?}");
+    let day = genesis_actors::payments::policy::utc_day(genesis_actors::task::now_ms());
+    assert_eq!(ledger.usage_agent("genesis.commerce", &day).await.expect("u").reserved, 400);
+    // A denied payment fails the task with the denial's code.
+    let bad = publish(
+        &bus,
+        "genesis.commerce",
+        json!({"simulate": {"pay": [{"vendor": "0penai.com", "amount_cents": 100}]}}),
+    )
+    .await;
+    let r = final_record(&bus, &bad, WAIT).await;
+    assert_eq!(r.status, TaskStatus::Dead);
+    assert!(r.error.as_deref().unwrap_or("").contains("vendor_lookalike"), "{r:?}");
+    rt.shutdown().await.expect("clean shutdown");
+}
