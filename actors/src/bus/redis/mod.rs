@@ -1,5 +1,6 @@
 //! The Redis Streams bus: the distributed engine every node shares.
 
+mod batch;
 mod reply;
 mod scripts;
 
@@ -25,6 +26,7 @@ pub struct RedisBus {
 struct Inner {
     client: redis::Client,
     conn: ConnectionManager,
+    completer: batch::Completer,
     scripts: Arc<Scripts>,
     reconnect: Backoff,
     url: String,
@@ -54,9 +56,9 @@ impl RedisBus {
         let conn =
             ConnectionManager::new_with_config(client.clone(), manager_config(&reconnect, Duration::from_secs(10)))
                 .await?;
-        Ok(RedisBus {
-            inner: Arc::new(Inner { client, conn, scripts: Arc::new(Scripts::load()), reconnect, url: redact(url) }),
-        })
+        let scripts = Arc::new(Scripts::load());
+        let completer = batch::Completer::new(conn.clone(), scripts.clone());
+        Ok(RedisBus { inner: Arc::new(Inner { client, conn, completer, scripts, reconnect, url: redact(url) }) })
     }
 
     pub fn describe(&self) -> String {
@@ -143,32 +145,30 @@ impl RedisBus {
             Completion::Retry { next, .. } => next.attempt.saturating_sub(1),
             _ => task.map(|t| t.attempt).unwrap_or(0),
         };
-        let mut inv = self.inner.scripts.complete.prepare_invoke();
-        inv.key(keys::stream(&d.topic))
-            .key(keys::result(&d.topic, &task_id))
-            .key(keys::dlq(&d.topic))
-            .key(keys::retries(&d.topic))
-            .arg(&d.entry_id)
-            .arg(consumer);
-        let kind = match c {
-            Completion::Succeeded { .. } => "ok",
-            Completion::Retry { .. } => "retry",
-            Completion::Dead { .. } => "dead",
-        };
-        inv.arg(kind).arg(ttl_ms(ttl)).arg(&task_id).arg(d.topic.as_str()).arg(attempt).arg(d.deliveries);
-        match c {
-            Completion::Succeeded { result, .. } => {
-                inv.arg(result.to_string());
-            }
+        let (kind, x, y, z) = match c {
+            Completion::Succeeded { result, .. } => ("ok", result.to_string(), String::new(), String::new()),
             Completion::Retry { next, delay, error } => {
-                inv.arg(error).arg(delay.as_millis() as u64).arg(next.to_json());
+                ("retry", error.clone(), (delay.as_millis() as u64).to_string(), next.to_json())
             }
             Completion::Dead { reason, error, .. } => {
-                inv.arg(error).arg(reason).arg(d.raw.as_deref().unwrap_or(""));
+                ("dead", error.clone(), reason.clone(), d.raw.clone().unwrap_or_default())
             }
-        }
-        let written: i64 = inv.invoke_async(&mut self.inner.conn.clone()).await?;
-        Ok(if written == 1 { Completed::Done } else { Completed::NotOwner })
+        };
+        let args = [
+            d.entry_id.clone(),
+            consumer.to_string(),
+            kind.to_string(),
+            ttl_ms(ttl).to_string(),
+            task_id.clone(),
+            d.topic.to_string(),
+            attempt.to_string(),
+            d.deliveries.to_string(),
+            x,
+            y,
+            z,
+        ];
+        let written = self.inner.completer.complete(&d.topic, keys::result(&d.topic, &task_id), args).await?;
+        Ok(if written { Completed::Done } else { Completed::NotOwner })
     }
 
     pub async fn redeliver(

@@ -58,35 +58,49 @@ end
 return out
 "#;
 
-/// KEYS: stream, result, dlq, retry zset.
-/// ARGV: entry_id, consumer, kind (ok|retry|dead), ttl_ms, task_id ('' if unknown), topic, attempt,
-///       deliveries, then ok: result | retry: error, delay_ms, next envelope | dead: error, reason, envelope.
-/// Returns 1 when written, 0 when the entry is not pending for this consumer (nothing written).
-const COMPLETE: &str = r#"
-if not owned_by(KEYS[1], ARGV[1], ARGV[2]) then return 0 end
-redis.call('XACK', KEYS[1], 'genesis', ARGV[1])
+/// Write the outcomes of many deliveries of one topic, each atomically with its XACK and only if the
+/// entry is still pending for the consumer that ran it (the hot path batches completions).
+/// KEYS: stream, dlq, retry zset, result_1..result_n.
+/// ARGV: 11 per item: entry_id, consumer, kind (ok|retry|dead), ttl_ms, task_id ('' if unknown), topic,
+///       attempt, deliveries, then x, y, z: ok: result, '', '' | retry: error, delay_ms, next envelope |
+///       dead: error, reason, original entry text.
+/// Returns one 1 (written) or 0 (not this consumer's any more: nothing written) per item.
+const COMPLETE_MANY: &str = r#"
+local out = {}
 local now = now_ms()
-local kind = ARGV[3]
-local has_task = ARGV[5] ~= ''
-if kind == 'ok' then
-  redis.call('HSET', KEYS[2], 'task_id', ARGV[5], 'topic', ARGV[6], 'status', 'succeeded', 'attempts', ARGV[7], 'result', ARGV[9], 'error', '', 'reason', '', 'updated_at', now)
-elseif kind == 'retry' then
-  push_history(KEYS[2], ARGV[7], ARGV[9], now)
-  redis.call('HSET', KEYS[2], 'task_id', ARGV[5], 'topic', ARGV[6], 'status', 'retrying', 'attempts', ARGV[7], 'error', ARGV[9], 'updated_at', now)
-  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[10]), ARGV[11])
-else
-  local hist
-  if has_task then
-    hist = push_history(KEYS[2], ARGV[7], ARGV[9], now)
-    redis.call('HSET', KEYS[2], 'task_id', ARGV[5], 'topic', ARGV[6], 'status', 'dead', 'attempts', ARGV[7], 'error', ARGV[9], 'reason', ARGV[10], 'updated_at', now)
+for i = 4, #KEYS do
+  local b = (i - 4) * 11
+  local id, consumer, kind, ttl = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+  local task_id, topic, attempt, deliveries = ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8]
+  local x, y, z = ARGV[b + 9], ARGV[b + 10], ARGV[b + 11]
+  local R = KEYS[i]
+  if not owned_by(KEYS[1], id, consumer) then
+    out[#out + 1] = 0
   else
-    hist = cjson.encode({{attempt = tonumber(ARGV[7]), error = ARGV[9], at = now}})
+    redis.call('XACK', KEYS[1], 'genesis', id)
+    local has_task = task_id ~= ''
+    if kind == 'ok' then
+      redis.call('HSET', R, 'task_id', task_id, 'topic', topic, 'status', 'succeeded', 'attempts', attempt, 'result', x, 'error', '', 'reason', '', 'updated_at', now)
+    elseif kind == 'retry' then
+      push_history(R, attempt, x, now)
+      redis.call('HSET', R, 'task_id', task_id, 'topic', topic, 'status', 'retrying', 'attempts', attempt, 'error', x, 'updated_at', now)
+      redis.call('ZADD', KEYS[3], now + tonumber(y), z)
+    else
+      local hist
+      if has_task then
+        hist = push_history(R, attempt, x, now)
+        redis.call('HSET', R, 'task_id', task_id, 'topic', topic, 'status', 'dead', 'attempts', attempt, 'error', x, 'reason', y, 'updated_at', now)
+      else
+        hist = cjson.encode({{attempt = tonumber(attempt), error = x, at = now}})
+      end
+      redis.call('XADD', KEYS[2], '*', 'task_id', task_id, 'topic', topic, 'reason', y, 'error', x,
+        'attempts', attempt, 'deliveries', deliveries, 'history', hist, 'envelope', z, 'source_id', id, 'dead_at', now)
+    end
+    if has_task then redis.call('PEXPIRE', R, ttl) end
+    out[#out + 1] = 1
   end
-  redis.call('XADD', KEYS[3], '*', 'task_id', ARGV[5], 'topic', ARGV[6], 'reason', ARGV[10], 'error', ARGV[9],
-    'attempts', ARGV[7], 'deliveries', ARGV[8], 'history', hist, 'envelope', ARGV[11], 'source_id', ARGV[1], 'dead_at', now)
 end
-if has_task then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
-return 1
+return out
 "#;
 
 /// KEYS: stream. ARGV: consumer, entry_id.
@@ -184,7 +198,7 @@ return id
 pub struct Scripts {
     pub publish: Script,
     pub begin: Script,
-    pub complete: Script,
+    pub complete_many: Script,
     pub redeliver: Script,
     pub read_pending: Script,
     pub reclaim: Script,
@@ -202,7 +216,7 @@ impl Scripts {
         Scripts {
             publish: with_prelude(PUBLISH),
             begin: with_prelude(BEGIN),
-            complete: with_prelude(COMPLETE),
+            complete_many: with_prelude(COMPLETE_MANY),
             redeliver: with_prelude(REDELIVER),
             read_pending: with_prelude(READ_PENDING),
             reclaim: with_prelude(RECLAIM),
