@@ -1,5 +1,5 @@
-//! The node's HTTP surface on `http.addr`: liveness and readiness probes, and a small task API (the
-//! only way to submit work to a node running on the in-process bus).
+//! The node's HTTP surface on `http.addr`: liveness and readiness probes, Prometheus `/metrics`, and a
+//! small task API (the only way to submit work to a node running on the in-process bus).
 //!
 //! Errors are 4xx with a JSON body `{"error": "..."}` that names the problem; axum's own extractors
 //! answer malformed JSON with 400/415/422 and a message.
@@ -32,6 +32,7 @@ pub fn router(api: Api) -> Router {
         .route("/v1/tasks", post(create_task))
         .route("/v1/tasks/{id}", get(get_task))
         .route("/v1/stats", get(stats))
+        .route("/metrics", get(metrics))
         .with_state(api)
 }
 
@@ -57,6 +58,12 @@ impl IntoResponse for SubmitError {
             SubmitError::Bus(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("bus unavailable: {e}")),
         }
     }
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    let body = api.runtime.metrics().encode();
+    ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+        .into_response()
 }
 
 async fn readyz(State(api): State<Api>) -> Response {

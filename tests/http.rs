@@ -77,3 +77,55 @@ fn readiness_follows_redis() {
     wait_blocking(WAIT, "ready again once Redis is back", || get(&ready).filter(|(s, _)| *s == 200));
     assert!(node.terminate().success());
 }
+
+/// The value of one sample line `name{labels} value` in a Prometheus/OpenMetrics exposition.
+fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let prefix = format!("{name}{{{labels}}} ");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+#[test]
+fn metrics_count_the_tasks_actually_run() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let roster = dir.path().join("agents.toml");
+    std::fs::write(
+        &roster,
+        "[defaults]\nretry_delay = \"20ms\"\n\n[[agent]]\nname = \"genesis.qa\"\nmax_retries = 1\n",
+    )
+    .expect("roster");
+    let port = free_port();
+    let config = write_test_config_with(dir.path(), &roster, Some(port));
+    let mut node = Node::spawn(&config, &redis, "n1", dir.path());
+    let publish = |payload: &str| {
+        let (ok, out, err) = cli(&config, &redis, &["publish", "--topic", "genesis.qa", "--payload", payload]);
+        assert!(ok, "{err}");
+        out.trim().to_string()
+    };
+    let mut ids: Vec<String> = (0..5).map(|_| publish("{}")).collect();
+    ids.push(publish(r#"{"simulate": {"fail_attempts": 1}}"#));
+    ids.push(publish(r#"{"simulate": {"fail_attempts": 9}}"#));
+    for id in &ids {
+        wait_blocking(WAIT, "task final", || {
+            cli_task(&config, &redis, id).filter(|t| t["status"] == "succeeded" || t["status"] == "dead")
+        });
+    }
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let text = client().get(&url).send().expect("scrape").text().expect("text");
+    let qa = r#"agent="genesis.qa""#;
+    assert_eq!(sample(&text, "genesis_tasks_succeeded_total", qa), Some(6.0), "{text}");
+    assert_eq!(sample(&text, "genesis_tasks_received_total", qa), Some(9.0), "5 + 2 + 2 attempts");
+    assert_eq!(sample(&text, "genesis_tasks_failed_total", qa), Some(3.0), "1 + 2 failed attempts");
+    assert_eq!(sample(&text, "genesis_tasks_retried_total", qa), Some(2.0));
+    assert_eq!(
+        sample(&text, "genesis_tasks_dead_total", r#"agent="genesis.qa",reason="retries_exhausted""#),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "genesis_task_duration_seconds_count", qa), Some(9.0));
+    // Gauges are sampled periodically: the DLQ depth shows the dead task.
+    wait_blocking(WAIT, "the DLQ gauge is sampled", || {
+        let text = client().get(&url).send().ok()?.text().ok()?;
+        (sample(&text, "genesis_dlq_depth", r#"topic="genesis.qa""#) == Some(1.0)).then_some(())
+    });
+    assert!(node.terminate().success());
+}

@@ -19,6 +19,7 @@ pub mod agent;
 pub mod bus;
 pub mod events;
 pub mod executor;
+pub mod metrics;
 pub mod payments;
 pub mod policy;
 pub mod roster;

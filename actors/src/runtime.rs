@@ -72,6 +72,10 @@ impl RuntimeHandle {
     pub fn bus(&self) -> &Bus {
         &self.node.bus
     }
+
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.node.metrics
+    }
 }
 
 /// A running node.
@@ -123,6 +127,7 @@ impl Runtime {
             payments,
             payments_client: crate::payments::meta_agent::PaymentsClient::new(std::time::Duration::from_secs(10)),
             last_beat: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         });
         let (root, handle) = Actor::spawn(None, Root, node.clone()).await?;
         tracing::info!(node = %node.settings.node_id, bus = %node.bus.describe(), agents = node.roster.agents.len(), "node started");

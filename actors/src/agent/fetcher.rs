@@ -155,6 +155,8 @@ async fn admit(ctx: &AgentContext, batch: Vec<Delivery>) -> Result<Vec<Job>, Act
             Ok(env) => valid.push((d, env)),
             Err(e) => {
                 tracing::warn!(agent = %ctx.spec.name, entry = %d.entry_id, error = %e, "undecodable entry dead-lettered");
+                let l = crate::metrics::DeadLabel { agent: ctx.spec.name.clone(), reason: reason::DECODE.into() };
+                ctx.metrics.tasks_dead.get_or_create(&l).inc();
                 let dead = Completion::Dead { task: None, reason: reason::DECODE.into(), error: e.to_string() };
                 until_ok(&reconnect, "dead-letter", || ctx.bus.complete(&ctx.consumer, &d, &dead, ttl)).await?;
             }

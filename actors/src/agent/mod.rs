@@ -23,6 +23,7 @@ pub struct AgentContext {
     pub executor: Arc<dyn Executor>,
     pub events: Events,
     pub payments: crate::payments::meta_agent::PaymentsClient,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A decoded delivery on its way to a worker.

@@ -92,6 +92,8 @@ async fn replay(ctx: &AgentContext, slot: usize, entry_id: &str, task_id: TaskId
 async fn run(ctx: &AgentContext, slot: usize, delivery: Delivery, env: TaskEnvelope) -> Result<(), ActorProcessingErr> {
     let reconnect = ctx.settings.bus.reconnect;
     let ttl = ctx.settings.bus.result_ttl;
+    let label = crate::metrics::Metrics::agent(&ctx.spec.name);
+    ctx.metrics.tasks_received.get_or_create(&label).inc();
     let max = ctx.settings.bus.max_deliveries;
     let completion = if delivery.deliveries > max {
         tracing::warn!(agent = %ctx.spec.name, task_id = %env.task_id, deliveries = delivery.deliveries, "poison entry: dead-lettering instead of running again");
@@ -107,6 +109,15 @@ async fn run(ctx: &AgentContext, slot: usize, delivery: Delivery, env: TaskEnvel
         attempt(ctx, slot, &delivery, env).await?
     };
 
+    let m = &ctx.metrics;
+    match &completion {
+        Completion::Succeeded { .. } => m.tasks_succeeded.get_or_create(&label).inc(),
+        Completion::Retry { .. } => m.tasks_retried.get_or_create(&label).inc(),
+        Completion::Dead { reason, .. } => {
+            let l = crate::metrics::DeadLabel { agent: ctx.spec.name.clone(), reason: reason.clone() };
+            m.tasks_dead.get_or_create(&l).inc()
+        }
+    };
     let written =
         until_ok(&reconnect, "complete", || ctx.bus.complete(&ctx.consumer, &delivery, &completion, ttl)).await?;
     if written == Completed::NotOwner {
@@ -134,7 +145,14 @@ async fn attempt(
         correlation_id: env.correlation_id.clone(),
         payments: ctx.payments.clone(),
     };
-    let result = match tokio::time::timeout(spec.timeout, ctx.executor.execute(&tctx, &env.payload)).await {
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(spec.timeout, ctx.executor.execute(&tctx, &env.payload)).await;
+    let label = crate::metrics::Metrics::agent(&spec.name);
+    ctx.metrics.task_duration.get_or_create(&label).observe(started.elapsed().as_secs_f64());
+    if !matches!(outcome, Ok(Ok(_))) {
+        ctx.metrics.tasks_failed.get_or_create(&label).inc();
+    }
+    let result = match outcome {
         Err(_) => AttemptResult::TimedOut(spec.timeout),
         Ok(Ok(v)) => AttemptResult::Ok(v),
         Ok(Err(ExecError::Retryable(e))) => AttemptResult::Retryable(e),

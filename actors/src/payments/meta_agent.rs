@@ -22,26 +22,42 @@ pub enum MetaMsg {
 
 pub struct MetaAgent;
 
+pub struct MetaArgs {
+    pub authority: Authority,
+    pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+}
+
 pub struct MetaState {
     authority: Authority,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl Actor for MetaAgent {
     type Msg = MetaMsg;
     type State = MetaState;
-    type Arguments = Authority;
+    type Arguments = MetaArgs;
 
-    async fn pre_start(&self, me: ActorRef<MetaMsg>, authority: Authority) -> Result<MetaState, ActorProcessingErr> {
+    async fn pre_start(&self, me: ActorRef<MetaMsg>, args: MetaArgs) -> Result<MetaState, ActorProcessingErr> {
         me.cast(MetaMsg::Expire)?;
-        Ok(MetaState { authority })
+        Ok(MetaState { authority: args.authority, metrics: args.metrics })
     }
 
     async fn handle(&self, me: ActorRef<MetaMsg>, msg: MetaMsg, st: &mut MetaState) -> Result<(), ActorProcessingErr> {
         match msg {
             MetaMsg::ApprovePaymentIntent(intent, reply) => {
                 let a = st.authority.clone();
+                let metrics = st.metrics.clone();
                 tokio::spawn(async move {
-                    let _ = reply.send(a.approve(&intent).await.map_err(|e| e.to_string()));
+                    let decision = a.approve(&intent).await.map_err(|e| e.to_string());
+                    if let (Some(m), Ok(d)) = (&metrics, &decision) {
+                        let outcome = serde_json::to_value(d.outcome).ok().and_then(|v| v.as_str().map(String::from));
+                        let l = crate::metrics::DecisionLabel {
+                            outcome: outcome.unwrap_or_default(),
+                            code: d.code.clone(),
+                        };
+                        m.payment_decisions.get_or_create(&l).inc();
+                    }
+                    let _ = reply.send(decision);
                 });
             }
             MetaMsg::Capture(id, reply) => {

@@ -8,6 +8,7 @@
 pub mod heartbeat;
 pub mod reclaimer;
 pub mod retry_scheduler;
+pub mod sampler;
 pub mod trimmer;
 
 use crate::bus::BusError;

@@ -184,6 +184,8 @@ impl Actor for AgentSupervisor {
         match st.history.on_failure(Instant::now(), sup.agent, &sup.restart_backoff, rand::random::<f64>()) {
             RestartDecision::Restart { after, restarts_in_window } => {
                 tracing::info!(%agent, child = %child, ?after, restarts_in_window, "restarting child");
+                let restart = crate::metrics::RestartLabel { supervisor: agent.clone(), child: child.to_string() };
+                st.ctx.metrics.actor_restarts.get_or_create(&restart).inc();
                 st.ctx.events.emit(RuntimeEvent::ChildRestarted {
                     supervisor: agent,
                     child: child.to_string(),

@@ -37,6 +37,7 @@ pub struct NodeContext {
     pub payments: Option<crate::payments::authority::Authority>,
     /// Follows the running MetaAgent across restarts.
     pub payments_client: crate::payments::meta_agent::PaymentsClient,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Last successful heartbeat write (ms since the epoch; 0 = never).
     pub last_beat: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -44,6 +45,7 @@ pub struct NodeContext {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RootChild {
     MetaAgent,
+    Sampler,
     Agent(usize),
     Heartbeat,
     Reclaimer,
@@ -91,7 +93,7 @@ impl Actor for Root {
         for i in 0..st.node.roster.agents.len() {
             start(&me, &mut st, RootChild::Agent(i)).await?;
         }
-        for c in [RootChild::Reclaimer, RootChild::RetryScheduler, RootChild::Trimmer] {
+        for c in [RootChild::Reclaimer, RootChild::RetryScheduler, RootChild::Trimmer, RootChild::Sampler] {
             start(&me, &mut st, c).await?;
         }
         Ok(st)
@@ -132,6 +134,8 @@ impl Actor for Root {
         match st.history.on_failure(Instant::now(), sup.root, &sup.restart_backoff, rand::random::<f64>()) {
             RestartDecision::Restart { after, restarts_in_window } => {
                 tracing::info!(child = %name, ?after, restarts_in_window, "root: restarting child");
+                let restart = crate::metrics::RestartLabel { supervisor: "root".into(), child: name.clone() };
+                node.metrics.actor_restarts.get_or_create(&restart).inc();
                 node.events.emit(RuntimeEvent::ChildRestarted {
                     supervisor: "root".into(),
                     child: name,
@@ -176,6 +180,7 @@ async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> 
                 executor,
                 events: node.events.clone(),
                 payments: node.payments_client.clone(),
+                metrics: node.metrics.clone(),
                 spec,
             });
             let name = ctx.spec.name.clone();
@@ -186,8 +191,8 @@ async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> 
         }
         RootChild::MetaAgent => {
             let authority = node.payments.clone().ok_or("payments are not configured")?;
-            let (m, _) =
-                Actor::spawn_linked(None, crate::payments::meta_agent::MetaAgent, authority, me.get_cell()).await?;
+            let args = crate::payments::meta_agent::MetaArgs { authority, metrics: Some(node.metrics.clone()) };
+            let (m, _) = Actor::spawn_linked(None, crate::payments::meta_agent::MetaAgent, args, me.get_cell()).await?;
             st.children.insert(m.get_id(), child);
             node.payments_client.set(Some(m));
             return Ok(());
@@ -210,6 +215,15 @@ async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> 
             agents: node.agents.clone(),
         }),
         RootChild::RetryScheduler => Box::new(RetryScheduler { bus: node.bus.clone(), topics, interval: s.bus.retry_poll }),
+        RootChild::Sampler => Box::new(crate::service::sampler::Sampler {
+            bus: node.bus.clone(),
+            node_id: s.node_id.clone(),
+            roster: node.roster.clone(),
+            payments: node.payments.clone(),
+            metrics: node.metrics.clone(),
+            last_beat: node.last_beat.clone(),
+            interval: std::time::Duration::from_secs(5),
+        }),
         RootChild::Trimmer => Box::new(Trimmer { bus: node.bus.clone(), topics, interval: s.bus.trim_interval }),
     };
     let (t, _) =

@@ -1,0 +1,136 @@
+//! Prometheus metrics of a node (names prefixed `genesis_`). Counters are incremented where things
+//! happen (workers, supervisors, the MetaAgent); gauges of streams and budgets are sampled
+//! periodically by [`crate::service::sampler`]. Served as text by the binary's `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AgentLabel {
+    pub agent: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeadLabel {
+    pub agent: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabel {
+    pub topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RestartLabel {
+    pub supervisor: String,
+    pub child: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabel {
+    pub outcome: String,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabel {
+    pub node: String,
+}
+
+type Seconds = Family<AgentLabel, Histogram, fn() -> Histogram>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+pub struct Metrics {
+    registry: Registry,
+    pub tasks_received: Family<AgentLabel, Counter>,
+    pub tasks_succeeded: Family<AgentLabel, Counter>,
+    pub tasks_failed: Family<AgentLabel, Counter>,
+    pub tasks_retried: Family<AgentLabel, Counter>,
+    pub tasks_dead: Family<DeadLabel, Counter>,
+    pub task_duration: Seconds,
+    pub stream_length: Family<TopicLabel, Gauge>,
+    pub stream_pending: Family<TopicLabel, Gauge>,
+    pub stream_lag: Family<TopicLabel, Gauge>,
+    pub dlq_depth: Family<TopicLabel, Gauge>,
+    pub retry_scheduled: Family<TopicLabel, Gauge>,
+    pub actor_restarts: Family<RestartLabel, Counter>,
+    pub payment_decisions: Family<DecisionLabel, Counter>,
+    pub budget_used: Family<AgentLabel, Gauge>,
+    pub budget_remaining: Family<AgentLabel, Gauge>,
+    pub heartbeat_age: Family<NodeLabel, FloatGauge>,
+    pub node_up: Gauge,
+}
+
+fn duration_histogram() -> Histogram {
+    // 1 ms … ~9 h
+    Histogram::new(exponential_buckets(0.001, 2.5, 18))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("genesis");
+        let m = Metrics {
+            tasks_received: Family::default(),
+            tasks_succeeded: Family::default(),
+            tasks_failed: Family::default(),
+            tasks_retried: Family::default(),
+            tasks_dead: Family::default(),
+            task_duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
+            stream_length: Family::default(),
+            stream_pending: Family::default(),
+            stream_lag: Family::default(),
+            dlq_depth: Family::default(),
+            retry_scheduled: Family::default(),
+            actor_restarts: Family::default(),
+            payment_decisions: Family::default(),
+            budget_used: Family::default(),
+            budget_remaining: Family::default(),
+            heartbeat_age: Family::default(),
+            node_up: Gauge::default(),
+            registry: Registry::default(),
+        };
+        r.register("tasks_received", "Deliveries handed to a worker", m.tasks_received.clone());
+        r.register("tasks_succeeded", "Tasks that succeeded", m.tasks_succeeded.clone());
+        r.register("tasks_failed", "Failed attempts (errors and timeouts)", m.tasks_failed.clone());
+        r.register("tasks_retried", "Retries scheduled", m.tasks_retried.clone());
+        r.register("tasks_dead", "Tasks dead-lettered, by reason", m.tasks_dead.clone());
+        r.register("task_duration_seconds", "Duration of one attempt", m.task_duration.clone());
+        r.register("stream_length", "Entries in the topic's stream", m.stream_length.clone());
+        r.register("stream_pending", "Delivered, unacknowledged entries", m.stream_pending.clone());
+        r.register("stream_lag", "Entries not yet delivered", m.stream_lag.clone());
+        r.register("dlq_depth", "Dead letters of the topic", m.dlq_depth.clone());
+        r.register("retry_scheduled", "Retries waiting for their due time", m.retry_scheduled.clone());
+        r.register("actor_restarts", "Restarts by supervisor and child", m.actor_restarts.clone());
+        r.register("payment_decisions", "Payment decisions by outcome and code", m.payment_decisions.clone());
+        r.register("budget_used_cents", "Reserved + captured today, per agent", m.budget_used.clone());
+        r.register("budget_remaining_cents", "Daily budget left, per agent", m.budget_remaining.clone());
+        r.register("node_heartbeat_age_seconds", "Age of this node's last heartbeat write", m.heartbeat_age.clone());
+        r.register("node_up", "1 while the node runs", m.node_up.clone());
+        Metrics { registry: r, ..m }
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    pub fn agent(agent: &str) -> AgentLabel {
+        AgentLabel { agent: agent.to_string() }
+    }
+}
