@@ -7,6 +7,7 @@ mod config;
 mod http;
 mod logging;
 mod submit;
+mod systemd;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -44,6 +44,7 @@ impl Health {
 #[derive(Clone)]
 pub struct RuntimeHandle {
     node: Arc<NodeContext>,
+    root: ActorRef<RootMsg>,
 }
 
 impl RuntimeHandle {
@@ -75,6 +76,11 @@ impl RuntimeHandle {
 
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         &self.node.metrics
+    }
+
+    /// Whether the root supervisor's mailbox answers within `timeout` (the systemd watchdog's check).
+    pub async fn root_alive(&self, timeout: std::time::Duration) -> bool {
+        ractor::call_t!(self.root, RootMsg::Ping, timeout.as_millis() as u64).is_ok()
     }
 }
 
@@ -148,7 +154,7 @@ impl Runtime {
 
     /// A cheap, cloneable view for health checks and the HTTP API.
     pub fn handle(&self) -> RuntimeHandle {
-        RuntimeHandle { node: self.node.clone() }
+        RuntimeHandle { node: self.node.clone(), root: self.root.clone() }
     }
 
     /// Wait until the root stops. `Err` carries the reason when the root gave up.
@@ -162,9 +168,31 @@ impl Runtime {
         }
     }
 
-    /// Stop the tree. In-flight tasks are abandoned unacknowledged and replay on the next start (or on
-    /// another node once this node's heartbeat is gone, which a clean stop removes at once).
+    /// Graceful stop: every agent stops fetching, running tasks get up to `shutdown_grace` to finish,
+    /// then the tree stops. Tasks still running then are abandoned unacknowledged and replay on the next
+    /// start, or on another node (a clean stop removes this node's heartbeat at once).
     pub async fn shutdown(mut self) -> Result<(), String> {
+        let grace = self.node.settings.shutdown_grace;
+        let _ = self.root.cast(RootMsg::Drain);
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let mut running = 0;
+            for a in self.node.agents.iter() {
+                running += ractor::call_t!(a.value(), crate::supervisor::agent::AgentMsg::InFlight, 1000).unwrap_or(0);
+            }
+            if running == 0 {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    running,
+                    ?grace,
+                    "grace period over; unfinished tasks stay pending and will be replayed"
+                );
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         self.root.stop(Some("shutdown".into()));
         let r = self.wait().await;
         if let Err(e) = self.node.bus.clear_heartbeat(&self.node.settings.node_id).await {

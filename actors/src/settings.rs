@@ -15,6 +15,8 @@ pub struct RuntimeSettings {
     pub liveness: LivenessSettings,
     /// Growth of the delay between retries of one task (`retry_delay × multiplier^(attempt-1)`, capped).
     pub retry_backoff: Backoff,
+    /// On shutdown, how long running tasks may take to finish; unfinished ones stay pending for replay.
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +83,7 @@ impl RuntimeSettings {
                 reclaim_interval: Duration::from_secs(2),
             },
             retry_backoff: Backoff::new(Duration::from_secs(5), Duration::from_secs(300), 2.0),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }

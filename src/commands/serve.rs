@@ -66,6 +66,8 @@ pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String
         }
         None => None,
     };
+    crate::systemd::ready();
+    let watchdog = crate::systemd::spawn_watchdog(runtime.handle());
     tokio::select! {
         ended = runtime.wait() => {
             return ended.map_err(|reason| anyhow!("the actor tree stopped: {reason}"));
@@ -73,6 +75,10 @@ pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String
         _ = shutdown_signal() => {
             tracing::info!("shutdown signal received; stopping");
         }
+    }
+    crate::systemd::stopping();
+    if let Some(w) = watchdog {
+        w.abort();
     }
     let _ = stop_http.send(());
     if let Some(h) = http {

@@ -32,6 +32,7 @@ pub(crate) struct GenesisFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct NodeFile {
     pub id: Option<String>,
+    pub shutdown_grace: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -109,6 +109,8 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
     if roster.trim().is_empty() {
         issues.push("roster", Some(quote(&roster)), "must name the roster file");
     }
+    let shutdown_grace =
+        duration(issues, "node.shutdown_grace", file.node.shutdown_grace.as_deref(), d.shutdown_grace, false);
     let node_id = node_id(issues, file.node.id);
 
     let b = &file.bus;
@@ -241,7 +243,7 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
 
     let http_addr = http_addr(issues, file.http.addr);
     let payments = super::payments::payments(file.payments, issues);
-    let settings = RuntimeSettings { node_id, bus, supervision, liveness, retry_backoff };
+    let settings = RuntimeSettings { node_id, bus, supervision, liveness, retry_backoff, shutdown_grace };
     GenesisParts { settings, roster, redis_url, http_addr, payments }
 }
 

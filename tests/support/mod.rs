@@ -211,6 +211,13 @@ addr = "{http}"
     path
 }
 
+/// Set `node.shutdown_grace` in a config written by [`write_test_config`].
+pub fn set_grace(config: &std::path::Path, grace: &str) {
+    let text = std::fs::read_to_string(config).expect("config");
+    let text = text.replacen("id = \"test-node\"", &format!("id = \"test-node\"\nshutdown_grace = \"{grace}\""), 1);
+    std::fs::write(config, text).expect("config");
+}
+
 /// A `genesis serve` process.
 pub struct Node {
     pub id: String,
@@ -235,6 +242,17 @@ impl Node {
 
     /// Start `genesis serve`; on the in-process bus when `redis` is `None`. Does not wait for readiness.
     pub fn start(config: &std::path::Path, redis: Option<&RedisServer>, id: &str, log_dir: &std::path::Path) -> Node {
+        Node::start_with_env(config, redis, id, log_dir, &[])
+    }
+
+    /// [`Node::start`] with extra environment variables.
+    pub fn start_with_env(
+        config: &std::path::Path,
+        redis: Option<&RedisServer>,
+        id: &str,
+        log_dir: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Node {
         let log = log_dir.join(format!("{id}-{}.log", free_port()));
         let file = std::fs::File::create(&log).expect("log file");
         let err = file.try_clone().expect("log file");
@@ -243,6 +261,7 @@ impl Node {
         if let Some(r) = redis {
             cmd.args(["--redis-url", &r.url()]);
         }
+        cmd.envs(env.iter().copied());
         let child = cmd
             .env("RUST_LOG", "info")
             .env_remove("GENESIS_REDIS_URL")

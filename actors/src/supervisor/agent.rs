@@ -40,6 +40,11 @@ pub enum AgentMsg {
     Restart(Child),
     /// Forward deliveries claimed from a dead node to this agent's fetcher.
     Inject(Vec<crate::bus::Delivery>),
+    /// Stop fetching (shutdown): running tasks finish, nothing new starts. Entries fetched but not
+    /// started stay pending in the bus for replay.
+    Drain,
+    /// How many tasks are running.
+    InFlight(ractor::RpcReplyPort<usize>),
 }
 
 /// What a busy slot holds: enough to replay it (the entry is re-read from the bus) and to log it.
@@ -70,6 +75,7 @@ pub struct AgentState {
     history: RestartHistory,
     /// Credits given to the fetcher and not yet returned as jobs.
     granted: usize,
+    draining: bool,
 }
 
 impl Actor for AgentSupervisor {
@@ -94,6 +100,7 @@ impl Actor for AgentSupervisor {
             children: HashMap::new(),
             history: RestartHistory::default(),
             granted: 0,
+            draining: false,
         };
         for i in 0..st.slots.len() {
             start(&me, &mut st, Child::Worker(i)).await?;
@@ -134,7 +141,23 @@ impl Actor for AgentSupervisor {
                     }
                 }
             }
+            AgentMsg::Restart(Child::Fetcher) if st.draining => {}
             AgentMsg::Restart(child) => start(&me, st, child).await?,
+            AgentMsg::Drain => {
+                st.draining = true;
+                if let Some(f) = st.fetcher.take() {
+                    st.children.remove(&f.get_id());
+                    f.stop(Some("draining".into()));
+                }
+                for job in st.queue.drain(..) {
+                    st.known.remove(&job.delivery.entry_id);
+                }
+                tracing::info!(agent = %st.ctx.spec.name, running = st.slots.len() - st.free, "draining: no new tasks");
+            }
+            AgentMsg::InFlight(reply) => {
+                let _ = reply.send(st.slots.len() - st.free);
+            }
+            AgentMsg::Inject(_) if st.draining => {}
             AgentMsg::Inject(deliveries) => {
                 if let Some(f) = &st.fetcher {
                     let _ = f.cast(FetcherMsg::Inject(deliveries));
@@ -262,6 +285,9 @@ fn dispatch(st: &mut AgentState) {
 
 /// Ask the fetcher for as many entries as there are free slots not already covered.
 fn grant(st: &mut AgentState) {
+    if st.draining {
+        return;
+    }
     let want = st.free.saturating_sub(st.queue.len() + st.granted);
     if want > 0 {
         if let Some(f) = &st.fetcher {

@@ -57,6 +57,10 @@ pub struct Root;
 
 pub enum RootMsg {
     Restart(RootChild),
+    /// Answered by the root's own mailbox: proof of life for the systemd watchdog.
+    Ping(ractor::RpcReplyPort<()>),
+    /// Begin a graceful shutdown: every agent stops fetching.
+    Drain,
 }
 
 pub struct RootState {
@@ -100,8 +104,19 @@ impl Actor for Root {
     }
 
     async fn handle(&self, me: ActorRef<RootMsg>, msg: RootMsg, st: &mut RootState) -> Result<(), ActorProcessingErr> {
-        let RootMsg::Restart(child) = msg;
-        start(&me, st, child).await
+        match msg {
+            RootMsg::Restart(child) => start(&me, st, child).await,
+            RootMsg::Ping(reply) => {
+                let _ = reply.send(());
+                Ok(())
+            }
+            RootMsg::Drain => {
+                for a in st.node.agents.iter() {
+                    let _ = a.value().cast(AgentMsg::Drain);
+                }
+                Ok(())
+            }
+        }
     }
 
     async fn handle_supervisor_evt(
