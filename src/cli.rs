@@ -42,7 +42,7 @@ pub enum Command {
         payload: String,
         #[arg(long, default_value = "default")]
         tenant: String,
-        /// Topic that receives this task's result as a new task.
+        /// Topic that receives this task's result as a new task; `a,b` chains further hops.
         #[arg(long)]
         reply_to: Option<String>,
         /// Correlation id (defaults to the task id).

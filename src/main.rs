@@ -5,9 +5,9 @@ mod cli;
 mod commands;
 mod config;
 mod http;
-mod logging;
 mod submit;
 mod systemd;
+mod telemetry;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -15,8 +15,6 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let serving = matches!(cli.command, cli::Command::Serve { .. });
-    logging::init(if serving { "info" } else { "warn" });
     match commands::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -4,6 +4,7 @@
 use genesis_actors::bus::{Bus, BusError, Published, TaskRecord};
 use genesis_actors::roster::Roster;
 use genesis_actors::task::{TaskEnvelope, TaskId, TopicName};
+use tracing::Instrument;
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,8 +57,15 @@ pub async fn submit(
         return Err(SubmitError::Invalid("tenant must have 1 to 128 characters".into()));
     }
     let mut env = TaskEnvelope::new(topic, req.tenant, req.payload);
-    if let Some(r) = req.reply_to {
-        env.reply_to = Some(roster_topic(roster, "reply_to", &r)?);
+    if let Some(chain) = req.reply_to {
+        // `a,b,c`: the result goes to `a` as a new task, whose result goes to `b`, and so on.
+        let mut hops = Vec::new();
+        for hop in chain.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+            hops.push(roster_topic(roster, "reply_to", hop)?);
+        }
+        let mut hops = hops.into_iter();
+        env.reply_to = hops.next();
+        env.then = hops.collect();
     }
     if let Some(c) = req.correlation_id {
         env.correlation_id = c;
@@ -68,7 +76,9 @@ pub async fn submit(
             "the task is {size} bytes, over bus.max_payload_bytes = {max_bytes}"
         )));
     }
-    match bus.publish(&env, ttl).await? {
+    let span = genesis_actors::trace::publish_span(&env);
+    env.traceparent = genesis_actors::trace::traceparent_of(&span);
+    match bus.publish(&env, ttl).instrument(span).await? {
         Published::Appended(id) => Ok((env, id)),
         Published::Duplicate => Err(SubmitError::Invalid(format!("task {} already exists", env.task_id))),
     }

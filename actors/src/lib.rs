@@ -28,3 +28,4 @@ pub mod service;
 pub mod settings;
 pub mod supervisor;
 pub mod task;
+pub mod trace;

@@ -109,6 +109,10 @@ pub struct TaskEnvelope {
     pub attempt: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<TopicName>,
+    /// Further hops after `reply_to`: the reply task replies to `then[0]`, and so on (a chain such as
+    /// idea → build → deploy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub then: Vec<TopicName>,
     pub payload: serde_json::Value,
     /// Milliseconds since the Unix epoch.
     pub created_at: u64,
@@ -128,6 +132,7 @@ impl TaskEnvelope {
             correlation_id: task_id.to_string(),
             attempt: 1,
             reply_to: None,
+            then: Vec::new(),
             payload,
             created_at: now_ms(),
             traceparent: None,
@@ -142,7 +147,8 @@ impl TaskEnvelope {
             tenant_id: self.tenant_id.clone(),
             correlation_id: self.correlation_id.clone(),
             attempt: 1,
-            reply_to: None,
+            reply_to: self.then.first().cloned(),
+            then: self.then.iter().skip(1).cloned().collect(),
             payload: serde_json::json!({ "in_reply_to": self.task_id, "from": self.topic, "result": result }),
             created_at: now_ms(),
             traceparent: self.traceparent.clone(),

@@ -16,7 +16,19 @@ use genesis_actors::task::TopicName;
 
 pub async fn run(cli: Cli) -> Result<()> {
     let cfg = load(&cli)?;
-    match cli.command {
+    let level = if matches!(cli.command, Command::Serve { .. }) { "info" } else { "warn" };
+    let node = match &cli.command {
+        Command::Serve { node_id: Some(id), .. } => id.clone(),
+        _ => cfg.settings.node_id.clone(),
+    };
+    let telemetry = crate::telemetry::init(level, &cfg.telemetry, &node);
+    let result = dispatch(cfg, cli.command).await;
+    telemetry.shutdown();
+    result
+}
+
+async fn dispatch(cfg: ServiceConfig, command: Command) -> Result<()> {
+    match command {
         Command::Serve { redis, node_id } => serve::run(cfg, redis, node_id).await,
         Command::Publish { redis, topic, payload, tenant, reply_to, correlation_id, json } => {
             let payload =

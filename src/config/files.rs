@@ -26,6 +26,17 @@ pub(crate) struct GenesisFile {
     pub http: HttpFile,
     #[serde(default)]
     pub payments: super::payments::PaymentsFile,
+    #[serde(default)]
+    pub telemetry: TelemetryFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TelemetryFile {
+    pub otlp_endpoint: Option<String>,
+    pub otlp_protocol: Option<String>,
+    pub sampling_ratio: Option<f64>,
+    pub service_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

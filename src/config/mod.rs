@@ -13,7 +13,7 @@ mod payments;
 mod roster;
 #[cfg(test)]
 mod tests;
-mod validate;
+pub(crate) mod validate;
 
 use genesis_actors::roster::Roster;
 use genesis_actors::settings::RuntimeSettings;
@@ -34,6 +34,8 @@ pub struct ServiceConfig {
     pub http_addr: Option<SocketAddr>,
     /// `[payments]`, tied to the roster.
     pub payments: genesis_actors::payments::PaymentsSettings,
+    /// `[telemetry]`.
+    pub telemetry: validate::TelemetrySettings,
     /// The `genesis.toml` that was loaded.
     pub source: PathBuf,
 }
@@ -157,6 +159,7 @@ pub(crate) fn load_with_env(path: &Path, known_executors: &[&str], env: Env) -> 
         redis_url: genesis.redis_url,
         http_addr: genesis.http_addr,
         payments,
+        telemetry: genesis.telemetry,
         source: path.to_path_buf(),
     })
 }

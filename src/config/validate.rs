@@ -30,6 +30,23 @@ pub(crate) struct GenesisParts {
     pub redis_url: Option<String>,
     pub http_addr: Option<SocketAddr>,
     pub payments: genesis_actors::payments::PaymentsSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    Grpc,
+    HttpProtobuf,
+}
+
+/// `[telemetry]`: where traces go. The standard `OTEL_*` variables override these at start-up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetrySettings {
+    /// Empty: no export.
+    pub otlp_endpoint: Option<String>,
+    pub otlp_protocol: OtlpProtocol,
+    pub sampling_ratio: f64,
+    pub service_name: String,
 }
 
 /// A string value as shown in messages.
@@ -243,8 +260,33 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
 
     let http_addr = http_addr(issues, file.http.addr);
     let payments = super::payments::payments(file.payments, issues);
+    let t = file.telemetry;
+    let otlp_protocol = match t.otlp_protocol.as_deref().map(str::trim) {
+        None | Some("grpc") => OtlpProtocol::Grpc,
+        Some("http") | Some("http/protobuf") => OtlpProtocol::HttpProtobuf,
+        Some(other) => {
+            issues.push("telemetry.otlp_protocol", Some(quote(other)), "must be \"grpc\" or \"http/protobuf\"");
+            OtlpProtocol::Grpc
+        }
+    };
+    let sampling_ratio = t.sampling_ratio.unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&sampling_ratio) {
+        issues.push("telemetry.sampling_ratio", Some(format!("{sampling_ratio:?}")), "must be between 0.0 and 1.0");
+    }
+    let otlp_endpoint = t.otlp_endpoint.filter(|e| !e.trim().is_empty());
+    if let Some(e) = &otlp_endpoint {
+        if !(e.starts_with("http://") || e.starts_with("https://")) {
+            issues.push("telemetry.otlp_endpoint", Some(quote(e)), "must start with http:// or https:// (or be empty)");
+        }
+    }
+    let telemetry = TelemetrySettings {
+        otlp_endpoint,
+        otlp_protocol,
+        sampling_ratio,
+        service_name: t.service_name.filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "genesis".into()),
+    };
     let settings = RuntimeSettings { node_id, bus, supervision, liveness, retry_backoff, shutdown_grace };
-    GenesisParts { settings, roster, redis_url, http_addr, payments }
+    GenesisParts { settings, roster, redis_url, http_addr, payments, telemetry }
 }
 
 /// `scheme://user:secret@host/...` → `scheme://***@host/...`, so messages do not leak passwords.

@@ -11,6 +11,7 @@ use crate::supervisor::agent::AgentMsg;
 use crate::task::{TaskEnvelope, TaskId};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
+use tracing::Instrument;
 
 pub struct Worker;
 
@@ -89,11 +90,45 @@ async fn replay(ctx: &AgentContext, slot: usize, entry_id: &str, task_id: TaskId
     }
 }
 
+/// Run one delivery inside its CONSUMER `process` span, continuing the publisher's trace.
 async fn run(ctx: &AgentContext, slot: usize, delivery: Delivery, env: TaskEnvelope) -> Result<(), ActorProcessingErr> {
+    let span = tracing::info_span!(
+        "process",
+        otel.name = format!("{} process", delivery.topic),
+        otel.kind = "consumer",
+        messaging.system = "redis",
+        messaging.operation.type = "process",
+        messaging.destination.name = %delivery.topic,
+        messaging.consumer.group.name = crate::bus::GROUP,
+        messaging.message.id = %delivery.entry_id,
+        genesis.task_id = %env.task_id,
+        genesis.attempt = env.attempt,
+        genesis.deliveries = delivery.deliveries,
+        genesis.agent = %ctx.spec.name,
+        genesis.worker = slot,
+        genesis.node = %ctx.node_id,
+        genesis.tenant = %env.tenant_id,
+    );
+    crate::trace::continue_from(&span, env.traceparent.as_deref());
+    run_in_span(ctx, slot, delivery, env).instrument(span).await
+}
+
+async fn run_in_span(
+    ctx: &AgentContext,
+    slot: usize,
+    delivery: Delivery,
+    env: TaskEnvelope,
+) -> Result<(), ActorProcessingErr> {
     let reconnect = ctx.settings.bus.reconnect;
     let ttl = ctx.settings.bus.result_ttl;
     let label = crate::metrics::Metrics::agent(&ctx.spec.name);
     ctx.metrics.tasks_received.get_or_create(&label).inc();
+    if delivery.deliveries > 1 {
+        tracing::warn!(
+            deliveries = delivery.deliveries,
+            "redelivered: an earlier delivery ended in a crash (worker panic, node kill) before its outcome was written; the supervisor restarted the worker and replayed the entry"
+        );
+    }
     let max = ctx.settings.bus.max_deliveries;
     let completion = if delivery.deliveries > max {
         tracing::warn!(agent = %ctx.spec.name, task_id = %env.task_id, deliveries = delivery.deliveries, "poison entry: dead-lettering instead of running again");
@@ -164,11 +199,13 @@ async fn attempt(
             if let Some(to) = &env.reply_to {
                 // Published before the ack: a crash in between re-runs the task, which republishes the
                 // same (deterministic) reply id, which the bus deduplicates.
-                let reply = env.reply(to.clone(), result.clone());
-                until_ok(&ctx.settings.bus.reconnect, "publish reply", || {
-                    ctx.bus.publish(&reply, ctx.settings.bus.result_ttl)
-                })
-                .await?;
+                let mut reply = env.reply(to.clone(), result.clone());
+                let span = crate::trace::publish_span(&reply);
+                reply.traceparent = crate::trace::traceparent_of(&span).or(reply.traceparent);
+                let ttl = ctx.settings.bus.result_ttl;
+                until_ok(&ctx.settings.bus.reconnect, "publish reply", || ctx.bus.publish(&reply, ttl))
+                    .instrument(span)
+                    .await?;
             }
             Completion::Succeeded { task: env, result }
         }

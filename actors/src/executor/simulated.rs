@@ -1,18 +1,24 @@
 //! The simulated executor, steered by the payload so tests, benchmarks and chaos runs can drive it:
 //! `"simulate": {"sleep_ms": N, "fail_attempts": N, "panic_deliveries": N, "fatal": bool, "output": {...},
-//! "pay": [{"vendor": "...", "amount_cents": N, "reason": "..."}]}`.
+//! "pay": [{"vendor": "...", "amount_cents": N, "reason": "..."}], "report_to": "http://host:port/path"}`.
 //!
 //! It first asks the MetaAgent for each payment in `pay` (mandate `<task_id>-<index>`, so a retried or
 //! replayed task asks again idempotently): a denial fails the task (fatal), a payment held for review
 //! fails the attempt (retryable: it is asked again after review). Then it works for `sleep_ms`, then panics (crashing its worker) while the delivery counter is
 //! ≤ `panic_deliveries`, then fails retryably while the attempt is ≤ `fail_attempts`. Without `simulate`
 //! it returns a small deterministic result naming the agent.
+//!
+//! With `report_to`, it POSTs `{"task_id", "attempt", "deliveries", "node", "agent", "phase": "start"}` to
+//! that URL before anything else, and the same with `"phase": "end"` (and `"outcome": "ok" | "retryable" |
+//! "fatal"`) just before returning (not when it panics or is cancelled). The chaos harness uses these to
+//! count executions; a report that cannot be delivered is ignored (logged at debug).
 
 use super::{ExecError, Executor, TaskContext};
 use crate::payments::types::{Outcome, PaymentIntent};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 pub const NAME: &str = "simulated";
@@ -34,6 +40,8 @@ struct Simulate {
     output: Option<Value>,
     #[serde(default)]
     pay: Vec<Pay>,
+    #[serde(default)]
+    report_to: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,47 +62,86 @@ impl Executor for Simulated {
                     Simulate::deserialize(v).map_err(|e| ExecError::Fatal(format!("invalid `simulate` field: {e}")))?
                 }
             };
-            let mut payments = Vec::new();
-            for (i, p) in sim.pay.iter().enumerate() {
-                let business = payload.get("business_id").and_then(Value::as_str).unwrap_or("default");
-                let intent = PaymentIntent {
-                    agent_id: ctx.agent.clone(),
-                    vendor: p.vendor.clone(),
-                    amount_cents: p.amount_cents,
-                    reason: p.reason.clone(),
-                    mandate_id: format!("{}-{i}", ctx.task_id),
-                    business_id: business.to_string(),
-                    tenant_id: ctx.tenant_id.clone(),
-                };
-                let d = ctx.payments.approve(intent).await.map_err(ExecError::Retryable)?;
-                match d.outcome {
-                    Outcome::Approved => payments
-                        .push(json!({"mandate_id": d.mandate_id, "amount_cents": d.amount_cents, "vendor": d.vendor})),
-                    Outcome::NeedsReview => {
-                        return Err(ExecError::Retryable(format!("payment {i} is held for review: {}", d.reason)))
-                    }
-                    Outcome::Denied => {
-                        return Err(ExecError::Fatal(format!("payment {i} denied ({}): {}", d.code, d.reason)))
-                    }
-                }
-            }
-            if sim.sleep_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(sim.sleep_ms)).await;
-            }
-            if ctx.deliveries <= sim.panic_deliveries {
-                panic!("simulated panic on delivery {} of task {}", ctx.deliveries, ctx.task_id);
-            }
-            if sim.fatal {
-                return Err(ExecError::Fatal("simulated fatal error".into()));
-            }
-            if ctx.attempt <= sim.fail_attempts {
-                return Err(ExecError::Retryable(format!("simulated failure on attempt {}", ctx.attempt)));
-            }
-            Ok(sim.output.unwrap_or_else(
-                || json!({ "agent": ctx.agent, "task_id": ctx.task_id, "attempt": ctx.attempt, "status": "done" }),
-            ))
+            let report_to = sim.report_to.clone();
+            report(report_to.as_deref(), ctx, "start", None).await;
+            let r = simulate(ctx, payload, sim).await;
+            let outcome = match &r {
+                Ok(_) => "ok",
+                Err(ExecError::Retryable(_)) => "retryable",
+                Err(ExecError::Fatal(_)) => "fatal",
+            };
+            report(report_to.as_deref(), ctx, "end", Some(outcome)).await;
+            r
         })
     }
+}
+
+/// The shared client for `report_to` (built on first use; 2 s timeout per report).
+fn report_client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap_or_default())
+}
+
+/// POST one execution report to `url`; failures are ignored (logged at debug).
+async fn report(url: Option<&str>, ctx: &TaskContext, phase: &str, outcome: Option<&str>) {
+    let Some(url) = url else { return };
+    let mut body = json!({
+        "task_id": ctx.task_id.to_string(),
+        "attempt": ctx.attempt,
+        "deliveries": ctx.deliveries,
+        "node": ctx.node_id,
+        "agent": ctx.agent,
+        "phase": phase,
+    });
+    if let Some(o) = outcome {
+        body["outcome"] = json!(o);
+    }
+    let sent = report_client().post(url).json(&body).send().await.and_then(|r| r.error_for_status());
+    if let Err(e) = sent {
+        tracing::debug!(task_id = %ctx.task_id, phase, url, error = %e, "execution report not delivered");
+    }
+}
+
+/// The steered work itself: payments, sleep, panic, failure, output.
+async fn simulate(ctx: &TaskContext, payload: &Value, sim: Simulate) -> Result<Value, ExecError> {
+    let mut payments = Vec::new();
+    for (i, p) in sim.pay.iter().enumerate() {
+        let business = payload.get("business_id").and_then(Value::as_str).unwrap_or("default");
+        let intent = PaymentIntent {
+            agent_id: ctx.agent.clone(),
+            vendor: p.vendor.clone(),
+            amount_cents: p.amount_cents,
+            reason: p.reason.clone(),
+            mandate_id: format!("{}-{i}", ctx.task_id),
+            business_id: business.to_string(),
+            tenant_id: ctx.tenant_id.clone(),
+        };
+        let d = ctx.payments.approve(intent).await.map_err(ExecError::Retryable)?;
+        match d.outcome {
+            Outcome::Approved => {
+                payments.push(json!({"mandate_id": d.mandate_id, "amount_cents": d.amount_cents, "vendor": d.vendor}))
+            }
+            Outcome::NeedsReview => {
+                return Err(ExecError::Retryable(format!("payment {i} is held for review: {}", d.reason)))
+            }
+            Outcome::Denied => return Err(ExecError::Fatal(format!("payment {i} denied ({}): {}", d.code, d.reason))),
+        }
+    }
+    if sim.sleep_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(sim.sleep_ms)).await;
+    }
+    if ctx.deliveries <= sim.panic_deliveries {
+        panic!("simulated panic on delivery {} of task {}", ctx.deliveries, ctx.task_id);
+    }
+    if sim.fatal {
+        return Err(ExecError::Fatal("simulated fatal error".into()));
+    }
+    if ctx.attempt <= sim.fail_attempts {
+        return Err(ExecError::Retryable(format!("simulated failure on attempt {}", ctx.attempt)));
+    }
+    Ok(sim.output.unwrap_or_else(
+        || json!({ "agent": ctx.agent, "task_id": ctx.task_id, "attempt": ctx.attempt, "status": "done" }),
+    ))
 }
 
 #[cfg(test)]
@@ -143,5 +190,69 @@ mod tests {
         let r = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(Simulated.execute(&c, &p))).await;
         assert!(r.is_err(), "first delivery panics");
         assert!(Simulated.execute(&ctx(1, 2), &p).await.is_ok());
+    }
+
+    /// A one-purpose HTTP listener: answers every request 200 and hands each JSON body to the channel.
+    async fn report_sink() -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/exec", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        // One request: headers, then Content-Length bytes of body.
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                            let len = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                                .unwrap_or(0usize);
+                            if buf.len() < end + 4 + len {
+                                break;
+                            }
+                            let body: Vec<u8> = buf.drain(..end + 4 + len).skip(end + 4).collect();
+                            let _ = tx.send(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                            if sock.write_all(ok).await.is_err() {
+                                return;
+                            }
+                        }
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        (url, rx)
+    }
+
+    #[tokio::test]
+    async fn reports_start_and_end_to_report_to() {
+        let (url, mut rx) = report_sink().await;
+        let p = json!({"simulate": {"fail_attempts": 1, "report_to": url}});
+        let c = ctx(1, 3);
+        assert!(matches!(Simulated.execute(&c, &p).await, Err(ExecError::Retryable(_))));
+        let start = rx.recv().await.expect("start report");
+        let end = rx.recv().await.expect("end report");
+        assert_eq!(start["phase"], "start");
+        assert_eq!(start["task_id"], c.task_id.to_string());
+        assert_eq!((start["attempt"].as_u64(), start["deliveries"].as_u64()), (Some(1), Some(3)));
+        assert_eq!((start["node"].as_str(), start["agent"].as_str()), (Some("n"), Some("genesis.qa")));
+        assert_eq!((end["phase"].as_str(), end["outcome"].as_str()), (Some("end"), Some("retryable")));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_report_to_does_not_fail_the_task() {
+        // A port that was free a moment ago: connection refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let p = json!({"simulate": {"report_to": format!("http://127.0.0.1:{port}/exec"), "output": 7}});
+        assert_eq!(Simulated.execute(&ctx(1, 1), &p).await, Ok(json!(7)));
     }
 }
