@@ -66,6 +66,13 @@ pub enum Command {
         #[command(subcommand)]
         command: BusCommand,
     },
+    /// Live nodes (last heartbeat, workers per agent) and queue, pending and DLQ depth per topic.
+    Health {
+        #[command(flatten)]
+        redis: RedisOpt,
+        #[arg(long)]
+        json: bool,
+    },
     /// The payment authority: intents, settlement, reviews, ledger, summaries.
     Payments {
         #[command(subcommand)]

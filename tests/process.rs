@@ -41,6 +41,16 @@ fn a_task_on_each_of_the_23_topics_completes() {
         assert_eq!(t["result"]["agent"], name.as_str());
         assert_eq!(t["attempts"], 1);
     }
+    let (ok, out, err) = cli(&config, &redis, &["health", "--json"]);
+    assert!(ok, "{err}");
+    let health: serde_json::Value = serde_json::from_str(out.trim()).expect("health json");
+    let n1 = &health["nodes"][0];
+    assert_eq!(n1["node_id"], "n1", "{health}");
+    assert!(n1["last_heartbeat_ms_ago"].as_u64().is_some_and(|ms| ms < 1000), "heartbeat fresh: {n1}");
+    assert_eq!(n1["workers"]["genesis.build"], 4, "{n1}");
+    let topics = health["topics"].as_array().expect("topics");
+    assert_eq!(topics.len(), 23);
+    assert!(topics.iter().all(|t| t["pending"] == 0 && t["lag"] == 0 && t["dlq"] == 0), "{health}");
     let status = node.terminate();
     assert!(status.success(), "SIGTERM exits 0: {status:?}\n{}", node.logs());
 }

@@ -1,6 +1,7 @@
 //! One module per command family; shared helpers to load the configuration and reach the bus.
 
 mod dlq;
+mod health;
 mod payments;
 mod serve;
 mod stats;
@@ -45,6 +46,10 @@ async fn dispatch(cfg: ServiceConfig, command: Command) -> Result<()> {
         Command::Bus { command: BusCommand::Stats { redis, json } } => {
             let bus = connect(&cfg, &redis).await?;
             stats::run(&cfg, &bus, json).await
+        }
+        Command::Health { redis, json } => {
+            let bus = connect(&cfg, &redis).await?;
+            health::run(&cfg, &bus, json).await
         }
         Command::Payments { command } => payments::run(&cfg, command).await,
         Command::Budget { command } => payments::budget(&cfg, command).await,

@@ -13,7 +13,8 @@ pub struct Heartbeat {
     pub node_id: String,
     pub interval: Duration,
     pub ttl: Duration,
-    pub info: String,
+    /// Static facts about the node; each beat adds `beat_at` (ms since the epoch).
+    pub info: serde_json::Value,
     /// When the key was last written (ms since the epoch), for readiness.
     pub last_beat: Arc<AtomicU64>,
 }
@@ -27,7 +28,9 @@ impl Periodic for Heartbeat {
     }
     fn tick(&mut self) -> BoxFuture<'_, Result<(), BusError>> {
         Box::pin(async move {
-            self.bus.heartbeat(&self.node_id, self.ttl, &self.info).await?;
+            let mut info = self.info.clone();
+            info["beat_at"] = serde_json::json!(crate::task::now_ms());
+            self.bus.heartbeat(&self.node_id, self.ttl, &info.to_string()).await?;
             self.last_beat.store(crate::task::now_ms(), Ordering::Relaxed);
             Ok(())
         })

@@ -217,8 +217,11 @@ async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> 
             node_id: s.node_id.clone(),
             interval: s.liveness.heartbeat_interval,
             ttl: s.liveness.heartbeat_ttl,
-            info: serde_json::json!({ "pid": std::process::id(), "agents": node.roster.agents.len(), "started_at": crate::task::now_ms() })
-                .to_string(),
+            info: serde_json::json!({
+                "pid": std::process::id(),
+                "started_at": crate::task::now_ms(),
+                "workers": node.roster.agents.iter().map(|a| (a.name.clone(), a.concurrency)).collect::<std::collections::BTreeMap<_, _>>(),
+            }),
             last_beat: node.last_beat.clone(),
         }),
         RootChild::Reclaimer => Box::new(Reclaimer {
@@ -229,7 +232,9 @@ async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> 
             min_idle: s.liveness.heartbeat_interval,
             agents: node.agents.clone(),
         }),
-        RootChild::RetryScheduler => Box::new(RetryScheduler { bus: node.bus.clone(), topics, interval: s.bus.retry_poll }),
+        RootChild::RetryScheduler => {
+            Box::new(RetryScheduler { bus: node.bus.clone(), topics, interval: s.bus.retry_poll })
+        }
         RootChild::Sampler => Box::new(crate::service::sampler::Sampler {
             bus: node.bus.clone(),
             node_id: s.node_id.clone(),
