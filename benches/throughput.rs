@@ -60,6 +60,8 @@ struct Opts {
     burst_cap: Duration,
     /// Print Redis's per-command statistics after each no-op pre-published run.
     redis_stats: bool,
+    /// Export every span (100 % sampling) over OTLP/HTTP to a local sink, to measure tracing overhead.
+    tracing: bool,
 }
 
 impl Opts {
@@ -75,6 +77,7 @@ impl Opts {
             crash_samples: 200,
             burst_cap: Duration::from_secs(10),
             redis_stats: false,
+            tracing: false,
         }
     }
 
@@ -93,7 +96,7 @@ impl Opts {
 
 const USAGE: &str = "usage: cargo bench --bench throughput -- [--quick] [--only noop,sim,publish,crash] \
 [--tasks N] [--concurrency C,C] [--publishers P] [--sim-levels C,C,..] [--sim-sleep-ms MS] \
-[--latency-samples N] [--crash-samples N] [--burst-secs S] [--redis-stats]";
+[--latency-samples N] [--crash-samples N] [--burst-secs S] [--redis-stats] [--tracing]";
 
 fn parse_list(flag: &str, v: &str) -> Result<Vec<usize>, String> {
     v.split(',')
@@ -121,6 +124,7 @@ fn parse_args(args: Vec<String>) -> Result<Opts, String> {
         match a.as_str() {
             "--quick" => {}
             "--redis-stats" => o.redis_stats = true,
+            "--tracing" => o.tracing = true,
             // `cargo bench` passes `--bench` to harness = false targets.
             "--bench" => {}
             "--help" | "-h" => return Err(USAGE.to_string()),
@@ -824,16 +828,73 @@ fn main() {
     let server = RedisServer::start();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let url = server.url();
-    let report = rt.block_on(async move {
-        tokio::select! {
+    let tracing_on = opts.tracing;
+    let (report, exported) = rt.block_on(async move {
+        let tracer = if tracing_on { Some(install_tracing().await) } else { None };
+        let r = tokio::select! {
             r = run(url, opts) => Some(r),
             _ = tokio::signal::ctrl_c() => None,
-        }
+        };
+        let exported = tracer.map(|(provider, received)| {
+            let _ = provider.shutdown();
+            received.load(std::sync::atomic::Ordering::Relaxed)
+        });
+        (r, exported)
     });
+    if let Some(n) = exported {
+        println!("tracing on: 100 % sampling, OTLP/HTTP batch export to a local sink; {n} spans received by the sink");
+    }
     drop(rt);
     drop(server);
     match report {
         Some(r) => r.print(),
         None => eprintln!("interrupted"),
     }
+}
+
+/// Install the OpenTelemetry layer (as `genesis serve` does with an endpoint configured) exporting to a
+/// local OTLP/HTTP sink that counts the spans it receives. Returns the provider and the counter.
+async fn install_tracing() -> (opentelemetry_sdk::trace::SdkTracerProvider, Arc<std::sync::atomic::AtomicU64>) {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::{Protocol, WithExportConfig};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                if let Ok(req) = ExportTraceServiceRequest::decode(body) {
+                    let n: usize = req.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
+                    sink.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
+    let addr = listener.local_addr().expect("sink addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(format!("http://{addr}/v1/traces"))
+        .build()
+        .expect("exporter");
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn)
+        .build();
+    let spans = tracing_subscriber::filter::Targets::new().with_target("genesis_actors", tracing::Level::INFO);
+    let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("genesis")).with_filter(spans);
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+    (provider, received)
 }
