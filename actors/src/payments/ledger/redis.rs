@@ -194,16 +194,20 @@ impl RedisLedger {
         [keys::used_agent(&d.agent_id, day), keys::used_business(&d.business_id), keys::used_tenant(&d.tenant_id, day)]
     }
 
-    async fn day_of(&self, id: &str) -> Result<String, LedgerError> {
-        let day: Option<String> =
-            ::redis::cmd("HGET").arg(keys::mandate(id)).arg("day").query_async(&mut self.conn.clone()).await?;
-        Ok(day.unwrap_or_default())
+    /// The mandate and the usage keys (agent/day, business, tenant/day) its reservation counts against,
+    /// from one read of the mandate hash.
+    async fn with_usage_keys(&self, id: &str) -> Result<Option<(MandateRecord, [String; 3])>, LedgerError> {
+        let v: Value = ::redis::cmd("HGETALL").arg(keys::mandate(id)).query_async(&mut self.conn.clone()).await?;
+        let fields = pairs(v);
+        let day = fields.get("day").cloned().unwrap_or_default();
+        Ok(record(fields)?.map(|m| {
+            let keys = Self::usage_keys(&m, &day);
+            (m, keys)
+        }))
     }
 
     pub async fn settle(&self, id: &str, to: Settle, now_ms: u64, retention_ms: u64) -> Result<Settled, LedgerError> {
-        let Some(m) = self.mandate(id).await? else { return Ok(Settled::Missing) };
-        let day = self.day_of(id).await?;
-        let [ua, ub, ut] = Self::usage_keys(&m, &day);
+        let Some((m, [ua, ub, ut])) = self.with_usage_keys(id).await? else { return Ok(Settled::Missing) };
         let reply = items(
             self.scripts
                 .settle
@@ -238,9 +242,7 @@ impl RedisLedger {
         reservation_ttl_ms: u64,
         retention_ms: u64,
     ) -> Result<Settled, LedgerError> {
-        let Some(m) = self.mandate(id).await? else { return Ok(Settled::Missing) };
-        let day = self.day_of(id).await?;
-        let [ua, ub, ut] = Self::usage_keys(&m, &day);
+        let Some((m, [ua, ub, ut])) = self.with_usage_keys(id).await? else { return Ok(Settled::Missing) };
         let reply = items(
             self.scripts
                 .review
