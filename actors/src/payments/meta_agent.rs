@@ -127,7 +127,20 @@ impl PaymentsClient {
     pub async fn approve(&self, intent: PaymentIntent) -> Result<Decision, String> {
         let meta = self.current()?;
         let r = ractor::call_t!(meta, MetaMsg::ApprovePaymentIntent, self.timeout.as_millis() as u64, intent);
-        r.map_err(|e| format!("MetaAgent unreachable: {e}"))?
+        let decision = r.map_err(|e| format!("MetaAgent unreachable: {e}"))?;
+        // Recorded on the caller's span: the task's trace shows every payment decision.
+        if let Ok(d) = &decision {
+            tracing::info!(
+                mandate = %d.mandate_id,
+                vendor = %d.vendor,
+                amount_cents = d.amount_cents,
+                outcome = ?d.outcome,
+                code = %d.code,
+                reason = %d.reason,
+                "payment decision"
+            );
+        }
+        decision
     }
 
     pub async fn capture(&self, mandate: String) -> Result<Settled, String> {
