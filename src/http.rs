@@ -37,13 +37,15 @@ pub fn router(api: Api) -> Router {
 }
 
 /// Bind and serve until `shutdown` resolves.
+/// Serve on an already bound listener (binding happens before the runtime starts, so a taken
+/// `http.addr` stops the start instead of leaving a node without probes) until `shutdown` resolves.
 pub async fn serve(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     api: Api,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "HTTP listening (/healthz, /readyz, /v1/tasks)");
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(?addr, "HTTP listening (/healthz, /readyz, /metrics, /v1/tasks)");
     axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await
 }
 

@@ -129,3 +129,20 @@ fn metrics_count_the_tasks_actually_run() {
     });
     assert!(node.terminate().success());
 }
+
+#[test]
+fn a_taken_http_address_stops_the_start_and_names_the_key() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_test_config_with(dir.path(), &shipped_roster(), Some(port));
+    let out = std::process::Command::new(genesis_bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env_remove("GENESIS_REDIS_URL")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("http.addr") && err.contains("cannot listen"), "{err}");
+}

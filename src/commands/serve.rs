@@ -29,6 +29,14 @@ pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String
             Bus::Memory(MemoryBus::new())
         }
     };
+    let listener = match cfg.http_addr {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            anyhow!(
+                "http.addr = \"{addr}\": cannot listen ({e}); choose a free address or set it to \"\" to disable HTTP"
+            )
+        })?),
+        None => None,
+    };
     let ledger = match &bus {
         Bus::Redis(_) => match super::redis_url(&cfg, &redis) {
             Some(url) => Ledger::Redis(RedisLedger::connect(&url).await?),
@@ -47,20 +55,20 @@ pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String
     )
     .await?;
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = match cfg.http_addr {
-        Some(addr) => {
+    let http = match listener {
+        Some(listener) => {
             let api = crate::http::Api {
                 runtime: runtime.handle(),
                 roster: std::sync::Arc::new(cfg.roster.clone()),
                 max_payload_bytes: cfg.settings.bus.max_payload_bytes,
                 result_ttl: cfg.settings.bus.result_ttl,
             };
-            let server = crate::http::serve(addr, api, async {
+            let server = crate::http::serve(listener, api, async {
                 let _ = http_stopped.await;
             });
             Some(tokio::spawn(async move {
                 if let Err(e) = server.await {
-                    tracing::error!(%addr, error = %e, "HTTP server failed (check http.addr)");
+                    tracing::error!(error = %e, "HTTP server failed");
                 }
             }))
         }
