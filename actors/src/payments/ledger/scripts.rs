@@ -43,9 +43,10 @@ local function used(k)
   return (tonumber(r[1]) or 0) + (tonumber(r[2]) or 0)
 end
 
--- windows as they were before this intent
+-- windows as they were before this intent (the agent window is counted first and read only when the
+-- count is within the limit, so an agent flooding intents cannot make every decision expensive)
 redis.call('ZREMRANGEBYSCORE', WA, '-inf', now - vwin)
-local recent = redis.call('ZRANGE', WA, 0, -1)
+local recent_n = redis.call('ZCARD', WA)
 local near = amount >= near_low and amount < auto
 local near_recent = {}
 if near then
@@ -56,11 +57,12 @@ end
 local function evaluate()
   -- 2. fraud
   if pat_code ~= '' then return 'denied', pat_code, pat_reason end
-  local n, sum = 1, amount
-  for _, m in ipairs(recent) do n = n + 1; sum = sum + amount_of(m) end
+  local n = recent_n + 1
   if n > vmax_n then
     return 'denied', 'velocity_count', string.format('%d intents from agent %s within %d ms (limit %d)', n, agent, vwin, vmax_n)
   end
+  local sum = amount
+  for _, m in ipairs(redis.call('ZRANGE', WA, 0, -1)) do sum = sum + amount_of(m) end
   if sum > vmax_sum then
     return 'denied', 'velocity_sum', string.format('%d cents requested by agent %s within %d ms (limit %d)', sum, agent, vwin, vmax_sum)
   end
