@@ -165,3 +165,42 @@ fn cli_rejects_bad_input_with_the_exact_problem() {
     assert!(!ok, "config check fails");
     assert!(err.contains("agent[0].concurrency = 0"), "{err}");
 }
+
+#[test]
+fn a_node_started_while_redis_is_loading_waits_for_it() {
+    let loading = LoadingRedis::start();
+    let port = loading.port;
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_test_config(dir.path(), &shipped_roster());
+    let log = dir.path().join("n1.log");
+    let file = std::fs::File::create(&log).expect("log");
+    let mut child = std::process::Command::new(genesis_bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--redis-url", &loading.url(), "--node-id", "n1"])
+        .stdout(file.try_clone().expect("log"))
+        .stderr(file)
+        .spawn()
+        .expect("spawn");
+    wait_blocking(WAIT, "the node reports Redis not ready", || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|l| l.contains("not ready at start-up") || l.contains("cannot reach Redis"))
+    });
+    assert!(
+        child.try_wait().expect("status").is_none(),
+        "still running: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    drop(loading);
+    let redis = RedisServer::start_on(port);
+    let mut conn = redis.conn();
+    wait_blocking(WAIT, "the node comes up once Redis is ready", || {
+        redis::cmd("EXISTS").arg("genesis:node:n1").query::<bool>(&mut conn).ok().filter(|e| *e)
+    });
+    let id = publish(&config, &redis, "genesis.qa", "{}");
+    assert_eq!(wait_status(&config, &redis, &id, &["succeeded", "dead"])["status"], "succeeded");
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let status = wait_blocking(WAIT, "exit", || child.try_wait().ok().flatten());
+    assert!(status.success(), "{}", std::fs::read_to_string(&log).unwrap_or_default());
+}

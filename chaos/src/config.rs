@@ -22,12 +22,7 @@ pub const MAX_DELIVERIES: u32 = 5;
 
 pub fn agents() -> Vec<AgentConf> {
     let a = |name: &str, concurrency, max_retries| AgentConf { name: name.into(), concurrency, max_retries };
-    vec![
-        a("genesis.build", 6, 3),
-        a("genesis.deploy", 4, 2),
-        a("genesis.qa", 8, 3),
-        a("genesis.commerce", 5, 2),
-    ]
+    vec![a("genesis.build", 6, 3), a("genesis.deploy", 4, 2), a("genesis.qa", 8, 3), a("genesis.commerce", 5, 2)]
 }
 
 /// Write `genesis.toml` and `agents.toml` into `dir`; returns the path of `genesis.toml`.

@@ -7,13 +7,15 @@ use anyhow::{anyhow, Result};
 use genesis_actors::bus::memory::MemoryBus;
 use genesis_actors::bus::redis::{redact, RedisBus};
 use genesis_actors::bus::Bus;
+use genesis_actors::bus::BusError;
 use genesis_actors::executor::ExecutorRegistry;
 use genesis_actors::payments::authority::Authority;
 use genesis_actors::payments::ledger::memory::MemoryLedger;
 use genesis_actors::payments::ledger::redis::RedisLedger;
 use genesis_actors::payments::ledger::Ledger;
+use genesis_actors::payments::ledger::LedgerError;
 use genesis_actors::payments::notify::Notifier;
-use genesis_actors::runtime::Runtime;
+use genesis_actors::runtime::{Runtime, RuntimeError};
 
 pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String>) -> Result<()> {
     if let Some(id) = node_id {
@@ -37,23 +39,12 @@ pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String
         })?),
         None => None,
     };
-    let ledger = match &bus {
-        Bus::Redis(_) => match super::redis_url(&cfg, &redis) {
-            Some(url) => Ledger::Redis(RedisLedger::connect(&url).await?),
-            None => Ledger::Memory(MemoryLedger::new()),
-        },
-        Bus::Memory(_) => Ledger::Memory(MemoryLedger::new()),
+    let url = super::redis_url(&cfg, &redis);
+    let start = start_until_ready(&cfg, bus, url.as_deref());
+    let mut runtime = tokio::select! {
+        r = start => r?,
+        _ = shutdown_signal() => return Ok(()),
     };
-    let notifier = Notifier::start(cfg.payments.notify.clone());
-    let authority = Authority::new(cfg.payments.clone(), ledger, Some(notifier));
-    let mut runtime = Runtime::start_with_payments(
-        bus,
-        cfg.settings.clone(),
-        cfg.roster.clone(),
-        ExecutorRegistry::builtin(),
-        Some(authority),
-    )
-    .await?;
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = match listener {
         Some(listener) => {
@@ -95,6 +86,49 @@ pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String
     runtime.shutdown().await.map_err(|reason| anyhow!("the actor tree stopped: {reason}"))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Prepare the ledger and start the actor tree, retrying with capped backoff while Redis is unreachable
+/// or still loading its data (`LOADING`): a node started during a Redis restart waits, it does not exit.
+async fn start_until_ready(cfg: &ServiceConfig, bus: Bus, url: Option<&str>) -> Result<Runtime> {
+    let notifier = Notifier::start(cfg.payments.notify.clone());
+    let schedule = cfg.settings.bus.reconnect;
+    let mut failures = 0u32;
+    loop {
+        let ledger = match (&bus, url) {
+            (Bus::Redis(_), Some(url)) => match RedisLedger::connect(url).await {
+                Ok(l) => Ledger::Redis(l),
+                Err(LedgerError::Redis(e)) if BusError::Redis(e.clone()).is_transient() => {
+                    failures = failures.saturating_add(1);
+                    let delay = schedule.delay_random(failures);
+                    tracing::warn!(error = %e, ?delay, "payment ledger unreachable at start-up; retrying");
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            },
+            _ => Ledger::Memory(MemoryLedger::new()),
+        };
+        let authority = Authority::new(cfg.payments.clone(), ledger, Some(notifier.clone()));
+        let started = Runtime::start_with_payments(
+            bus.clone(),
+            cfg.settings.clone(),
+            cfg.roster.clone(),
+            ExecutorRegistry::builtin(),
+            Some(authority),
+        )
+        .await;
+        match started {
+            Ok(runtime) => return Ok(runtime),
+            Err(RuntimeError::Bus(e)) if e.is_transient() => {
+                failures = failures.saturating_add(1);
+                let delay = schedule.delay_random(failures);
+                tracing::warn!(error = %e, ?delay, "Redis not ready at start-up (unreachable or loading); retrying");
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Keep trying to reach Redis at start-up with capped backoff: a node that starts before Redis (or
