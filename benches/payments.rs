@@ -29,6 +29,9 @@
 //! No tracing subscriber is installed, so the authority's `tracing::info!` per decision costs next to
 //! nothing. Results are printed as a table next to the targets; nothing is asserted.
 
+mod common;
+
+use common::RedisServer;
 use genesis_actors::payments::authority::Authority;
 use genesis_actors::payments::ledger::memory::MemoryLedger;
 use genesis_actors::payments::ledger::redis::RedisLedger;
@@ -40,8 +43,6 @@ use genesis_actors::payments::vendor::Whitelist;
 use genesis_actors::payments::{Budgets, PaymentsSettings};
 use redis::aio::MultiplexedConnection;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -168,60 +169,6 @@ fn parse_args(args: Vec<String>) -> Result<Opts, String> {
         }
     }
     Ok(o)
-}
-
-// ---------------------------------------------------------------------------------------------------
-// A private redis-server (as benches/throughput.rs)
-// ---------------------------------------------------------------------------------------------------
-
-struct RedisServer {
-    port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--protected-mode", "no"])
-            // Persistence off: the bench measures the authority and Redis's command work, not fsync.
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed and on PATH");
-        let server = RedisServer { port, child, _dir: dir };
-        let end = Instant::now() + Duration::from_secs(20);
-        loop {
-            let ping = redis::Client::open(server.url().as_str())
-                .and_then(|c| c.get_connection())
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
-            if ping.is_ok() {
-                return server;
-            }
-            assert!(Instant::now() < end, "redis-server did not accept connections within 20 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------
