@@ -17,9 +17,71 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The node as HTTP sees it. HTTP comes up before the first Redis connection, so that `/healthz` and
+/// `/readyz` can say why a node is not ready ("waiting for Redis: …"); the runtime arrives later.
+#[derive(Clone, Default)]
+pub struct NodeSlot {
+    inner: Arc<SlotInner>,
+}
+
+#[derive(Default)]
+struct SlotInner {
+    runtime: std::sync::OnceLock<RuntimeHandle>,
+    waiting: std::sync::Mutex<String>,
+}
+
+impl NodeSlot {
+    /// Why the node is not running yet (already redacted).
+    pub fn set_waiting(&self, reason: impl Into<String>) {
+        if let Ok(mut w) = self.inner.waiting.lock() {
+            *w = reason.into();
+        }
+    }
+
+    pub fn set(&self, runtime: RuntimeHandle) {
+        let _ = self.inner.runtime.set(runtime);
+    }
+
+    fn waiting(&self) -> String {
+        self.inner.waiting.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+
+    fn get(&self) -> Result<&RuntimeHandle, ApiError> {
+        self.inner.runtime.get().ok_or_else(|| ApiError::Starting(self.waiting()))
+    }
+}
+
+/// What a handler can fail with.
+enum ApiError {
+    Submit(SubmitError),
+    /// The node is not running yet.
+    Starting(String),
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        ApiError::Submit(e)
+    }
+}
+
+impl From<genesis_actors::bus::BusError> for ApiError {
+    fn from(e: genesis_actors::bus::BusError) -> Self {
+        ApiError::Submit(SubmitError::Bus(e))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Submit(e) => e.into_response(),
+            ApiError::Starting(why) => error(StatusCode::SERVICE_UNAVAILABLE, format!("the node is starting: {why}")),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Api {
-    pub runtime: RuntimeHandle,
+    pub node: NodeSlot,
     pub roster: Arc<Roster>,
     pub max_payload_bytes: usize,
     pub result_ttl: Duration,
@@ -62,21 +124,25 @@ impl IntoResponse for SubmitError {
     }
 }
 
-async fn metrics(State(api): State<Api>) -> Response {
-    let body = api.runtime.metrics().encode();
-    ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
-        .into_response()
+async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
+    let body = api.node.get()?.metrics().encode();
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+        .into_response())
 }
 
 async fn readyz(State(api): State<Api>) -> Response {
-    let h = api.runtime.health().await;
+    let Ok(runtime) = api.node.get() else {
+        let reason = api.node.waiting();
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "ready": false, "reason": reason }))).into_response();
+    };
+    let h = runtime.health().await;
     let status = if h.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(json!({ "ready": h.ready(), "health": h }))).into_response()
 }
 
-async fn create_task(State(api): State<Api>, Json(req): Json<SubmitRequest>) -> Result<Response, SubmitError> {
-    let (env, entry) =
-        submit::submit(api.runtime.bus(), &api.roster, api.max_payload_bytes, api.result_ttl, req).await?;
+async fn create_task(State(api): State<Api>, Json(req): Json<SubmitRequest>) -> Result<Response, ApiError> {
+    let bus = api.node.get()?.bus();
+    let (env, entry) = submit::submit(bus, &api.roster, api.max_payload_bytes, api.result_ttl, req).await?;
     Ok((StatusCode::CREATED, Json(json!({ "task_id": env.task_id, "topic": env.topic, "entry_id": entry })))
         .into_response())
 }
@@ -90,17 +156,18 @@ async fn get_task(
     State(api): State<Api>,
     Path(id): Path<String>,
     Query(q): Query<TaskQuery>,
-) -> Result<Response, SubmitError> {
-    match submit::find(api.runtime.bus(), &api.roster, &id, q.topic.as_deref()).await? {
+) -> Result<Response, ApiError> {
+    match submit::find(api.node.get()?.bus(), &api.roster, &id, q.topic.as_deref()).await? {
         Some(r) => Ok(Json(r).into_response()),
         None => Ok(error(StatusCode::NOT_FOUND, format!("task {id} not found (unknown, or its result expired)"))),
     }
 }
 
-async fn stats(State(api): State<Api>) -> Result<Response, SubmitError> {
+async fn stats(State(api): State<Api>) -> Result<Response, ApiError> {
+    let bus = api.node.get()?.bus();
     let mut all = Vec::new();
     for t in api.roster.topics() {
-        all.push(api.runtime.bus().stats(t).await?);
+        all.push(bus.stats(t).await?);
     }
     Ok(Json(all).into_response())
 }

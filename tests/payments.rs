@@ -274,7 +274,7 @@ async fn receiver(fail_first: u32) -> (String, Arc<AtomicU32>, Arc<std::sync::Mu
 async fn fraud_alerts_reach_the_webhook_through_failures_and_never_block_decisions() {
     let (url, hits, bodies) = receiver(2).await;
     let mut s = settings();
-    s.notify.alerts_webhook = Some(url);
+    s.notify.alerts_webhook = Some(genesis_actors::secret::SecretText::new(url));
     s.notify.backoff =
         genesis_actors::policy::backoff::Backoff::new(Duration::from_millis(10), Duration::from_millis(50), 2.0);
     let notifier = Notifier::start(s.notify.clone());
@@ -290,7 +290,7 @@ async fn fraud_alerts_reach_the_webhook_through_failures_and_never_block_decisio
 
     // A webhook that is down: the post is given up and counted; decisions go on meanwhile.
     let mut s = settings();
-    s.notify.alerts_webhook = Some(format!("http://127.0.0.1:{}/down", free_port()));
+    s.notify.alerts_webhook = Some(genesis_actors::secret::SecretText::new(format!("http://127.0.0.1:{}/down", free_port())));
     s.notify.attempts = 2;
     s.notify.backoff =
         genesis_actors::policy::backoff::Backoff::new(Duration::from_millis(10), Duration::from_millis(20), 2.0);

@@ -17,6 +17,7 @@
 
 pub mod agent;
 pub mod bus;
+pub mod connection;
 pub mod events;
 pub mod executor;
 pub mod metrics;
@@ -24,6 +25,7 @@ pub mod payments;
 pub mod policy;
 pub mod roster;
 pub mod runtime;
+pub mod secret;
 pub mod service;
 pub mod settings;
 pub mod supervisor;

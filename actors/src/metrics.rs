@@ -118,6 +118,8 @@ impl Metrics {
         r.register("budget_remaining_cents", "Daily budget left, per agent", m.budget_remaining.clone());
         r.register("node_heartbeat_age_seconds", "Age of this node's last heartbeat write", m.heartbeat_age.clone());
         r.register("node_up", "1 while the node runs", m.node_up.clone());
+        r.register("redis_errors", "Redis errors seen by the bus, by class (retried, never fatal)", redis_errors().clone());
+        r.register("redis_state_lost", "Times Redis was found to have lost its state (groups recreated)", redis_state_lost().clone());
         Metrics { registry: r, ..m }
     }
 
@@ -133,4 +135,21 @@ impl Metrics {
     pub fn agent(agent: &str) -> AgentLabel {
         AgentLabel { agent: agent.to_string() }
     }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabel {
+    pub class: &'static str,
+}
+
+/// Process-wide: the bus is created before any runtime (and its registry) exists, and a process is one
+/// node.
+pub fn redis_errors() -> &'static Family<ClassLabel, Counter> {
+    static F: std::sync::OnceLock<Family<ClassLabel, Counter>> = std::sync::OnceLock::new();
+    F.get_or_init(Family::default)
+}
+
+pub fn redis_state_lost() -> &'static Counter {
+    static C: std::sync::OnceLock<Counter> = std::sync::OnceLock::new();
+    C.get_or_init(Counter::default)
 }

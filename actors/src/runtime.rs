@@ -158,9 +158,12 @@ impl Runtime {
     }
 
     /// Wait until the root stops. `Err` carries the reason when the root gave up.
+    /// Cancel-safe: `serve` polls it inside `select!`; the handle is awaited by reference and dropped
+    /// only once the root has really stopped, so a later call still waits for the tree.
     pub async fn wait(&mut self) -> Result<(), String> {
-        if let Some(h) = self.handle.take() {
+        if let Some(h) = self.handle.as_mut() {
             let _ = h.await;
+            self.handle = None;
         }
         match self.node.gave_up.lock().ok().and_then(|g| g.clone()) {
             Some(reason) => Err(reason),

@@ -12,6 +12,7 @@ use crate::config::{self, ServiceConfig};
 use anyhow::{bail, Context, Result};
 use genesis_actors::bus::redis::RedisBus;
 use genesis_actors::bus::Bus;
+use genesis_actors::connection::{Connector, RedisOptions, RedisTarget};
 use genesis_actors::executor::ExecutorRegistry;
 use genesis_actors::task::TopicName;
 
@@ -58,7 +59,7 @@ async fn dispatch(cfg: ServiceConfig, command: Command) -> Result<()> {
                 "ok": true,
                 "config": cfg.source.display().to_string(),
                 "node_id": cfg.settings.node_id,
-                "bus": if cfg.redis_url.is_some() { "redis" } else { "memory" },
+                "bus": if cfg.redis.url.is_some() { "redis" } else { "memory" },
                 "agents": cfg.roster.agents.len(),
             });
             if json {
@@ -82,24 +83,49 @@ fn load(cli: &Cli) -> Result<ServiceConfig> {
     Ok(config::load(&cli.config, &registry.names())?)
 }
 
-/// The Redis URL from the flag / environment, else from the configuration.
+/// The Redis URL from the flag / environment, else from the configuration (a secret: show it only
+/// through [`genesis_actors::secret::redact_url`]).
 fn redis_url(cfg: &ServiceConfig, opt: &RedisOpt) -> Option<String> {
-    opt.redis_url.clone().filter(|u| !u.is_empty()).or_else(|| cfg.redis_url.clone())
+    use genesis_actors::secret::ExposeSecret;
+    opt.redis_url
+        .clone()
+        .filter(|u| !u.is_empty())
+        .or_else(|| cfg.redis.url.as_ref().map(|u| u.expose_secret().to_string()))
+}
+
+/// Where Redis is, checked: the flag's URL (or `GENESIS_REDIS_URL`) over the configuration's, with the
+/// configuration's TLS and password files. `None`: no Redis configured (the in-process bus).
+fn redis_target(cfg: &ServiceConfig, opt: &RedisOpt) -> Result<Option<RedisTarget>> {
+    let (opts, key) = match opt.redis_url.clone().filter(|u| !u.is_empty()) {
+        Some(url) => (RedisOptions { url: Some(url.into()), ..cfg.redis.clone() }, "--redis-url"),
+        None => (cfg.redis.clone(), "bus.redis_url"),
+    };
+    if opts.url.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(RedisTarget::resolve(&opts, key)?))
+}
+
+fn connector(cfg: &ServiceConfig, target: RedisTarget) -> Result<Connector> {
+    let shown = target.shown.clone();
+    Connector::new(target, cfg.settings.bus.reconnect)
+        .map_err(|e| anyhow::anyhow!("bus.redis_url = \"{shown}\": {}", genesis_actors::secret::redact_url(&e.to_string())))
 }
 
 /// Connect to Redis for a one-shot command. The embedded bus lives only inside `genesis serve`, so
 /// these commands need Redis.
 async fn connect(cfg: &ServiceConfig, opt: &RedisOpt) -> Result<Bus> {
-    let Some(url) = redis_url(cfg, opt) else {
+    let Some(target) = redis_target(cfg, opt)? else {
         bail!(
             "no Redis URL: pass --redis-url, set GENESIS_REDIS_URL, or set bus.redis_url in {} \
              (the in-process bus lives inside `genesis serve` and cannot be reached from another process)",
             cfg.source.display()
         );
     };
-    let bus = RedisBus::connect(&url, cfg.settings.bus.reconnect)
+    let shown = target.shown.clone();
+    let bus = RedisBus::open(connector(cfg, target)?, cfg.replication)
         .await
-        .with_context(|| format!("cannot connect to {}", genesis_actors::bus::redis::redact(&url)))?;
+        .with_context(|| format!("cannot connect to {shown}"))?;
     Ok(Bus::Redis(bus))
 }
 

@@ -1,13 +1,21 @@
 //! `genesis serve`: run a node until SIGTERM/SIGINT, or until the root supervisor gives up (then exit
 //! non-zero so systemd restarts the process).
+//!
+//! Start-up order: check the Redis settings (a bad URL or unreadable TLS file stops the start, naming
+//! the key), bind HTTP and serve `/healthz` and `/readyz` at once, then reach Redis. While Redis is
+//! unreachable or loading the node waits with backoff and `/readyz` says "waiting for Redis: <reason>";
+//! if Redis refuses the credentials or the TLS handshake, the start fails with the reason (a restart
+//! cannot fix that, an operator must).
 
 use crate::cli::RedisOpt;
 use crate::config::ServiceConfig;
-use anyhow::{anyhow, Result};
+use crate::http::NodeSlot;
+use anyhow::{anyhow, bail, Result};
 use genesis_actors::bus::memory::MemoryBus;
-use genesis_actors::bus::redis::{redact, RedisBus};
+use genesis_actors::bus::redis::RedisBus;
 use genesis_actors::bus::Bus;
 use genesis_actors::bus::BusError;
+use genesis_actors::connection::{Connector, ErrorClass};
 use genesis_actors::executor::ExecutorRegistry;
 use genesis_actors::payments::authority::Authority;
 use genesis_actors::payments::ledger::memory::MemoryLedger;
@@ -21,15 +29,9 @@ pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String
     if let Some(id) = node_id {
         cfg.settings.node_id = crate::config::validate_node_id("--node-id", &id)?;
     }
-    let bus = match super::redis_url(&cfg, &redis) {
-        Some(url) => tokio::select! {
-            bus = connect_with_backoff(&url, &cfg) => bus?,
-            _ = shutdown_signal() => return Ok(()),
-        },
-        None => {
-            tracing::warn!("no Redis URL configured: running on the in-process bus. It is NOT durable: pending tasks are lost when this process exits. Set bus.redis_url or --redis-url for production.");
-            Bus::Memory(MemoryBus::new())
-        }
+    let connector = match super::redis_target(&cfg, &redis)? {
+        Some(target) => Some(super::connector(&cfg, target)?),
+        None => None,
     };
     let listener = match cfg.http_addr {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -39,32 +41,40 @@ pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String
         })?),
         None => None,
     };
-    let url = super::redis_url(&cfg, &redis);
-    let start = start_until_ready(&cfg, bus, url.as_deref());
+    let slot = NodeSlot::default();
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = listener.map(|listener| {
+        let api = crate::http::Api {
+            node: slot.clone(),
+            roster: std::sync::Arc::new(cfg.roster.clone()),
+            max_payload_bytes: cfg.settings.bus.max_payload_bytes,
+            result_ttl: cfg.settings.bus.result_ttl,
+        };
+        let server = crate::http::serve(listener, api, async {
+            let _ = http_stopped.await;
+        });
+        tokio::spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        })
+    });
+    let started = async {
+        let bus = match &connector {
+            Some(c) => connect_with_backoff(c, &cfg, &slot).await?,
+            None => {
+                tracing::warn!("no Redis URL configured: running on the in-process bus. It is NOT durable: pending tasks are lost when this process exits. Set bus.redis_url or --redis-url for production.");
+                Bus::Memory(MemoryBus::new())
+            }
+        };
+        let url = super::redis_url(&cfg, &redis);
+        start_until_ready(&cfg, bus, url.as_deref(), &slot).await
+    };
     let mut runtime = tokio::select! {
-        r = start => r?,
+        r = started => r?,
         _ = shutdown_signal() => return Ok(()),
     };
-    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = match listener {
-        Some(listener) => {
-            let api = crate::http::Api {
-                runtime: runtime.handle(),
-                roster: std::sync::Arc::new(cfg.roster.clone()),
-                max_payload_bytes: cfg.settings.bus.max_payload_bytes,
-                result_ttl: cfg.settings.bus.result_ttl,
-            };
-            let server = crate::http::serve(listener, api, async {
-                let _ = http_stopped.await;
-            });
-            Some(tokio::spawn(async move {
-                if let Err(e) = server.await {
-                    tracing::error!(error = %e, "HTTP server failed");
-                }
-            }))
-        }
-        None => None,
-    };
+    slot.set(runtime.handle());
     crate::systemd::ready();
     let watchdog = crate::systemd::spawn_watchdog(runtime.handle());
     tokio::select! {
@@ -90,7 +100,7 @@ pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String
 
 /// Prepare the ledger and start the actor tree, retrying with capped backoff while Redis is unreachable
 /// or still loading its data (`LOADING`): a node started during a Redis restart waits, it does not exit.
-async fn start_until_ready(cfg: &ServiceConfig, bus: Bus, url: Option<&str>) -> Result<Runtime> {
+async fn start_until_ready(cfg: &ServiceConfig, bus: Bus, url: Option<&str>, slot: &NodeSlot) -> Result<Runtime> {
     let notifier = Notifier::start(cfg.payments.notify.clone());
     let schedule = cfg.settings.bus.reconnect;
     let mut failures = 0u32;
@@ -101,6 +111,8 @@ async fn start_until_ready(cfg: &ServiceConfig, bus: Bus, url: Option<&str>) -> 
                 Err(LedgerError::Redis(e)) if BusError::Redis(e.clone()).is_transient() => {
                     failures = failures.saturating_add(1);
                     let delay = schedule.delay_random(failures);
+                    let e = BusError::Redis(e);
+                    slot.set_waiting(format!("waiting for Redis (payment ledger): {e}"));
                     tracing::warn!(error = %e, ?delay, "payment ledger unreachable at start-up; retrying");
                     tokio::time::sleep(delay).await;
                     continue;
@@ -123,6 +135,7 @@ async fn start_until_ready(cfg: &ServiceConfig, bus: Bus, url: Option<&str>) -> 
             Err(RuntimeError::Bus(e)) if e.is_transient() => {
                 failures = failures.saturating_add(1);
                 let delay = schedule.delay_random(failures);
+                slot.set_waiting(format!("waiting for Redis: {e}"));
                 tracing::warn!(error = %e, ?delay, "Redis not ready at start-up (unreachable or loading); retrying");
                 tokio::time::sleep(delay).await;
             }
@@ -132,17 +145,27 @@ async fn start_until_ready(cfg: &ServiceConfig, bus: Bus, url: Option<&str>) -> 
 }
 
 /// Keep trying to reach Redis at start-up with capped backoff: a node that starts before Redis (or
-/// during an outage) waits instead of crash-looping.
-async fn connect_with_backoff(url: &str, cfg: &ServiceConfig) -> Result<Bus> {
+/// during an outage) waits instead of crash-looping. A refusal that waiting cannot fix (credentials,
+/// TLS trust, a Sentinel that does not know the master) ends the start with the reason.
+async fn connect_with_backoff(connector: &Connector, cfg: &ServiceConfig, slot: &NodeSlot) -> Result<Bus> {
     let schedule = cfg.settings.bus.reconnect;
     let mut failures = 0u32;
     loop {
-        match RedisBus::connect(url, schedule).await {
+        match RedisBus::open(connector.clone(), cfg.replication).await {
             Ok(b) => return Ok(Bus::Redis(b)),
+            Err(e) if e.class() == ErrorClass::Config => {
+                bail!(
+                    "Redis at {} refused this node: {e}. Check bus.redis_url (user and password), bus.password_file and bus.tls_ca_file / tls_cert_file / tls_key_file",
+                    connector.shown()
+                );
+            }
             Err(e) => {
                 failures = failures.saturating_add(1);
                 let delay = schedule.delay_random(failures);
-                tracing::warn!(url = %redact(url), error = %e, ?delay, "cannot reach Redis; retrying");
+                slot.set_waiting(format!("waiting for Redis at {}: {e}", connector.shown()));
+                if failures.is_power_of_two() {
+                    tracing::warn!(url = %connector.shown(), error = %e, ?delay, "cannot reach Redis; retrying");
+                }
                 tokio::time::sleep(delay).await;
             }
         }

@@ -58,6 +58,12 @@ pub(crate) struct BusFile {
     pub trim_interval: Option<String>,
     pub reconnect_initial: Option<String>,
     pub reconnect_max: Option<String>,
+    pub tls_ca_file: Option<String>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
+    pub password_file: Option<String>,
+    pub publish_replicas: Option<i64>,
+    pub publish_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

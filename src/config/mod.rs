@@ -28,8 +28,11 @@ use std::path::{Path, PathBuf};
 pub struct ServiceConfig {
     pub settings: RuntimeSettings,
     pub roster: Roster,
-    /// `bus.redis_url`; `None` means the embedded in-process bus.
-    pub redis_url: Option<String>,
+    /// `bus.redis_url` (a secret: it may hold a password), TLS files and password file; no URL means
+    /// the embedded in-process bus.
+    pub redis: genesis_actors::connection::RedisOptions,
+    /// `bus.publish_replicas`, `bus.publish_timeout`.
+    pub replication: genesis_actors::bus::redis::Replication,
     /// `http.addr`; `None` means no HTTP listener.
     pub http_addr: Option<SocketAddr>,
     /// `[payments]`, tied to the roster.
@@ -152,16 +155,44 @@ pub(crate) fn load_with_env(path: &Path, known_executors: &[&str], env: Env) -> 
     let mut payments = genesis.payments;
     let mut issues = Issues::new(path);
     payments::check_agents(&mut payments, roster.agents.iter().map(|a| a.name.clone()).collect(), &mut issues);
+    let redis = redis_options(path, &genesis.redis_url, &genesis.redis_files, &mut issues);
     let payments = issues.finish(payments)?;
     Ok(ServiceConfig {
         settings: genesis.settings,
         roster,
-        redis_url: genesis.redis_url,
+        redis,
+        replication: genesis.replication,
         http_addr: genesis.http_addr,
         payments,
         telemetry: genesis.telemetry,
         source: path.to_path_buf(),
     })
+}
+
+/// The Redis settings, with file paths relative to `genesis.toml`'s directory, checked now (files
+/// exist and parse, the URL's form, one password) so `config check` and `serve` report them at once.
+fn redis_options(
+    path: &Path,
+    url: &Option<String>,
+    files: &validate::RedisFiles,
+    issues: &mut Issues,
+) -> genesis_actors::connection::RedisOptions {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let at = |p: &Option<String>| p.as_ref().map(|p| dir.join(p));
+    let opts = genesis_actors::connection::RedisOptions {
+        url: url.clone().map(Into::into),
+        tls_ca_file: at(&files.tls_ca_file),
+        tls_cert_file: at(&files.tls_cert_file),
+        tls_key_file: at(&files.tls_key_file),
+        password_file: at(&files.password_file),
+    };
+    let parses = url.as_deref().is_some_and(|u| genesis_actors::connection::target::parse_url(u).is_ok());
+    if parses {
+        if let Err(e) = genesis_actors::connection::RedisTarget::resolve(&opts, "bus.redis_url") {
+            issues.push(e.key, Some(e.value), e.problem);
+        }
+    }
+    opts
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {

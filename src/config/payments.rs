@@ -76,12 +76,14 @@ fn cents(issues: &mut Issues, key: &str, raw: Option<i64>, default: u64) -> u64 
     int(issues, key, raw, default, 1..=MAX_CENTS)
 }
 
-fn url(issues: &mut Issues, key: &str, raw: Option<String>) -> Option<String> {
+/// A webhook URL: its path is its credential, so it is held as a secret and shown redacted.
+fn url(issues: &mut Issues, key: &str, raw: Option<String>) -> Option<genesis_actors::secret::SecretText> {
     let raw = raw.filter(|s| !s.trim().is_empty())?;
     if raw.starts_with("http://") || raw.starts_with("https://") {
-        Some(raw)
+        Some(genesis_actors::secret::SecretText::new(raw))
     } else {
-        issues.push(key, Some(quote(&raw)), "must start with http:// or https:// (or be empty to disable)");
+        let shown = genesis_actors::secret::redact_url(&raw);
+        issues.push(key, Some(quote(&shown)), "must start with http:// or https:// (or be empty to disable)");
         None
     }
 }

@@ -40,7 +40,7 @@ fn agents(n: usize, extra: &str) -> String {
 fn shipped_config_loads_with_defaults_and_overrides() {
     let config = load_with_env(&shipped("genesis.toml"), &["simulated"], &no_env).expect("shipped config loads");
     assert_eq!(config.settings, RuntimeSettings::defaults("node-1"));
-    assert_eq!(config.redis_url, None);
+    assert!(config.redis.url.is_none());
     assert_eq!(config.http_addr, Some(SocketAddr::from(([127, 0, 0, 1], 9464))));
     assert_eq!(config.source, shipped("genesis.toml"));
 
@@ -74,7 +74,7 @@ fn shipped_config_takes_env_overrides() {
     };
     let config = load_with_env(&shipped("genesis.toml"), &["simulated"], &env).expect("loads");
     assert_eq!(config.settings.node_id, "worker-7");
-    assert_eq!(config.redis_url.as_deref(), Some("redis://redis:6379/0"));
+    assert_eq!(config.redis.url.as_ref().map(|u| genesis_actors::secret::ExposeSecret::expose_secret(u).to_string()).as_deref(), Some("redis://redis:6379/0"));
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 use super::files::GenesisFile;
 use super::Issues;
+use genesis_actors::bus::redis::Replication;
 use genesis_actors::policy::backoff::Backoff;
 use genesis_actors::policy::intensity::Intensity;
 use genesis_actors::settings::{BusSettings, LivenessSettings, RuntimeSettings, SupervisionSettings};
@@ -28,9 +29,20 @@ pub(crate) struct GenesisParts {
     /// The roster file, as written (relative to `genesis.toml`'s directory).
     pub roster: String,
     pub redis_url: Option<String>,
+    /// `bus.tls_*_file` and `bus.password_file` as written (relative to `genesis.toml`'s directory).
+    pub redis_files: RedisFiles,
+    pub replication: Replication,
     pub http_addr: Option<SocketAddr>,
     pub payments: genesis_actors::payments::PaymentsSettings,
     pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct RedisFiles {
+    pub tls_ca_file: Option<String>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
+    pub password_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,12 +145,8 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
     let b = &file.bus;
     let redis_url = b.redis_url.clone().filter(|url| !url.is_empty());
     if let Some(url) = &redis_url {
-        if !["redis://", "rediss://", "unix://"].iter().any(|scheme| url.starts_with(scheme)) {
-            issues.push(
-                "bus.redis_url",
-                Some(quote(&redact_userinfo(url))),
-                "must start with redis://, rediss:// or unix://",
-            );
+        if let Err(problem) = genesis_actors::connection::target::parse_url(url) {
+            issues.push("bus.redis_url", Some(quote(&genesis_actors::secret::redact_url(url))), problem);
         }
     }
     let reconnect_initial =
@@ -149,6 +157,24 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
         ("bus.reconnect_max", b.reconnect_max.as_deref(), reconnect_max),
         ("bus.reconnect_initial", b.reconnect_initial.as_deref(), reconnect_initial),
     );
+    let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+    let redis_files = RedisFiles {
+        tls_ca_file: nonempty(&b.tls_ca_file),
+        tls_cert_file: nonempty(&b.tls_cert_file),
+        tls_key_file: nonempty(&b.tls_key_file),
+        password_file: nonempty(&b.password_file),
+    };
+    let replication = Replication {
+        replicas: int(issues, "bus.publish_replicas", b.publish_replicas, 0, 0..=64),
+        timeout: duration(issues, "bus.publish_timeout", b.publish_timeout.as_deref(), Duration::from_secs(1), true),
+    };
+    if replication.replicas > 0 && redis_url.is_none() {
+        issues.push(
+            "bus.publish_replicas",
+            Some(replication.replicas.to_string()),
+            "needs Redis replicas: set bus.redis_url (the in-process bus has none), or set it to 0",
+        );
+    }
     let bus = BusSettings {
         block: duration(issues, "bus.block", b.block.as_deref(), d.bus.block, true),
         max_payload_bytes: int(
@@ -286,19 +312,7 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
         service_name: t.service_name.filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "genesis".into()),
     };
     let settings = RuntimeSettings { node_id, bus, supervision, liveness, retry_backoff, shutdown_grace };
-    GenesisParts { settings, roster, redis_url, http_addr, payments, telemetry }
-}
-
-/// `scheme://user:secret@host/...` → `scheme://***@host/...`, so messages do not leak passwords.
-pub(crate) fn redact_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority = rest.split('/').next().unwrap_or_default();
-    match authority.rfind('@') {
-        Some(at) => format!("{scheme}://***{}", &rest[at..]),
-        None => url.to_string(),
-    }
+    GenesisParts { settings, roster, redis_url, redis_files, replication, http_addr, payments, telemetry }
 }
 
 fn node_id(issues: &mut Issues, raw: Option<String>) -> String {

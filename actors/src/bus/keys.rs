@@ -26,6 +26,9 @@ pub fn node(node_id: &str) -> String {
 
 pub const NODE_PREFIX: &str = "genesis:node:";
 
+/// Sorted set of node ids scored by lease expiry (ms): how `live_nodes` finds nodes without SCAN.
+pub const NODES: &str = "genesis:nodes";
+
 /// Consumer name of an agent on a node. The node id comes first so the reclaimer can tell whose
 /// entries are pending.
 pub fn consumer(node_id: &str, agent: &str) -> String {

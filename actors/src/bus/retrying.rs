@@ -1,10 +1,29 @@
-//! The one retry helper for bus calls: transient failures (connection refused, Redis loading, timeouts)
-//! are retried with capped exponential backoff and jitter, forever — an outcome that cannot be written
-//! must not be dropped, and the entry stays pending meanwhile. Other errors return at once.
+//! The one retry helper for bus calls, so no Redis error ends a node (docs/semantics.md, "Redis
+//! errors"):
+//! - transient errors (connection, timeouts, LOADING, READONLY/MASTERDOWN in a failover, OOM, a
+//!   replica that has not confirmed) and lost state (the bus recreates it before answering) are
+//!   retried with capped exponential backoff and jitter, forever — an outcome that cannot be written
+//!   must not be dropped, and the entry stays pending meanwhile;
+//! - configuration errors (credentials rotated, TLS trust) are retried the same way once the node
+//!   runs: an operator fixes them without a restart, and the node tells them on `/readyz`;
+//! - other errors (tied to the call: a wrong type, a script error on odd data) are retried a few
+//!   times and then returned, so a failure tied to one task stays with that task.
 
 use super::BusError;
+use crate::connection::ErrorClass;
 use crate::policy::backoff::Backoff;
 use std::future::Future;
+
+/// How many times an error of class `Other` is tried again before it is returned.
+const OTHER_RETRIES: u32 = 3;
+
+/// Whether to try again after the `failures`-th consecutive failure of this class. Pure.
+pub fn should_retry(class: ErrorClass, failures: u32) -> bool {
+    match class {
+        ErrorClass::Transient | ErrorClass::StateLost | ErrorClass::Config => true,
+        ErrorClass::Other => failures <= OTHER_RETRIES,
+    }
+}
 
 pub async fn until_ok<T, F, Fut>(schedule: &Backoff, what: &str, mut op: F) -> Result<T, BusError>
 where
@@ -20,16 +39,37 @@ where
                 }
                 return Ok(v);
             }
-            Err(e) if e.is_transient() => {
+            Err(e) => {
+                let class = e.class();
+                if matches!(e, BusError::Redis(_)) {
+                    crate::metrics::redis_errors().get_or_create(&crate::metrics::ClassLabel { class: class.as_str() }).inc();
+                }
                 failures = failures.saturating_add(1);
+                let non_redis = !matches!(e, BusError::Redis(_) | BusError::NotReplicated { .. });
+                if non_redis || !should_retry(class, failures) {
+                    return Err(e);
+                }
                 let delay = schedule.delay_random(failures);
                 // Log the first failure and then at exponentially spaced counts, not every retry.
                 if failures.is_power_of_two() {
-                    tracing::warn!(what, failures, ?delay, error = %e, "bus unavailable; retrying with backoff");
+                    tracing::warn!(what, failures, class = class.as_str(), ?delay, error = %e, "bus call failed; retrying with backoff");
                 }
                 tokio::time::sleep(delay).await;
             }
-            Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_call_specific_errors_give_up() {
+        for class in [ErrorClass::Transient, ErrorClass::StateLost, ErrorClass::Config] {
+            assert!(should_retry(class, u32::MAX));
+        }
+        assert!(should_retry(ErrorClass::Other, OTHER_RETRIES));
+        assert!(!should_retry(ErrorClass::Other, OTHER_RETRIES + 1));
     }
 }

@@ -1,5 +1,6 @@
 //! Values that cross the bus boundary.
 
+use crate::connection::ErrorClass;
 use crate::task::{TaskEnvelope, TopicName};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -150,8 +151,11 @@ pub struct TopicStats {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
-    #[error("redis: {0}")]
+    #[error("redis: {}", crate::secret::redact_url(&.0.to_string()))]
     Redis(#[from] ::redis::RedisError),
+    /// `bus.publish_replicas` replicas did not confirm the write in time.
+    #[error("written, but only {got} of {wanted} replicas confirmed it in time (bus.publish_replicas)")]
+    NotReplicated { wanted: u32, got: u32 },
     #[error("unexpected reply from the bus: {0}")]
     Protocol(String),
     #[error("{0}")]
@@ -161,31 +165,23 @@ pub enum BusError {
 }
 
 impl BusError {
-    /// Worth retrying after a backoff (connection trouble, Redis loading or failing over).
-    pub fn is_transient(&self) -> bool {
+    /// What this error means for the node (see [`crate::connection::errors`]).
+    pub fn class(&self) -> ErrorClass {
         match self {
-            BusError::Redis(e) => {
-                e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
-                    || e.is_timeout()
-                    || matches!(
-                        e.kind(),
-                        ::redis::ErrorKind::Server(::redis::ServerErrorKind::BusyLoading)
-                            | ::redis::ErrorKind::Server(::redis::ServerErrorKind::TryAgain)
-                            | ::redis::ErrorKind::Server(::redis::ServerErrorKind::ClusterDown)
-                            | ::redis::ErrorKind::Server(::redis::ServerErrorKind::MasterDown)
-                    )
-            }
-            _ => false,
+            BusError::Redis(e) => crate::connection::classify(e),
+            BusError::NotReplicated { .. } => ErrorClass::Transient,
+            _ => ErrorClass::Other,
         }
+    }
+
+    /// Worth retrying after a backoff: connection trouble, Redis loading, failing over or out of
+    /// memory, or state that was just recreated.
+    pub fn is_transient(&self) -> bool {
+        matches!(self.class(), ErrorClass::Transient | ErrorClass::StateLost)
     }
 
     /// The consumer group (or stream) is missing, e.g. after Redis lost its data.
     pub fn is_nogroup(&self) -> bool {
-        match self {
-            BusError::Redis(e) => e.code() == Some("NOGROUP") || e.to_string().contains("NOGROUP"),
-            _ => false,
-        }
+        self.class() == ErrorClass::StateLost
     }
 }

@@ -12,9 +12,9 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone, PartialEq)]
 pub struct NotifySettings {
     /// Webhook for spend summaries (the dashboard channel).
-    pub dashboard_webhook: Option<String>,
+    pub dashboard_webhook: Option<crate::secret::SecretText>,
     /// Webhook for denials flagged as fraud (the error channel).
-    pub alerts_webhook: Option<String>,
+    pub alerts_webhook: Option<crate::secret::SecretText>,
     /// Link included in summaries.
     pub dashboard_url: Option<String>,
     pub attempts: u32,
@@ -72,8 +72,8 @@ impl Notifier {
             };
             while let Some((channel, text)) = rx.recv().await {
                 let url = match channel {
-                    Channel::Dashboard => settings.dashboard_webhook.as_deref(),
-                    Channel::Alerts => settings.alerts_webhook.as_deref(),
+                    Channel::Dashboard => settings.dashboard_webhook.as_ref().map(|u| u.expose()),
+                    Channel::Alerts => settings.alerts_webhook.as_ref().map(|u| u.expose()),
                 };
                 let Some(url) = url else { continue };
                 if post(&client, url, &text, &settings).await {
@@ -97,8 +97,8 @@ impl Notifier {
 /// Post one message now and wait for the outcome (for the CLI, which exits right after).
 pub async fn post_now(settings: &NotifySettings, channel: Channel, text: &str) -> Result<bool, String> {
     let url = match channel {
-        Channel::Dashboard => settings.dashboard_webhook.as_deref(),
-        Channel::Alerts => settings.alerts_webhook.as_deref(),
+        Channel::Dashboard => settings.dashboard_webhook.as_ref().map(|u| u.expose()),
+        Channel::Alerts => settings.alerts_webhook.as_ref().map(|u| u.expose()),
     };
     let Some(url) = url else { return Err("no webhook configured for this channel".into()) };
     let client = reqwest::Client::builder().timeout(settings.timeout).build().map_err(|e| e.to_string())?;
@@ -114,7 +114,8 @@ async fn post(client: &reqwest::Client, url: &str, text: &str, s: &NotifySetting
         match client.post(url).json(&body).send().await {
             Ok(r) if r.status().is_success() => return true,
             Ok(r) => tracing::warn!(status = %r.status(), attempt, "webhook post rejected"),
-            Err(e) => tracing::warn!(error = %e, attempt, "webhook post failed"),
+            // Without the URL: a webhook URL is its credential.
+            Err(e) => tracing::warn!(error = %e.without_url(), attempt, "webhook post failed"),
         }
         if attempt < s.attempts {
             tokio::time::sleep(s.backoff.delay_random(attempt)).await;

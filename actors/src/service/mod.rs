@@ -2,8 +2,8 @@
 //! [`heartbeat`] (liveness key), [`reclaimer`] (entries of dead nodes), [`retry_scheduler`] (due
 //! retries back into their streams) and [`trimmer`] (acknowledged entries out of the streams).
 //!
-//! A transient bus failure slows a ticker down (capped backoff); any other error or a panic fails the
-//! actor, and the root supervisor restarts it with a fresh job.
+//! A failed bus call slows a ticker down (capped backoff) and never fails the actor; only a panic does,
+//! and the root supervisor restarts it with a fresh job.
 
 pub mod heartbeat;
 pub mod reclaimer;
@@ -54,14 +54,15 @@ impl Actor for Ticker {
                 st.failures = 0;
                 st.job.interval()
             }
-            Err(e) if e.is_transient() => {
+            Err(e) => {
+                // No bus error ends a service actor: it slows down and says why (a service's failure
+                // must not spend the root's restart budget; only a panic reaches the supervisor).
                 st.failures = st.failures.saturating_add(1);
                 if st.failures.is_power_of_two() {
-                    tracing::warn!(service = st.job.name(), failures = st.failures, error = %e, "bus unavailable; backing off");
+                    tracing::warn!(service = st.job.name(), failures = st.failures, class = e.class().as_str(), error = %e, "bus call failed; backing off");
                 }
                 st.job.interval().max(st.reconnect.delay_random(st.failures))
             }
-            Err(e) => return Err(format!("{}: {e}", st.job.name()).into()),
         };
         me.send_after(next, || Tick);
         Ok(())

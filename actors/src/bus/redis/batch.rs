@@ -8,7 +8,7 @@ use super::scripts::Scripts;
 use crate::bus::{keys, BusError};
 use crate::task::TopicName;
 use dashmap::DashMap;
-use redis::aio::ConnectionManager;
+use crate::connection::Conn;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,14 +22,15 @@ pub(super) struct Item {
 }
 
 pub(super) struct Completer {
-    conn: ConnectionManager,
+    conn: Conn,
     scripts: Arc<Scripts>,
+    replication: super::Replication,
     lanes: DashMap<TopicName, mpsc::Sender<Item>>,
 }
 
 impl Completer {
-    pub fn new(conn: ConnectionManager, scripts: Arc<Scripts>) -> Self {
-        Completer { conn, scripts, lanes: DashMap::new() }
+    pub fn new(conn: Conn, scripts: Arc<Scripts>, replication: super::Replication) -> Self {
+        Completer { conn, scripts, replication, lanes: DashMap::new() }
     }
 
     /// Queue one completion and wait for its outcome (`true`: written; `false`: not the owner).
@@ -39,7 +40,7 @@ impl Completer {
             .entry(topic.clone())
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(4096);
-                tokio::spawn(run(topic.clone(), rx, self.conn.clone(), self.scripts.clone()));
+                tokio::spawn(run(topic.clone(), rx, self.conn.clone(), self.scripts.clone(), self.replication));
                 tx
             })
             .clone();
@@ -51,7 +52,13 @@ impl Completer {
     }
 }
 
-async fn run(topic: TopicName, mut rx: mpsc::Receiver<Item>, mut conn: ConnectionManager, scripts: Arc<Scripts>) {
+async fn run(
+    topic: TopicName,
+    mut rx: mpsc::Receiver<Item>,
+    conn: Conn,
+    scripts: Arc<Scripts>,
+    replication: super::Replication,
+) {
     let (stream, dlq, retries) = (keys::stream(&topic), keys::dlq(&topic), keys::retries(&topic));
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -69,7 +76,17 @@ async fn run(topic: TopicName, mut rx: mpsc::Receiver<Item>, mut conn: Connectio
                 inv.arg(a);
             }
         }
-        match inv.invoke_async::<Vec<i64>>(&mut conn).await {
+        // One connection for the write and its WAIT, so WAIT covers this write (see `Conn::pinned`).
+        let mut conn = conn.pinned();
+        let mut outcome = inv.invoke_async::<Vec<i64>>(&mut conn).await.map_err(BusError::from);
+        if let Ok(written) = &outcome {
+            if written.iter().any(|w| *w == 1) {
+                if let Err(e) = super::wait_replicas(&mut conn, replication).await {
+                    outcome = Err(e);
+                }
+            }
+        }
+        match outcome {
             Ok(written) if written.len() == batch.len() => {
                 for (item, w) in batch.into_iter().zip(written) {
                     let _ = item.reply.send(Ok(w == 1));
@@ -82,10 +99,20 @@ async fn run(topic: TopicName, mut rx: mpsc::Receiver<Item>, mut conn: Connectio
                 }
             }
             Err(e) => {
+                let e = std::sync::Arc::new(e);
                 for item in batch {
-                    let _ = item.reply.send(Err(BusError::Redis(e.clone())));
+                    let _ = item.reply.send(Err(share(&e)));
                 }
             }
         }
+    }
+}
+
+/// The same error for every item of a failed batch (`BusError` is not `Clone`).
+fn share(e: &BusError) -> BusError {
+    match e {
+        BusError::Redis(r) => BusError::Redis(r.clone()),
+        BusError::NotReplicated { wanted, got } => BusError::NotReplicated { wanted: *wanted, got: *got },
+        other => BusError::Protocol(other.to_string()),
     }
 }

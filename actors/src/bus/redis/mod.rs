@@ -1,6 +1,7 @@
 //! The Redis Streams bus: the distributed engine every node shares.
 
 mod batch;
+mod lost;
 mod reader;
 mod reply;
 mod scripts;
@@ -12,7 +13,7 @@ use super::types::*;
 use super::GROUP;
 use crate::policy::backoff::Backoff;
 use crate::task::{TaskEnvelope, TopicName};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use crate::connection::{Conn, Connector, ErrorClass, RedisOptions, RedisTarget};
 use redis::Value;
 use reply::{field, int, items, pairs, text};
 use scripts::Scripts;
@@ -27,66 +28,88 @@ pub struct RedisBus {
 }
 
 struct Inner {
-    client: redis::Client,
-    conn: ConnectionManager,
+    connector: Connector,
+    conn: Conn,
     completer: batch::Completer,
     scripts: Arc<Scripts>,
-    reconnect: Backoff,
-    url: String,
+    replication: Replication,
+    lost: lost::LostLog,
 }
 
-fn manager_config(reconnect: &Backoff, response_timeout: Duration) -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_min_delay(reconnect.initial)
-        .set_max_delay(reconnect.max)
-        .set_number_of_retries(3)
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(response_timeout))
+/// `bus.publish_replicas`: how many replicas must hold a publish (and a completion) before it counts
+/// as written (`WAIT`), and how long to wait for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Replication {
+    pub replicas: u32,
+    pub timeout: Duration,
 }
 
 /// The URL without its password, for logs.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_string(),
-    }
+    crate::secret::redact_url(url)
 }
 
 impl RedisBus {
-    /// Connect (one attempt). Callers that must survive an unreachable Redis retry with backoff.
+    /// Connect to a plain URL (one attempt), without TLS files or replication. For tools and tests;
+    /// the node uses [`RedisBus::open`].
     pub async fn connect(url: &str, reconnect: Backoff) -> Result<Self, BusError> {
-        let client = redis::Client::open(url)?;
-        let conn =
-            ConnectionManager::new_with_config(client.clone(), manager_config(&reconnect, Duration::from_secs(10)))
-                .await?;
+        let opts = RedisOptions { url: Some(url.to_string().into()), ..Default::default() };
+        let target = RedisTarget::resolve(&opts, "bus.redis_url").map_err(|e| BusError::Invalid(e.to_string()))?;
+        Self::open(Connector::new(target, reconnect)?, Replication::default()).await
+    }
+
+    /// Open the shared connection (one attempt). Callers that must survive an unreachable Redis retry
+    /// with backoff.
+    pub async fn open(connector: Connector, replication: Replication) -> Result<Self, BusError> {
+        let conn = connector.connect(Duration::from_secs(10)).await?;
         let scripts = Arc::new(Scripts::load());
-        let completer = batch::Completer::new(conn.clone(), scripts.clone());
-        Ok(RedisBus { inner: Arc::new(Inner { client, conn, completer, scripts, reconnect, url: redact(url) }) })
+        let completer = batch::Completer::new(conn.clone(), scripts.clone(), replication);
+        Ok(RedisBus {
+            inner: Arc::new(Inner { connector, conn, completer, scripts, replication, lost: lost::LostLog::default() }),
+        })
+    }
+
+    fn conn(&self) -> Conn {
+        self.inner.conn.clone()
+    }
+
+    /// After Redis lost a topic's consumer group (a flush, an empty restart, a failover to a replica
+    /// without the data): recreate it, say so once, and let the caller's retry go on.
+    async fn recover(&self, topic: &TopicName, e: BusError) -> BusError {
+        if e.class() == ErrorClass::StateLost {
+            self.inner.lost.note(topic);
+            if let Err(again) = ensure_group(&mut self.conn(), topic).await {
+                return again;
+            }
+        }
+        e
+    }
+
+    /// `WAIT` for the configured replicas on the connection that just wrote.
+    async fn confirm(&self, conn: &mut Conn) -> Result<(), BusError> {
+        wait_replicas(conn, self.inner.replication).await
     }
 
     pub fn describe(&self) -> String {
-        format!("redis ({})", self.inner.url)
+        format!("redis ({})", self.inner.connector.shown())
     }
 
     pub async fn reader(&self, consumer: &str) -> Result<RedisReader, BusError> {
         // Its own connection: a blocking XREADGROUP holds the connection for the whole wait.
-        let conn = ConnectionManager::new_with_config(
-            self.inner.client.clone(),
-            manager_config(&self.inner.reconnect, Duration::from_secs(60)),
-        )
-        .await?;
+        let conn = self.inner.connector.connect(Duration::from_secs(60)).await?;
         Ok(RedisReader { conn, consumer: consumer.to_string(), scripts: self.inner.scripts.clone() })
     }
 
     pub async fn ensure_topics(&self, topics: &[TopicName]) -> Result<(), BusError> {
         for t in topics {
-            ensure_group(&mut self.inner.conn.clone(), t).await?;
+            ensure_group(&mut self.conn(), t).await?;
         }
         Ok(())
     }
 
     pub async fn publish(&self, env: &TaskEnvelope, ttl: Duration) -> Result<Published, BusError> {
         let id = env.task_id.to_string();
+        let mut conn = self.conn().pinned();
         let r: Option<String> = self
             .inner
             .scripts
@@ -97,8 +120,9 @@ impl RedisBus {
             .arg(&id)
             .arg(env.topic.as_str())
             .arg(ttl_ms(ttl))
-            .invoke_async(&mut self.inner.conn.clone())
+            .invoke_async(&mut conn)
             .await?;
+        self.confirm(&mut conn).await?;
         Ok(r.map(Published::Appended).unwrap_or(Published::Duplicate))
     }
 
@@ -108,7 +132,7 @@ impl RedisBus {
         for (k, v) in fields {
             cmd.arg(*k).arg(*v);
         }
-        Ok(cmd.query_async(&mut self.inner.conn.clone()).await?)
+        Ok(cmd.query_async(&mut self.conn()).await?)
     }
 
     pub async fn begin(
@@ -124,7 +148,10 @@ impl RedisBus {
             let id = env.task_id.to_string();
             inv.key(keys::result(&d.topic, &id)).arg(&d.entry_id).arg(id).arg(env.attempt);
         }
-        let run: Vec<i64> = inv.invoke_async(&mut self.inner.conn.clone()).await?;
+        let run: Vec<i64> = match inv.invoke_async(&mut self.conn()).await {
+            Ok(r) => r,
+            Err(e) => return Err(self.recover(&first.topic, e.into()).await),
+        };
         if run.len() != items.len() {
             return Err(BusError::Protocol(format!("begin returned {} verdicts for {} items", run.len(), items.len())));
         }
@@ -170,7 +197,10 @@ impl RedisBus {
             y,
             z,
         ];
-        let written = self.inner.completer.complete(&d.topic, keys::result(&d.topic, &task_id), args).await?;
+        let written = match self.inner.completer.complete(&d.topic, keys::result(&d.topic, &task_id), args).await {
+            Ok(w) => w,
+            Err(e) => return Err(self.recover(&d.topic, e).await),
+        };
         Ok(if written { Completed::Done } else { Completed::NotOwner })
     }
 
@@ -180,15 +210,19 @@ impl RedisBus {
         topic: &TopicName,
         entry_id: &str,
     ) -> Result<Option<Delivery>, BusError> {
-        let v: Value = self
+        let r: redis::RedisResult<Value> = self
             .inner
             .scripts
             .redeliver
             .key(keys::stream(topic))
             .arg(consumer)
             .arg(entry_id)
-            .invoke_async(&mut self.inner.conn.clone())
-            .await?;
+            .invoke_async(&mut self.conn())
+            .await;
+        let v = match r {
+            Ok(v) => v,
+            Err(e) => return Err(self.recover(topic, e.into()).await),
+        };
         if matches!(v, Value::Nil) {
             return Ok(None);
         }
@@ -211,57 +245,50 @@ impl RedisBus {
             .key(keys::retries(topic))
             .key(keys::stream(topic))
             .arg(limit)
-            .invoke_async(&mut self.inner.conn.clone())
+            .invoke_async(&mut self.conn())
             .await?;
         Ok(n.max(0) as usize)
     }
 
     pub async fn trim(&self, topic: &TopicName) -> Result<usize, BusError> {
         let n: i64 =
-            self.inner.scripts.trim.key(keys::stream(topic)).invoke_async(&mut self.inner.conn.clone()).await?;
+            self.inner.scripts.trim.key(keys::stream(topic)).invoke_async(&mut self.conn()).await?;
         Ok(n.max(0) as usize)
     }
 
     pub async fn heartbeat(&self, node_id: &str, ttl: Duration, info: &str) -> Result<(), BusError> {
-        let _: () = redis::cmd("SET")
-            .arg(keys::node(node_id))
-            .arg(info)
-            .arg("PX")
-            .arg(ttl_ms(ttl))
-            .query_async(&mut self.inner.conn.clone())
-            .await?;
+        let mut conn = self.conn();
+        let _: () =
+            redis::cmd("SET").arg(keys::node(node_id)).arg(info).arg("PX").arg(ttl_ms(ttl)).query_async(&mut conn).await?;
+        // The index of nodes is one key of its own (no SCAN: on Redis Cluster a SCAN sees one shard).
+        let expires = crate::task::now_ms().saturating_add(ttl_ms(ttl));
+        let _: () = redis::cmd("ZADD").arg(keys::NODES).arg(expires).arg(node_id).query_async(&mut conn).await?;
         Ok(())
     }
 
     pub async fn clear_heartbeat(&self, node_id: &str) -> Result<(), BusError> {
-        let _: i64 = redis::cmd("DEL").arg(keys::node(node_id)).query_async(&mut self.inner.conn.clone()).await?;
+        let mut conn = self.conn();
+        let _: i64 = redis::cmd("DEL").arg(keys::node(node_id)).query_async(&mut conn).await?;
+        let _: i64 = redis::cmd("ZREM").arg(keys::NODES).arg(node_id).query_async(&mut conn).await?;
         Ok(())
     }
 
     pub async fn live_nodes(&self) -> Result<Vec<(String, String)>, BusError> {
-        let mut conn = self.inner.conn.clone();
-        let mut cursor: u64 = 0;
-        let mut names = Vec::new();
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{}*", keys::NODE_PREFIX))
-                .arg("COUNT")
-                .arg(500)
-                .query_async(&mut conn)
-                .await?;
-            names.extend(batch);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        let mut conn = self.conn();
+        let now = crate::task::now_ms();
+        // Forget nodes whose lease ended more than a day ago.
+        let _: i64 = redis::cmd("ZREMRANGEBYSCORE")
+            .arg(keys::NODES)
+            .arg("-inf")
+            .arg(now.saturating_sub(86_400_000))
+            .query_async(&mut conn)
+            .await?;
+        let names: Vec<String> = redis::cmd("ZRANGE").arg(keys::NODES).arg(0).arg(-1).query_async(&mut conn).await?;
         let mut out = Vec::new();
-        for key in names {
-            let info: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
+        for name in names {
+            let info: Option<String> = redis::cmd("GET").arg(keys::node(&name)).query_async(&mut conn).await?;
             if let Some(info) = info {
-                out.push((key.trim_start_matches(keys::NODE_PREFIX).to_string(), info));
+                out.push((name, info));
             }
         }
         out.sort();
@@ -275,8 +302,12 @@ impl RedisBus {
         min_idle: Duration,
         limit: usize,
     ) -> Result<Vec<Delivery>, BusError> {
-        let mut conn = self.inner.conn.clone();
-        let summary: Value = redis::cmd("XPENDING").arg(keys::stream(topic)).arg(GROUP).query_async(&mut conn).await?;
+        let mut conn = self.conn();
+        let summary: Value = match redis::cmd("XPENDING").arg(keys::stream(topic)).arg(GROUP).query_async(&mut conn).await
+        {
+            Ok(v) => v,
+            Err(e) => return Err(self.recover(topic, e.into()).await),
+        };
         let holders: Vec<String> = items(summary)
             .into_iter()
             .nth(3)
@@ -316,7 +347,7 @@ impl RedisBus {
 
     pub async fn task(&self, topic: &TopicName, task_id: &str) -> Result<Option<TaskRecord>, BusError> {
         let v: Value =
-            redis::cmd("HGETALL").arg(keys::result(topic, task_id)).query_async(&mut self.inner.conn.clone()).await?;
+            redis::cmd("HGETALL").arg(keys::result(topic, task_id)).query_async(&mut self.conn()).await?;
         let p = pairs(v);
         if p.is_empty() {
             return Ok(None);
@@ -339,7 +370,7 @@ impl RedisBus {
     }
 
     pub async fn stats(&self, topic: &TopicName) -> Result<TopicStats, BusError> {
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let stream = keys::stream(topic);
         let mut pipe = redis::pipe();
         pipe.cmd("XLEN").arg(&stream).cmd("XLEN").arg(keys::dlq(topic)).cmd("ZCARD").arg(keys::retries(topic));
@@ -372,7 +403,7 @@ impl RedisBus {
             .arg("+")
             .arg("COUNT")
             .arg(limit.min(i64::MAX as usize))
-            .query_async(&mut self.inner.conn.clone())
+            .query_async(&mut self.conn())
             .await?;
         Ok(reply::stream_entries(v).into_iter().map(|(id, f)| dead_letter(topic, id, pairs(f))).collect())
     }
@@ -382,7 +413,7 @@ impl RedisBus {
             .arg(keys::dlq(topic))
             .arg(dlq_id)
             .arg(dlq_id)
-            .query_async(&mut self.inner.conn.clone())
+            .query_async(&mut self.conn())
             .await?;
         let Some((id, f)) = reply::stream_entries(v).into_iter().next() else {
             return Err(BusError::NotFound(format!("no dead letter {dlq_id} in the DLQ of {topic}")));
@@ -401,7 +432,7 @@ impl RedisBus {
             .arg(&task_id)
             .arg(topic.as_str())
             .arg(ttl_ms(ttl))
-            .invoke_async(&mut self.inner.conn.clone())
+            .invoke_async(&mut self.conn())
             .await?;
         match r {
             Some(_) => Ok(env),
@@ -410,14 +441,14 @@ impl RedisBus {
     }
 
     pub async fn dlq_purge(&self, topic: &TopicName) -> Result<usize, BusError> {
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn();
         let n: u64 = redis::cmd("XLEN").arg(keys::dlq(topic)).query_async(&mut conn).await?;
         let _: i64 = redis::cmd("DEL").arg(keys::dlq(topic)).query_async(&mut conn).await?;
         Ok(n as usize)
     }
 
     pub async fn ping(&self) -> Result<(), BusError> {
-        let _: String = redis::cmd("PING").query_async(&mut self.inner.conn.clone()).await?;
+        let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
         Ok(())
     }
 }
@@ -456,7 +487,19 @@ fn ttl_ms(ttl: Duration) -> u64 {
     (ttl.as_millis() as u64).max(1)
 }
 
-pub(super) async fn ensure_group(conn: &mut ConnectionManager, topic: &TopicName) -> Result<(), BusError> {
+/// `WAIT n timeout` on `conn`; an error when fewer replicas confirmed in time.
+pub(super) async fn wait_replicas(conn: &mut Conn, r: Replication) -> Result<(), BusError> {
+    if r.replicas == 0 {
+        return Ok(());
+    }
+    let got: i64 = redis::cmd("WAIT").arg(r.replicas).arg(r.timeout.as_millis() as u64).query_async(conn).await?;
+    if got < r.replicas as i64 {
+        return Err(BusError::NotReplicated { wanted: r.replicas, got: got.max(0) as u32 });
+    }
+    Ok(())
+}
+
+pub(super) async fn ensure_group(conn: &mut Conn, topic: &TopicName) -> Result<(), BusError> {
     let r: redis::RedisResult<()> = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(keys::stream(topic))

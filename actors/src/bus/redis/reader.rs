@@ -6,14 +6,14 @@ use super::{ensure_group, reply};
 use crate::bus::types::{BusError, Delivery};
 use crate::bus::{keys, GROUP};
 use crate::task::TopicName;
-use redis::aio::ConnectionManager;
+use crate::connection::Conn;
 use redis::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// One consumer's reader with its own connection.
 pub struct RedisReader {
-    pub(super) conn: ConnectionManager,
+    pub(super) conn: Conn,
     pub(super) consumer: String,
     pub(super) scripts: Arc<Scripts>,
 }
@@ -40,7 +40,7 @@ impl RedisReader {
             .await;
         let v = match r {
             Ok(v) => v,
-            Err(e) if e.code() == Some("NOGROUP") => {
+            Err(e) if crate::connection::classify(&e) == crate::connection::ErrorClass::StateLost => {
                 // The stream or group vanished (e.g. Redis restarted without persistence): recreate it.
                 ensure_group(&mut self.conn, topic).await?;
                 return Ok(Vec::new());
@@ -75,7 +75,7 @@ impl RedisReader {
             .await;
         let v = match r {
             Ok(v) => v,
-            Err(e) if e.to_string().contains("NOGROUP") => {
+            Err(e) if crate::connection::classify(&e) == crate::connection::ErrorClass::StateLost => {
                 ensure_group(&mut self.conn, topic).await?;
                 return Ok(Vec::new());
             }
