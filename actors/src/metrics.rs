@@ -149,6 +149,13 @@ pub fn redis_errors() -> &'static Family<ClassLabel, Counter> {
     F.get_or_init(Family::default)
 }
 
+/// Count a failed bus call by its class (only Redis errors: others are not Redis's doing).
+pub fn count_bus_error(e: &crate::bus::BusError) {
+    if matches!(e, crate::bus::BusError::Redis(_) | crate::bus::BusError::NotReplicated { .. }) {
+        redis_errors().get_or_create(&ClassLabel { class: e.class().as_str() }).inc();
+    }
+}
+
 pub fn redis_state_lost() -> &'static Counter {
     static C: std::sync::OnceLock<Counter> = std::sync::OnceLock::new();
     C.get_or_init(Counter::default)

@@ -92,6 +92,7 @@ impl Actor for Fetcher {
                     }
                     Err(e) => {
                         st.failures = st.failures.saturating_add(1);
+                        crate::metrics::count_bus_error(&e);
                         let delay = st.ctx.settings.bus.reconnect.delay_random(st.failures);
                         if st.failures.is_power_of_two() {
                             tracing::warn!(agent = %st.ctx.spec.name, failures = st.failures, ?delay, error = %e, "read failed; backing off");

@@ -41,9 +41,7 @@ where
             }
             Err(e) => {
                 let class = e.class();
-                if matches!(e, BusError::Redis(_)) {
-                    crate::metrics::redis_errors().get_or_create(&crate::metrics::ClassLabel { class: class.as_str() }).inc();
-                }
+                crate::metrics::count_bus_error(&e);
                 failures = failures.saturating_add(1);
                 let non_redis = !matches!(e, BusError::Redis(_) | BusError::NotReplicated { .. });
                 if non_redis || !should_retry(class, failures) {

@@ -58,6 +58,7 @@ impl Actor for Ticker {
                 // No bus error ends a service actor: it slows down and says why (a service's failure
                 // must not spend the root's restart budget; only a panic reaches the supervisor).
                 st.failures = st.failures.saturating_add(1);
+                crate::metrics::count_bus_error(&e);
                 if st.failures.is_power_of_two() {
                     tracing::warn!(service = st.job.name(), failures = st.failures, class = e.class().as_str(), error = %e, "bus call failed; backing off");
                 }
