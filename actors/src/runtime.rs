@@ -78,6 +78,15 @@ impl RuntimeHandle {
         &self.node.metrics
     }
 
+    /// Make one of an agent's children fail as if it crashed (chaos, tests). `false` if the agent is
+    /// not running.
+    pub fn crash(&self, agent: &str, child: crate::supervisor::agent::Child) -> bool {
+        match self.node.agents.get(agent) {
+            Some(a) => a.value().cast(crate::supervisor::agent::AgentMsg::Crash(child)).is_ok(),
+            None => false,
+        }
+    }
+
     /// Whether the root supervisor's mailbox answers within `timeout` (the systemd watchdog's check).
     pub async fn root_alive(&self, timeout: std::time::Duration) -> bool {
         ractor::call_t!(self.root, RootMsg::Ping, timeout.as_millis() as u64).is_ok()

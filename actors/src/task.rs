@@ -26,8 +26,12 @@ impl TaskId {
     /// re-run after a crash republishes the *same* reply task, which the result store then deduplicates.
     pub fn reply_id(&self) -> TaskId {
         let parent = self.0;
-        // Keep the parent's timestamp (ordering) and derive the random part from the parent id.
-        let mixed = splitmix(parent.random() as u64) as u128 | ((splitmix(parent.0 as u64 ^ 0x9e37) as u128) << 64);
+        // Keep the parent's timestamp (ordering) and derive the random part from all 128 bits of the
+        // parent id, so two parents differing anywhere get different replies.
+        let (lo, hi) = (parent.0 as u64, (parent.0 >> 64) as u64);
+        let a = splitmix(lo ^ splitmix(hi));
+        let b = splitmix(hi ^ 0x9e37 ^ splitmix(lo.rotate_left(17)));
+        let mixed = a as u128 | ((b as u128) << 64);
         TaskId(Ulid::from_parts(parent.timestamp_ms(), mixed & ((1u128 << 80) - 1)))
     }
 }

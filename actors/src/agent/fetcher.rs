@@ -28,6 +28,8 @@ pub enum FetcherMsg {
     Poll,
     /// Deliveries claimed from a dead node by the reclaimer, to run here.
     Inject(Vec<Delivery>),
+    /// Fail now (see `AgentMsg::Crash`).
+    Crash,
 }
 
 enum Cursor {
@@ -74,6 +76,7 @@ impl Actor for Fetcher {
                 st.credits += n;
                 poll_soon(&me, st);
             }
+            FetcherMsg::Crash => return Err("crash requested (chaos)".into()),
             FetcherMsg::Inject(batch) => {
                 let jobs = admit(&st.ctx, batch).await?;
                 hand_over(st, jobs);

@@ -29,6 +29,8 @@ pub enum WorkerMsg {
         entry_id: String,
         task_id: TaskId,
     },
+    /// Fail now (see `AgentMsg::Crash`). Only sent to an idle worker: a crash that holds no entry.
+    Crash,
 }
 
 impl Actor for Worker {
@@ -57,6 +59,7 @@ impl Actor for Worker {
                 replay(&st.ctx, st.slot, &entry_id, task_id).await?;
                 entry_id
             }
+            WorkerMsg::Crash => return Err("crash requested (chaos)".into()),
         };
         // The supervisor may be gone during shutdown; nothing to do then.
         let _ = st.supervisor.cast(AgentMsg::Done { slot: st.slot, entry_id });

@@ -45,6 +45,9 @@ pub enum AgentMsg {
     Drain,
     /// How many tasks are running.
     InFlight(ractor::RpcReplyPort<usize>),
+    /// Make a child fail as if it had crashed (the chaos harness's actor kills, and tests of
+    /// escalation: a crash not tied to an entry counts against the restart intensity).
+    Crash(Child),
 }
 
 /// What a busy slot holds: enough to replay it (the entry is re-read from the bus) and to log it.
@@ -121,6 +124,9 @@ impl Actor for AgentSupervisor {
         st: &mut AgentState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
+            // A fetch that was in flight when draining began: leave its entries pending in the bus (they
+            // replay on the next start, or on another node), start nothing new.
+            AgentMsg::Jobs(_) if st.draining => {}
             AgentMsg::Jobs(jobs) => {
                 st.granted = st.granted.saturating_sub(jobs.len());
                 for job in jobs {
@@ -156,6 +162,16 @@ impl Actor for AgentSupervisor {
             }
             AgentMsg::InFlight(reply) => {
                 let _ = reply.send(st.slots.len() - st.free);
+            }
+            AgentMsg::Crash(Child::Fetcher) => {
+                if let Some(f) = &st.fetcher {
+                    let _ = f.cast(FetcherMsg::Crash);
+                }
+            }
+            AgentMsg::Crash(Child::Worker(i)) => {
+                if let Some(w) = st.slots.get(i).and_then(|s| s.worker.as_ref()) {
+                    let _ = w.cast(WorkerMsg::Crash);
+                }
             }
             AgentMsg::Inject(_) if st.draining => {}
             AgentMsg::Inject(deliveries) => {
@@ -203,6 +219,24 @@ impl Actor for AgentSupervisor {
             reason: why.clone(),
             at: Instant::now(),
         });
+        if holding.is_some() {
+            // A worker that crashed while running an entry: the crash is that entry's (its delivery
+            // counter bounds it: past `bus.max_deliveries` it is dead-lettered as poison), so it is
+            // contained there and not counted against this supervisor's intensity — a poison storm on
+            // one agent cannot take the node down. The successor replays the entry at once.
+            let restart = crate::metrics::RestartLabel { supervisor: agent.clone(), child: child.to_string() };
+            st.ctx.metrics.actor_restarts.get_or_create(&restart).inc();
+            st.ctx.events.emit(RuntimeEvent::ChildRestarted {
+                supervisor: agent,
+                child: child.to_string(),
+                restarts_in_window: st.history.recent() as u32,
+                after: std::time::Duration::ZERO,
+            });
+            start(&me, st, child).await?;
+            dispatch(st);
+            grant(st);
+            return Ok(());
+        }
         let sup = &st.ctx.settings.supervision;
         match st.history.on_failure(Instant::now(), sup.agent, &sup.restart_backoff, rand::random::<f64>()) {
             RestartDecision::Restart { after, restarts_in_window } => {
@@ -267,9 +301,9 @@ async fn start(me: &ActorRef<AgentMsg>, st: &mut AgentState, child: Child) -> Re
     Ok(())
 }
 
-/// Give queued jobs to idle, running workers.
+/// Give queued jobs to idle, running workers (none while draining).
 fn dispatch(st: &mut AgentState) {
-    while !st.queue.is_empty() {
+    while !st.queue.is_empty() && !st.draining {
         let Some(slot) = st.idle.pop() else { break };
         let (Some(s), Some(job)) = (st.slots.get_mut(slot), st.queue.pop_front()) else { break };
         let Some(w) = &s.worker else {
