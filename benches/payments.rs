@@ -1,6 +1,6 @@
 //! Benchmark of the payment authority: decisions per second and decision latency through
-//! [`Authority::approve`], on the Redis ledger (the production path: validation, then one `DECIDE`
-//! script) and, for context, on the in-memory ledger and with intents denied at validation.
+//! [`Authority::approve`], on the Redis ledger (the production path: validation, one pipeline of
+//! single-key ownership commands, then one `DECIDE` script) and, for context, on the in-memory ledger and with intents denied at validation.
 //!
 //! The bench starts its own `redis-server` on a free loopback port in a temporary directory, with
 //! persistence off (`--save "" --appendonly no`), and flushes it before every run. It never touches a
@@ -22,8 +22,9 @@
 //! - `memory`: the approving workload on the in-memory ledger.
 //!
 //! Approving workload: amounts 100..=799 cents (under the structuring band of 800..1000, at most 8× the
-//! smallest, so never an amount anomaly), 3 whitelisted vendors, agents/businesses/tenants assigned
-//! round-robin, budgets and velocity limits far above what a run uses. Every decision is checked: a run
+//! smallest, so never an amount anomaly), 3 whitelisted vendors, agents and businesses assigned
+//! round-robin, each business in one tenant (business k in tenant k mod T, since a business belongs to
+//! one tenant), budgets and velocity limits far above what a run uses. Every decision is checked: a run
 //! that does not approve (or deny, for `deny`) every intent says so in its row.
 //!
 //! No tracing subscriber is installed, so the authority's `tracing::info!` per decision costs next to
@@ -219,15 +220,19 @@ struct Spread {
 /// `n` intents that pass every check, mandate ids `{tag}-{i}`.
 fn approving(tag: &str, n: usize, s: &Spread) -> Vec<PaymentIntent> {
     (0..n)
-        .map(|i| PaymentIntent {
-            agent_id: agent_name(i % s.agents),
-            vendor: VENDORS[i % VENDORS.len()].to_string(),
-            // 100..=799: never near-threshold (800..1000), at most 8× apart (anomaly factor 10).
-            amount_cents: 100 + ((i * 37) % 700) as i64,
-            reason: "api credits".to_string(),
-            mandate_id: format!("{tag}-{i}"),
-            business_id: format!("bench-biz-{}", i % s.businesses),
-            tenant_id: format!("bench-tenant-{}", i % s.tenants),
+        .map(|i| {
+            let business = i % s.businesses;
+            PaymentIntent {
+                agent_id: agent_name(i % s.agents),
+                vendor: VENDORS[i % VENDORS.len()].to_string(),
+                // 100..=799: never near-threshold (800..1000), at most 8× apart (anomaly factor 10).
+                amount_cents: 100 + ((i * 37) % 700) as i64,
+                reason: "api credits".to_string(),
+                mandate_id: format!("{tag}-{i}"),
+                business_id: format!("bench-biz-{business}"),
+                // A business belongs to one tenant.
+                tenant_id: format!("bench-tenant-{}", business % s.tenants),
+            }
         })
         .collect()
 }

@@ -1,6 +1,7 @@
 //! Command-line interface.
 
 use clap::{Args, Parser, Subcommand};
+use genesis_actors::task::DEFAULT_TENANT;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -40,7 +41,7 @@ pub enum Command {
         /// The task payload, as JSON.
         #[arg(long)]
         payload: String,
-        #[arg(long, default_value = "default")]
+        #[arg(long, default_value = DEFAULT_TENANT)]
         tenant: String,
         /// Topic that receives this task's result as a new task; `a,b` chains further hops.
         #[arg(long)]
@@ -178,9 +179,10 @@ pub enum PaymentsCommand {
         reason: String,
         #[arg(long)]
         mandate: String,
+        /// The business paying; it belongs to the first tenant that spends for it.
         #[arg(long, default_value = "default")]
         business: String,
-        #[arg(long, default_value = "default")]
+        #[arg(long, default_value = DEFAULT_TENANT)]
         tenant: String,
         #[arg(long)]
         json: bool,
@@ -214,6 +216,9 @@ pub enum PaymentsCommand {
         redis: RedisOpt,
         #[arg(long)]
         agent: Option<String>,
+        /// Only this tenant's decisions (default: every tenant's).
+        #[arg(long)]
+        tenant: Option<String>,
         /// YYYY-MM-DD (UTC); default today.
         #[arg(long)]
         date: Option<String>,
@@ -271,10 +276,14 @@ pub enum ReviewCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum BudgetCommand {
-    /// Limits, reserved, captured and remaining per agent (today), business and tenant (today).
+    /// Limits, reserved, captured and remaining per tenant: each agent (today, in that tenant), the
+    /// tenant's businesses, the tenant (today).
     Show {
         #[command(flatten)]
         redis: RedisOpt,
+        /// Only this tenant (default: every tenant the ledger knows, or `default` if it knows none).
+        #[arg(long)]
+        tenant: Option<String>,
         #[arg(long)]
         json: bool,
     },

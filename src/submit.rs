@@ -20,7 +20,7 @@ pub struct SubmitRequest {
 }
 
 fn default_tenant() -> String {
-    "default".into()
+    genesis_actors::task::DEFAULT_TENANT.into()
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,5 @@
 //! Money: the payment authority on both ledgers (Redis, started by the harness; and in-memory), the
+//! Redis ledger on a one-node Redis Cluster (every script in one slot, tenants in different slots), the
 //! MetaAgent inside a running runtime, and webhook delivery. See docs/semantics.md, "Money".
 
 mod support;
@@ -70,6 +71,15 @@ fn intent(agent: &str, vendor: &str, cents: i64, mandate: &str) -> PaymentIntent
     }
 }
 
+/// The same intent from another tenant, for another business.
+fn of(tenant: &str, business: &str, i: PaymentIntent) -> PaymentIntent {
+    PaymentIntent { tenant_id: tenant.into(), business_id: business.into(), ..i }
+}
+
+fn today() -> String {
+    genesis_actors::payments::policy::utc_day(genesis_actors::task::now_ms())
+}
+
 async fn redis_ledger(server: &RedisServer) -> Ledger {
     Ledger::Redis(RedisLedger::connect(&server.url()).await.expect("ledger"))
 }
@@ -113,6 +123,17 @@ fn table() -> Vec<(PaymentIntent, Outcome, &'static str)> {
     // Budget: agent daily 5000.
     t.push((intent("a-budget", "openai.com", 3000, "m-b1"), Approved, "approved"));
     t.push((intent("a-budget", "openai.com", 2500, "m-b2"), Denied, "over_agent_daily_budget"));
+    // Tenants: the same agent has a daily budget of its own in each tenant.
+    t.push((of("tenant-2", "biz-t2", intent("a-budget", "openai.com", 3000, "m-b3")), Approved, "approved"));
+    t.push((
+        of("tenant-2", "biz-t2", intent("a-budget", "openai.com", 2500, "m-b4")),
+        Denied,
+        "over_agent_daily_budget",
+    ));
+    // A business belongs to the first tenant that spends for it; a mandate id to the first that uses it.
+    t.push((of("tenant-2", "biz-1", intent("a-basic", "openai.com", 100, "m-t1")), Denied, "business_tenant_mismatch"));
+    t.push((intent("a-basic", "openai.com", 100, "m-t1"), Denied, "mandate_conflict"));
+    t.push((of("tenant-2", "biz-t2", intent("a-dup", "openai.com", 300, "m-dup")), Denied, "mandate_conflict"));
     t
 }
 
@@ -123,14 +144,23 @@ async fn run_table(ledger: Ledger) {
         assert_eq!((d.outcome, d.code.as_str()), (outcome, code), "row {i}: {intent:?} → {d:?}");
     }
     // The duplicate mandate reserved once: a-dup used 300, not 600.
-    let day = genesis_actors::payments::policy::utc_day(genesis_actors::task::now_ms());
-    assert_eq!(ledger.usage_agent("a-dup", &day).await.expect("usage").reserved, 300);
+    let day = today();
+    assert_eq!(ledger.usage_agent("tenant-1", "a-dup", &day).await.expect("usage").reserved, 300);
+    // One agent, two tenants, two budgets; the refused intents bound nothing and reserved nothing.
+    for t in ["tenant-1", "tenant-2"] {
+        assert_eq!(ledger.usage_agent(t, "a-budget", &day).await.expect("usage").reserved, 3000, "{t}");
+    }
+    assert_eq!(ledger.business_tenant("biz-1").await.expect("owner").as_deref(), Some("tenant-1"));
+    assert_eq!(ledger.business_tenant("biz-t2").await.expect("owner").as_deref(), Some("tenant-2"));
+    let parties = ledger.known_parties().await.expect("parties");
+    assert_eq!(parties.keys().collect::<Vec<_>>(), ["tenant-1", "tenant-2"]);
+    assert_eq!(parties["tenant-2"], ["biz-t2"], "biz-1 is not a business of tenant-2");
     // Review approval re-checks the budget and reserves.
     match a.review("m-rev", true).await.expect("review") {
         Settled::Done(m) => assert_eq!((m.decision.outcome, m.status.as_str()), (Outcome::Approved, "approved")),
         other => panic!("{other:?}"),
     }
-    assert_eq!(ledger.usage_agent("a-review", &day).await.expect("usage").reserved, 25_000);
+    assert_eq!(ledger.usage_agent("tenant-1", "a-review", &day).await.expect("usage").reserved, 25_000);
     assert!(a.reviews().await.expect("reviews").is_empty());
 }
 
@@ -174,7 +204,7 @@ async fn concurrent_intents_from_two_authorities_never_exceed_the_budget() {
         }
     }
     assert_eq!(approved, 100_000 / 300, "exactly floor(budget / amount)");
-    let used = one.ledger().usage_business("biz-shared").await.expect("usage");
+    let used = one.ledger().usage_business("tenant-1", "biz-shared").await.expect("usage");
     assert_eq!(used.reserved, 333 * 300);
 }
 
@@ -193,8 +223,12 @@ async fn one_mandate_under_concurrency_is_approved_once() {
     for h in handles {
         assert_eq!(h.await.expect("task").outcome, Outcome::Approved);
     }
-    let day = genesis_actors::payments::policy::utc_day(genesis_actors::task::now_ms());
-    assert_eq!(one.ledger().usage_agent("a-dup", &day).await.expect("usage").reserved, 700, "reserved once");
+    let day = today();
+    assert_eq!(
+        one.ledger().usage_agent("tenant-1", "a-dup", &day).await.expect("usage").reserved,
+        700,
+        "reserved once"
+    );
     let decided = one.ledger().log(&day, 10_000).await.expect("log").iter().filter(|e| e.event == "decided").count();
     assert_eq!(decided, 1, "one decision recorded for the mandate");
 }
@@ -204,7 +238,7 @@ async fn settle_and_expire(ledger: Ledger) {
     s.reservation_ttl = Duration::from_millis(50);
     let short = Authority::new(s, ledger.clone(), None);
     let a = Authority::new(settings(), ledger.clone(), None);
-    let day = genesis_actors::payments::policy::utc_day(genesis_actors::task::now_ms());
+    let day = today();
     for (m, cents) in [("x-cap", 1000), ("x-rel", 2000)] {
         assert_eq!(a.approve(&intent("a-basic", "openai.com", cents, m)).await.expect("d").outcome, Outcome::Approved);
     }
@@ -224,7 +258,7 @@ async fn settle_and_expire(ledger: Ledger) {
         short.expire_due().await.ok().filter(|n| *n == 1)
     })
     .await;
-    let used = ledger.usage_agent("a-basic", &day).await.expect("usage");
+    let used = ledger.usage_agent("tenant-1", "a-basic", &day).await.expect("usage");
     assert_eq!((used.reserved, used.captured), (0, 1000), "only the captured amount remains used");
     let sum = a.summary("biz-1").await.expect("summary");
     assert_eq!((sum.spent_cents, sum.reserved_cents, sum.released_cents), (1000, 0, 6000));
@@ -241,6 +275,134 @@ async fn capture_release_and_expiry_keep_the_ledger_exact_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_release_and_expiry_keep_the_ledger_exact_memory() {
     settle_and_expire(Ledger::Memory(MemoryLedger::new())).await;
+}
+
+/// Two tenants side by side: settlement, review, expiry, the log, summaries and the budget report
+/// find each mandate and business in its own tenant, and one tenant's spend never shows in another's.
+async fn two_tenants(ledger: Ledger) {
+    let mut s = settings();
+    s.reservation_ttl = Duration::from_millis(50);
+    let short = Authority::new(s, ledger.clone(), None);
+    let a = Authority::new(settings(), ledger.clone(), None);
+    let day = today();
+    let cases = [
+        (of("tenant-1", "biz-1", intent("a-basic", "openai.com", 1000, "t1-cap")), Outcome::Approved),
+        (of("tenant-2", "biz-2", intent("a-basic", "openai.com", 2000, "t2-cap")), Outcome::Approved),
+        (of("tenant-2", "biz-2", intent("a-review", "openai.com", 25_000, "t2-rev")), Outcome::NeedsReview),
+        (of("tenant-1", "biz-1", intent("a-review", "openai.com", 25_000, "t1-rev")), Outcome::NeedsReview),
+    ];
+    for (x, want) in &cases {
+        assert_eq!(a.approve(x).await.expect("decision").outcome, *want, "{x:?}");
+    }
+    let mut held: Vec<String> =
+        a.reviews().await.expect("reviews").into_iter().map(|m| m.decision.mandate_id).collect();
+    held.sort();
+    assert_eq!(held, ["t1-rev", "t2-rev"], "reviews of every tenant");
+    assert!(matches!(a.settle("t2-cap", Settle::Captured).await.expect("capture"), Settled::Done(_)));
+    assert!(matches!(a.review("t1-rev", true).await.expect("review"), Settled::Done(_)));
+    assert!(matches!(a.review("t2-rev", false).await.expect("review"), Settled::Done(_)));
+    let usage = |t: &'static str, agent: &'static str| {
+        let l = ledger.clone();
+        let day = day.clone();
+        async move {
+            let u = l.usage_agent(t, agent, &day).await.expect("usage");
+            (u.reserved, u.captured)
+        }
+    };
+    assert_eq!(usage("tenant-1", "a-basic").await, (1000, 0));
+    assert_eq!(usage("tenant-2", "a-basic").await, (0, 2000));
+    assert_eq!(usage("tenant-1", "a-review").await, (25_000, 0));
+    assert_eq!(usage("tenant-2", "a-review").await, (0, 0));
+    let m = ledger.mandate("t2-cap").await.expect("mandate").expect("stored");
+    assert_eq!((m.decision.tenant_id.as_str(), m.status.as_str()), ("tenant-2", "captured"));
+    assert_eq!(a.summary("biz-2").await.expect("summary").spent_cents, 2000, "found through its tenant");
+    assert_eq!(a.summary("biz-none").await.expect("summary").spent_cents, 0);
+
+    // Expiry visits every tenant.
+    for x in [
+        of("tenant-1", "biz-1", intent("a-vel", "vercel.com", 300, "t1-exp")),
+        of("tenant-2", "biz-2", intent("a-vel", "vercel.com", 400, "t2-exp")),
+    ] {
+        assert_eq!(short.approve(&x).await.expect("decision").outcome, Outcome::Approved);
+    }
+    let expired = Arc::new(AtomicU32::new(0));
+    eventually(WAIT, "both tenants' uncaptured reservations expire", || {
+        let (short, expired) = (short.clone(), expired.clone());
+        async move {
+            let n = short.expire_due().await.ok()? as u32;
+            (expired.fetch_add(n, Ordering::SeqCst) + n == 2).then_some(())
+        }
+    })
+    .await;
+    for id in ["t1-exp", "t2-exp"] {
+        assert_eq!(ledger.mandate(id).await.expect("mandate").map(|m| m.status).as_deref(), Some("expired"));
+    }
+
+    // The log: every tenant's entries, or one tenant's.
+    let all = ledger.log(&day, 1000).await.expect("log");
+    let decided = |t: &str| all.iter().filter(|e| e.event == "decided" && e.tenant_id == t).count();
+    assert_eq!((decided("tenant-1"), decided("tenant-2")), (3, 3));
+    let two = ledger.tenant_log("tenant-2", &day, 1000).await.expect("log");
+    assert!(two.iter().all(|e| e.tenant_id == "tenant-2") && two.len() == 6, "{two:?}");
+    assert!(all.windows(2).all(|w| w[0].at_ms <= w[1].at_ms), "merged oldest first");
+
+    // `budget show`: per tenant.
+    let lines = a.budgets_report(&["a-basic".to_string()], &[]).await.expect("report");
+    let line = |t: &str, kind: &str, name: &str| {
+        lines.iter().find(|l| l.tenant == t && l.kind == kind && l.name == name).map(|l| l.remaining_cents)
+    };
+    assert_eq!(line("tenant-1", "agent_daily", "a-basic"), Some(50_000 - 1000));
+    assert_eq!(line("tenant-2", "agent_daily", "a-basic"), Some(50_000 - 2000));
+    assert_eq!(line("tenant-2", "business_total", "biz-2"), Some(1_000_000 - 2000));
+    assert_eq!(line("tenant-1", "business_total", "biz-2"), None);
+    assert_eq!(line("tenant-1", "tenant_daily", "tenant-1"), Some(1_000_000 - 26_000));
+    let only = a.budgets_report(&["a-basic".to_string()], &["tenant-2".to_string()]).await.expect("report");
+    assert!(only.iter().all(|l| l.tenant == "tenant-2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tenants_keep_their_money_apart_redis() {
+    let server = RedisServer::start();
+    two_tenants(redis_ledger(&server).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tenants_keep_their_money_apart_memory() {
+    two_tenants(Ledger::Memory(MemoryLedger::new())).await;
+}
+
+/// Every scenario above on a one-node Redis Cluster, which refuses any script whose keys span two
+/// slots (`CROSSSLOT`); then every key in it is either in its tenant's slot or one of the global
+/// single keys, and the two tenants' slots differ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_cluster_mode_each_script_stays_in_one_slot_and_tenants_spread() {
+    let mut slots: BTreeMap<String, std::collections::BTreeSet<i64>> = BTreeMap::new();
+    for scenario in 0..3 {
+        let server = RedisServer::start_cluster_mode();
+        let ledger = redis_ledger(&server).await;
+        match scenario {
+            0 => run_table(ledger).await,
+            1 => settle_and_expire(ledger).await,
+            _ => two_tenants(ledger).await,
+        }
+        let mut c = server.conn();
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).expect("KEYS");
+        assert!(keys.len() > 10, "{keys:?}");
+        for k in keys {
+            let slot: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(&k).query(&mut c).expect("KEYSLOT");
+            match k.strip_prefix("genesis:{pay:").and_then(|r| r.split_once("}:")) {
+                Some((tenant, _)) => {
+                    slots.entry(tenant.to_string()).or_default().insert(slot);
+                }
+                None => assert!(k.starts_with("genesis:pay:") && !k.contains('{'), "{k}: neither a shard's nor global"),
+            }
+        }
+    }
+    assert_eq!(slots.keys().collect::<Vec<_>>(), ["tenant-1", "tenant-2"]);
+    for (tenant, s) in &slots {
+        assert_eq!(s.len(), 1, "every key of {tenant} in one slot: {s:?}");
+    }
+    assert_ne!(slots["tenant-1"], slots["tenant-2"], "two tenants, two slots");
 }
 
 /// A local webhook receiver that fails the first `fail_first` posts with 500.
@@ -327,8 +489,7 @@ async fn tasks_pay_through_the_meta_agent_and_replays_ask_idempotently() {
     let t = publish(&bus, "genesis.commerce", json!({"business_id": "biz-1", "simulate": {"panic_deliveries": 1, "pay": [{"vendor": "openai.com", "amount_cents": 400, "reason": "tokens"}]}})).await;
     let r = final_record(&bus, &t, WAIT).await;
     assert_eq!(r.status, TaskStatus::Succeeded, "{r:?}");
-    let day = genesis_actors::payments::policy::utc_day(genesis_actors::task::now_ms());
-    assert_eq!(ledger.usage_agent("genesis.commerce", &day).await.expect("u").reserved, 400);
+    assert_eq!(ledger.usage_agent("tenant-test", "genesis.commerce", &today()).await.expect("u").reserved, 400);
     // A denied payment fails the task with the denial's code.
     let bad = publish(
         &bus,

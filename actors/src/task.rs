@@ -102,6 +102,9 @@ impl fmt::Display for TopicName {
     }
 }
 
+/// The tenant of a task or payment intent that names none (the CLI's and the HTTP API's default).
+pub const DEFAULT_TENANT: &str = "default";
+
 /// The envelope of one task. `attempt` starts at 1 and grows with each retry (a retry is a new stream
 /// entry carrying the same `task_id`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,6 +20,7 @@
 use crate::record::{EventKind, ExecReport, Expect, Limits, PublishedTask, RunRecord};
 use crate::secs;
 use anyhow::Context;
+use genesis_actors::payments::ledger::keys::{self, Shard};
 use redis::aio::MultiplexedConnection;
 use redis::Value;
 use serde::Serialize;
@@ -576,68 +577,72 @@ struct Usage {
 }
 
 async fn money(c: &mut MultiplexedConnection, limits: Limits, r: &mut CheckReport) -> anyhow::Result<()> {
+    // The ledger's tenants, each a shard of its own (the checker may SCAN: it runs on one Redis, offline).
+    let mut tenants: Vec<String> = redis::cmd("SMEMBERS").arg(keys::TENANTS).query_async(c).await?;
+    tenants.sort();
+    let shards: Vec<Shard> = tenants.iter().map(|t| Shard::of(t)).collect();
+
     // Usage hashes against the limits.
-    let prefix = "genesis:{pay}:used:";
     let mut used: BTreeMap<String, Usage> = BTreeMap::new();
     let mut max_usage: BTreeMap<&str, (i64, String)> = BTreeMap::new();
-    for key in scan(c, "genesis:{pay}:used:*").await? {
-        let (reserved, captured): (Option<i64>, Option<i64>) =
-            redis::cmd("HMGET").arg(&key).arg("reserved").arg("captured").query_async(c).await?;
-        let (reserved, captured) = (reserved.unwrap_or(0), captured.unwrap_or(0));
-        let rest = key.trim_start_matches(prefix);
-        let (kind, limit) = match rest.split(':').next() {
-            Some("agent") => ("agent/day", limits.agent_daily_cents),
-            Some("business") => ("business", limits.business_total_cents),
-            Some("tenant") => ("tenant/day", limits.tenant_daily_cents),
-            _ => {
-                r.violate("5 money", format!("unknown usage key {key}"));
-                continue;
+    for shard in &shards {
+        for key in scan(c, &format!("{}used:*", shard.prefix())).await? {
+            let (reserved, captured): (Option<i64>, Option<i64>) =
+                redis::cmd("HMGET").arg(&key).arg("reserved").arg("captured").query_async(c).await?;
+            let (reserved, captured) = (reserved.unwrap_or(0), captured.unwrap_or(0));
+            let rest = key.trim_start_matches(shard.prefix()).trim_start_matches("used:");
+            let (kind, limit) = match rest.split(':').next() {
+                Some("agent") => ("agent/day", limits.agent_daily_cents),
+                Some("business") => ("business", limits.business_total_cents),
+                Some("tenant") => ("tenant/day", limits.tenant_daily_cents),
+                _ => {
+                    r.violate("5 money", format!("unknown usage key {key}"));
+                    continue;
+                }
+            };
+            r.usage_hashes += 1;
+            let total = reserved + captured;
+            if reserved < 0 || captured < 0 || total > limit as i64 {
+                r.violate(
+                    "5 money",
+                    format!(
+                        "{key}: reserved {reserved} + captured {captured} = {total} (limit {limit}, none negative)"
+                    ),
+                );
             }
-        };
-        r.usage_hashes += 1;
-        let total = reserved + captured;
-        if reserved < 0 || captured < 0 || total > limit as i64 {
-            r.violate(
-                "5 money",
-                format!("{key}: reserved {reserved} + captured {captured} = {total} (limit {limit}, none negative)"),
-            );
+            let m = max_usage.entry(kind).or_insert((i64::MIN, String::new()));
+            if total > m.0 {
+                *m = (total, format!("{total} of {limit} cents ({key})"));
+            }
+            used.insert(key, Usage { reserved, captured });
         }
-        let m = max_usage.entry(kind).or_insert((i64::MIN, String::new()));
-        if total > m.0 {
-            *m = (total, format!("{total} of {limit} cents ({rest})"));
-        }
-        used.insert(rest.to_string(), Usage { reserved, captured });
     }
     r.max_usage = max_usage.into_iter().map(|(k, (_, v))| (k.to_string(), v)).collect();
 
     // Mandates: usage must equal what the mandates hold.
     let mut expect: BTreeMap<String, Usage> = BTreeMap::new();
     let mut approved_mandates: BTreeSet<String> = BTreeSet::new();
-    for key in scan(c, "genesis:{pay}:mandate:*").await? {
-        let m: HashMap<String, String> = redis::cmd("HGETALL").arg(&key).query_async(c).await?;
-        r.mandates += 1;
-        let get = |k: &str| m.get(k).cloned().unwrap_or_default();
-        let status = get("status");
-        *r.mandates_by_status.entry(status.clone()).or_default() += 1;
-        if get("outcome") == "denied" {
-            *r.denied_by_code.entry(get("code")).or_default() += 1;
-        }
-        if get("outcome") == "approved" {
-            approved_mandates.insert(get("mandate_id"));
-        }
-        let amount: i64 = get("amount_cents").parse().unwrap_or(0);
-        let day = get("day");
-        let holders = [
-            format!("agent:{}:{day}", get("agent_id")),
-            format!("business:{}", get("business_id")),
-            format!("tenant:{}:{day}", get("tenant_id")),
-        ];
-        for h in holders {
-            let u = expect.entry(h).or_default();
-            match status.as_str() {
-                "approved" => u.reserved += amount,
-                "captured" => u.captured += amount,
-                _ => {}
+    for shard in &shards {
+        for key in scan(c, &format!("{}mandate:*", shard.prefix())).await? {
+            let m: HashMap<String, String> = redis::cmd("HGETALL").arg(&key).query_async(c).await?;
+            r.mandates += 1;
+            let get = |k: &str| m.get(k).cloned().unwrap_or_default();
+            let status = get("status");
+            *r.mandates_by_status.entry(status.clone()).or_default() += 1;
+            if get("outcome") == "denied" {
+                *r.denied_by_code.entry(get("code")).or_default() += 1;
+            }
+            if get("outcome") == "approved" {
+                approved_mandates.insert(get("mandate_id"));
+            }
+            let amount: i64 = get("amount_cents").parse().unwrap_or(0);
+            for h in shard.budgets(&get("agent_id"), &get("business_id"), &get("day")) {
+                let u = expect.entry(h).or_default();
+                match status.as_str() {
+                    "approved" => u.reserved += amount,
+                    "captured" => u.captured += amount,
+                    _ => {}
+                }
             }
         }
     }
@@ -659,7 +664,11 @@ async fn money(c: &mut MultiplexedConnection, limits: Limits, r: &mut CheckRepor
     // The decision log: one decision and at most one approval per mandate.
     let mut decided: HashMap<String, usize> = HashMap::new();
     let mut approvals: HashMap<String, usize> = HashMap::new();
-    for (_, f) in xrange_all(c, "genesis:{pay}:log").await? {
+    let mut log = Vec::new();
+    for shard in &shards {
+        log.extend(xrange_all(c, &shard.log()).await?);
+    }
+    for (_, f) in log {
         let mandate = f.get("mandate_id").cloned().unwrap_or_default();
         let event = f.get("event").map(String::as_str).unwrap_or("");
         if event == "decided" {

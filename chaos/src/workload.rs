@@ -58,8 +58,9 @@ pub fn plan(seed: u64, tasks: usize, duration: Duration, mix: Mix, agents: &[Age
 fn one(rng: &mut StdRng, mix: Mix, agents: &[AgentConf]) -> Planned {
     let agent = &agents[rng.random_range(0..agents.len())];
     let max_retries = agent.max_retries;
-    let tenant = format!("tenant-{}", rng.random_range(0..4));
-    let business = format!("biz-{}", rng.random_range(0..6));
+    // A business belongs to one tenant (the ledger refuses another tenant's intents for it).
+    let b = rng.random_range(0..6);
+    let (tenant, business) = (format!("tenant-{}", b % 4), format!("biz-{b}"));
     let u: f64 = rng.random();
     let mut bounds = [mix.poison_ratio(), mix.panic_ratio, mix.fail_ratio, mix.pay_ratio, Mix::FATAL_RATIO];
     let mut acc = 0.0;

@@ -3,6 +3,7 @@
 
 use genesis_actors::bus::redis::RedisBus;
 use genesis_actors::bus::Bus;
+use genesis_actors::payments::ledger::keys::{self, Shard};
 use genesis_actors::policy::backoff::Backoff;
 use genesis_actors::task::TaskEnvelope;
 use genesis_chaos::check::{self, Options};
@@ -163,12 +164,13 @@ async fn a_planted_violation_is_reported() {
     let _: () =
         redis::cmd("DEL").arg(format!("genesis:{{genesis.qa}}:task:{lost}")).query_async(&mut c).await.expect("del");
     let _: () = redis::cmd("HSET")
-        .arg("genesis:{pay}:used:agent:genesis.qa:2026-01-01")
+        .arg(Shard::of("tenant-0").used_agent("genesis.qa", "2026-01-01"))
         .arg("reserved")
         .arg(20_001)
         .query_async(&mut c)
         .await
         .expect("plant usage");
+    let _: () = redis::cmd("SADD").arg(keys::TENANTS).arg("tenant-0").query_async(&mut c).await.expect("plant tenant");
     let _: () = redis::cmd("ZADD")
         .arg("genesis:{genesis.build}:retry")
         .arg(1)

@@ -1,5 +1,6 @@
 //! `genesis payments …` and `genesis budget show`: the same authority the MetaAgent uses, on the
-//! shared Redis ledger.
+//! shared Redis ledger. Mandates are found by id and businesses by name whatever their tenant; only
+//! `budget show` and `payments ledger` take `--tenant`, to narrow what they list.
 
 use crate::cli::{BudgetCommand, PaymentsCommand, RedisOpt, ReviewCommand};
 use crate::config::ServiceConfig;
@@ -9,7 +10,7 @@ use genesis_actors::payments::ledger::redis::RedisLedger;
 use genesis_actors::payments::ledger::{Ledger, MandateRecord, Settle, Settled};
 use genesis_actors::payments::notify::{self, Channel};
 use genesis_actors::payments::policy::utc_day;
-use genesis_actors::payments::types::PaymentIntent;
+use genesis_actors::payments::types::{is_valid_id, PaymentIntent, MAX_ID_LEN};
 use genesis_actors::task::now_ms;
 use serde::Serialize;
 
@@ -93,26 +94,26 @@ pub async fn run(cfg: &ServiceConfig, command: PaymentsCommand) -> Result<()> {
                 settled(json, "reviewed", &mandate, s)
             }
         },
-        PaymentsCommand::Ledger { redis, agent, date, limit, json } => {
-            let a = authority(cfg, &redis).await?;
+        PaymentsCommand::Ledger { redis, agent, tenant, date, limit, json } => {
             let day = date.unwrap_or_else(|| utc_day(now_ms()));
             if genesis_actors::payments::ledger::redis::day_bounds(&day).is_none() {
                 bail!("--date {day}: not a date; write YYYY-MM-DD (UTC)");
             }
-            let entries: Vec<_> = a
-                .ledger()
-                .log(&day, limit)
-                .await?
-                .into_iter()
-                .filter(|e| agent.as_deref().is_none_or(|x| e.agent_id == x))
-                .collect();
+            let tenant = tenant.map(checked_tenant).transpose()?;
+            let a = authority(cfg, &redis).await?;
+            let log = match &tenant {
+                Some(t) => a.ledger().tenant_log(t, &day, limit).await?,
+                None => a.ledger().log(&day, limit).await?,
+            };
+            let entries: Vec<_> =
+                log.into_iter().filter(|e| agent.as_deref().is_none_or(|x| e.agent_id == x)).collect();
             print(json, &entries, || {
                 entries
                     .iter()
                     .map(|e| {
                         format!(
-                            "{}  {:<9} {}  {} → {}  {} cents  [{}]",
-                            e.at_ms, e.event, e.mandate_id, e.agent_id, e.vendor, e.amount_cents, e.code
+                            "{}  {:<9} {}  {}  {} → {}  {} cents  [{}]",
+                            e.at_ms, e.event, e.tenant_id, e.mandate_id, e.agent_id, e.vendor, e.amount_cents, e.code
                         )
                     })
                     .collect::<Vec<_>>()
@@ -140,21 +141,29 @@ pub async fn run(cfg: &ServiceConfig, command: PaymentsCommand) -> Result<()> {
     }
 }
 
+/// A `--tenant` value, checked as the ledger checks tenant ids (they are part of its key names).
+fn checked_tenant(t: String) -> Result<String> {
+    if !is_valid_id(&t) {
+        bail!("--tenant {t:?}: a tenant id is 1..={MAX_ID_LEN} characters of [A-Za-z0-9:._-]");
+    }
+    Ok(t)
+}
+
 pub async fn budget(cfg: &ServiceConfig, command: BudgetCommand) -> Result<()> {
-    let BudgetCommand::Show { redis, json } = command;
+    let BudgetCommand::Show { redis, tenant, json } = command;
+    let tenants: Vec<String> = tenant.map(checked_tenant).transpose()?.into_iter().collect();
     let a = authority(cfg, &redis).await?;
     let agents: Vec<String> = cfg.roster.agents.iter().map(|a| a.name.clone()).collect();
-    let lines = a.budgets_report(&agents).await?;
+    let lines = a.budgets_report(&agents, &tenants).await?;
     print(json, &lines, || {
-        let mut out = vec![format!(
-            "{:<15} {:<28} {:>10} {:>10} {:>10} {:>10}",
-            "budget", "name", "limit", "reserved", "captured", "remaining"
-        )];
+        let row = |t: &str, k: &str, n: &str, cols: [String; 4]| {
+            format!("{t:<20} {k:<15} {n:<28} {:>10} {:>10} {:>10} {:>10}", cols[0], cols[1], cols[2], cols[3])
+        };
+        let head = ["limit", "reserved", "captured", "remaining"].map(String::from);
+        let mut out = vec![row("tenant", "budget", "name", head)];
         for l in &lines {
-            out.push(format!(
-                "{:<15} {:<28} {:>10} {:>10} {:>10} {:>10}",
-                l.kind, l.name, l.limit_cents, l.reserved_cents, l.captured_cents, l.remaining_cents
-            ));
+            let cols = [l.limit_cents, l.reserved_cents, l.captured_cents, l.remaining_cents].map(|c| c.to_string());
+            out.push(row(&l.tenant, l.kind, &l.name, cols));
         }
         out.join("\n")
     })

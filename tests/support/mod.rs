@@ -19,6 +19,7 @@ pub struct RedisServer {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    cluster: bool,
 }
 
 pub fn free_port() -> u16 {
@@ -33,7 +34,17 @@ impl RedisServer {
     /// Start on a given port (e.g. one a stand-in held before).
     pub fn start_on(port: u16) -> RedisServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut s = RedisServer { port, dir, child: None };
+        let mut s = RedisServer { port, dir, child: None, cluster: false };
+        s.spawn();
+        s
+    }
+
+    /// A one-node Redis Cluster holding all 16,384 slots: it answers `CLUSTER KEYSLOT` and, like any
+    /// cluster, refuses a script or command whose keys are in two slots (`CROSSSLOT`), while a plain
+    /// connection reaches every key.
+    pub fn start_cluster_mode() -> RedisServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut s = RedisServer { port: free_port(), dir, child: None, cluster: true };
         s.spawn();
         s
     }
@@ -50,6 +61,7 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
             .args(["--appendfsync", "always", "--protected-mode", "no"])
+            .args(if self.cluster { &["--cluster-enabled", "yes"][..] } else { &[] })
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -63,6 +75,15 @@ impl RedisServer {
             let mut c = client.get_connection().ok()?;
             redis::cmd("PING").query::<String>(&mut c).ok()
         });
+        if self.cluster {
+            let mut c = self.conn();
+            // Already assigned after a restart (nodes.conf in the data directory): that error is fine.
+            let _ = redis::cmd("CLUSTER").arg("ADDSLOTSRANGE").arg(0).arg(16383).query::<()>(&mut c);
+            wait_blocking(Duration::from_secs(20), "the one-node cluster is up", || {
+                let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut c).ok()?;
+                info.contains("cluster_state:ok").then_some(())
+            });
+        }
     }
 
     /// SIGKILL the server (no shutdown, no final save) and wait for it to be gone.

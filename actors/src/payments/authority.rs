@@ -6,7 +6,7 @@ use super::notify::{Channel, Notifier};
 use super::policy;
 use super::types::{is_fraud_code, Decision, Outcome, PaymentIntent};
 use super::{Budgets, PaymentsSettings};
-use crate::task::now_ms;
+use crate::task::{now_ms, DEFAULT_TENANT};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -67,6 +67,8 @@ impl Summary {
 /// Limits, reserved and captured for one budget.
 #[derive(Debug, Clone, Serialize)]
 pub struct BudgetLine {
+    /// The tenant the budget belongs to (an agent has a daily budget in each tenant it works for).
+    pub tenant: String,
     pub kind: &'static str,
     pub name: String,
     pub limit_cents: u64,
@@ -76,8 +78,9 @@ pub struct BudgetLine {
 }
 
 impl BudgetLine {
-    fn new(kind: &'static str, name: &str, limit: u64, u: Usage) -> Self {
+    fn new(tenant: &str, kind: &'static str, name: &str, limit: u64, u: Usage) -> Self {
         BudgetLine {
+            tenant: tenant.to_string(),
             kind,
             name: name.to_string(),
             limit_cents: limit,
@@ -140,7 +143,7 @@ impl Authority {
         let (d, fresh) = match self.ledger.decide(&input).await? {
             Decided::New(d) => (d, true),
             Decided::Stored(d) => (d, false),
-            Decided::Conflict(rej) => (
+            Decided::Refused(rej) => (
                 Decision {
                     outcome: Outcome::Denied,
                     code: rej.code.to_string(),
@@ -260,23 +263,30 @@ impl Authority {
         Ok(s)
     }
 
-    /// Every budget with its limit and use: agents (today), businesses, tenants (today).
-    pub async fn budgets_report(&self, agents: &[String]) -> Result<Vec<BudgetLine>, LedgerError> {
+    /// Every budget with its limit and use, tenant by tenant: each agent's (today, in that tenant), the
+    /// tenant's businesses', the tenant's (today). `tenants` empty: every tenant the ledger knows, or
+    /// [`DEFAULT_TENANT`] when it knows none (so a fresh ledger still shows the agents' limits).
+    pub async fn budgets_report(&self, agents: &[String], tenants: &[String]) -> Result<Vec<BudgetLine>, LedgerError> {
         let day = policy::utc_day(now_ms());
         let b = self.budgets();
+        let mut known = self.ledger.known_parties().await?;
+        let tenants: Vec<String> = match (tenants.is_empty(), known.is_empty()) {
+            (false, _) => tenants.to_vec(),
+            (true, false) => known.keys().cloned().collect(),
+            (true, true) => vec![DEFAULT_TENANT.to_string()],
+        };
         let mut out = Vec::new();
-        for a in agents {
-            let limit = *b.per_agent_daily.get(a).unwrap_or(&b.agent_daily_cents);
-            out.push(BudgetLine::new("agent_daily", a, limit, self.ledger.usage_agent(a, &day).await?));
-        }
-        let (businesses, tenants) = self.ledger.known_parties().await?;
-        for x in &businesses {
-            let limit = *b.per_business_total.get(x).unwrap_or(&b.business_total_cents);
-            out.push(BudgetLine::new("business_total", x, limit, self.ledger.usage_business(x).await?));
-        }
         for t in &tenants {
+            for a in agents {
+                let limit = *b.per_agent_daily.get(a).unwrap_or(&b.agent_daily_cents);
+                out.push(BudgetLine::new(t, "agent_daily", a, limit, self.ledger.usage_agent(t, a, &day).await?));
+            }
+            for x in known.remove(t).unwrap_or_default() {
+                let limit = *b.per_business_total.get(&x).unwrap_or(&b.business_total_cents);
+                out.push(BudgetLine::new(t, "business_total", &x, limit, self.ledger.usage_business(t, &x).await?));
+            }
             let limit = *b.per_tenant_daily.get(t).unwrap_or(&b.tenant_daily_cents);
-            out.push(BudgetLine::new("tenant_daily", t, limit, self.ledger.usage_tenant(t, &day).await?));
+            out.push(BudgetLine::new(t, "tenant_daily", t, limit, self.ledger.usage_tenant(t, &day).await?));
         }
         Ok(out)
     }

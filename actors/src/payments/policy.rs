@@ -3,7 +3,9 @@
 //! Every intent passes every check, in this order, and the first failing check decides:
 //!
 //! 1. [`validate`] (edge): amount, vendor normalization, mandate, business, tenant, reason, known agent.
-//! 2. [`evaluate`]: idempotency → fraud (suspicious pattern, velocity count, velocity sum, structuring,
+//! 2. [`check_ownership`] (the ledger, before it looks the mandate up): the business belongs to the
+//!    intent's tenant, and so does the mandate id.
+//! 3. [`evaluate`]: idempotency → fraud (suspicious pattern, velocity count, velocity sum, structuring,
 //!    amount anomaly) → vendor whitelist → review threshold → budgets (agent/day, business, tenant/day)
 //!    → approve.
 //!
@@ -106,15 +108,16 @@ pub struct StoredMandate {
 pub struct LedgerView {
     /// The decision previously stored for this mandate id, if any.
     pub existing: Option<StoredMandate>,
-    /// `(at_ms, amount)` of this agent's earlier intents that reached the fraud step (any outcome).
+    /// `(at_ms, amount)` of this agent's earlier intents in this tenant that reached the fraud step (any
+    /// outcome).
     pub agent_recent: Vec<(u64, u64)>,
     /// `(at_ms, amount)` of this business's earlier near-threshold intents to this vendor that reached
     /// the fraud step (any outcome).
     pub near_threshold_recent: Vec<(u64, u64)>,
-    /// Approved amounts of this agent to this vendor, newest first (only the first
+    /// Approved amounts of this agent (in this tenant) to this vendor, newest first (only the first
     /// `anomaly_history` are used).
     pub approved_amounts_agent_vendor: Vec<u64>,
-    /// Reserved + captured cents: this agent today, this business ever, this tenant today.
+    /// Reserved + captured cents: this agent today in this tenant, this business ever, this tenant today.
     pub agent_day_used: u64,
     pub business_used: u64,
     pub tenant_day_used: u64,
@@ -159,6 +162,40 @@ pub fn validate(raw: &PaymentIntent, rules: &PaymentRules, whitelist: &Whitelist
     })
 }
 
+/// Ownership, which the ledger checks before anything else: a business belongs to the first tenant that
+/// asked to spend for it (any other gets `business_tenant_mismatch`), a mandate id to the first tenant
+/// that used it (any other gets `mandate_conflict`). `None`: not bound yet (this intent binds it). The
+/// reason does not name the owning tenant: one tenant learns nothing about another.
+pub fn check_ownership(
+    i: &ValidIntent,
+    business_tenant: Option<&str>,
+    mandate_tenant: Option<&str>,
+) -> Result<(), Rejection> {
+    let tenant = i.tenant_id.as_str();
+    if business_tenant.is_some_and(|t| t != tenant) {
+        return Err(Rejection::new(
+            code::BUSINESS_TENANT_MISMATCH,
+            format!(
+                "business `{}` belongs to another tenant; a business belongs to the first tenant that spends \
+                 for it: use a business id of tenant `{tenant}`",
+                i.business_id
+            ),
+        ));
+    }
+    if mandate_tenant.is_some_and(|t| t != tenant) {
+        return Err(mandate_conflict(i));
+    }
+    Ok(())
+}
+
+/// The refusal of a mandate id already used for another payment (or by another tenant).
+pub fn mandate_conflict(i: &ValidIntent) -> Rejection {
+    Rejection::new(
+        code::MANDATE_CONFLICT,
+        format!("mandate `{}` was already used for a different payment", i.mandate.as_str()),
+    )
+}
+
 /// `agent|vendor|amount|business|tenant` (amount in decimal cents; the reason is not part of it). Only
 /// the agent id may contain `|`, so the string is unambiguous read from the right.
 pub fn fingerprint(i: &ValidIntent) -> String {
@@ -178,10 +215,7 @@ pub fn evaluate(
         return if stored.fingerprint == fingerprint(i) {
             Step::Stored(stored.decision.clone())
         } else {
-            Step::Deny(Rejection::new(
-                code::MANDATE_CONFLICT,
-                format!("mandate `{}` was already used for a different payment", i.mandate.as_str()),
-            ))
+            Step::Deny(mandate_conflict(i))
         };
     }
     let checks = check_suspicious(i, rules)
@@ -324,11 +358,17 @@ pub fn check_anomaly(amount: u64, fraud: &FraudRules, approved_newest_first: &[u
     Ok(())
 }
 
-/// Budgets in order: agent/day, business (total), tenant/day; `used + amount > limit` refuses.
+/// Budgets in order: agent/day (in the intent's tenant), business (total), tenant/day; `used + amount >
+/// limit` refuses.
 pub fn check_budget(amount: u64, limits: &Limits, view: &LedgerView) -> Result<(), Rejection> {
     let over = |used: u64, limit: u64| u128::from(used) + u128::from(amount) > u128::from(limit);
     let budgets = [
-        (view.agent_day_used, limits.agent_daily_cents, code::OVER_AGENT_DAILY_BUDGET, "agent's daily"),
+        (
+            view.agent_day_used,
+            limits.agent_daily_cents,
+            code::OVER_AGENT_DAILY_BUDGET,
+            "agent's daily (in this tenant)",
+        ),
         (view.business_used, limits.business_total_cents, code::OVER_BUSINESS_BUDGET, "business's"),
         (view.tenant_day_used, limits.tenant_daily_cents, code::OVER_TENANT_DAILY_BUDGET, "tenant's daily"),
     ];

@@ -181,6 +181,20 @@ fn fingerprint_ignores_reason_and_stored_decision_is_replayed() {
 }
 
 #[test]
+fn ownership_business_first_then_mandate_and_no_other_tenant_named() {
+    let i = intent("openai.com", 500); // tenant-1, biz-1, m-1
+    let check = |b: Option<&str>, m: Option<&str>| check_ownership(&i, b, m).map_err(|r| r.code);
+    assert_eq!(check(None, None), Ok(()));
+    assert_eq!(check(Some("tenant-1"), Some("tenant-1")), Ok(()));
+    assert_eq!(check(Some("tenant-2"), None), Err(code::BUSINESS_TENANT_MISMATCH));
+    assert_eq!(check(Some("tenant-2"), Some("tenant-2")), Err(code::BUSINESS_TENANT_MISMATCH));
+    assert_eq!(check(Some("tenant-1"), Some("tenant-2")), Err(code::MANDATE_CONFLICT));
+    assert_eq!(check(None, Some("tenant-2")), Err(code::MANDATE_CONFLICT));
+    let reason = check_ownership(&i, Some("tenant-secret"), None).err().map(|r| r.reason).unwrap_or_default();
+    assert!(reason.contains("biz-1") && reason.contains("tenant-1") && !reason.contains("tenant-secret"), "{reason}");
+}
+
+#[test]
 fn decisions_carry_outcome_and_code() {
     let i = intent("openai.com", 500);
     let d = decision(&i, &Step::NeedsReview(Rejection::new(code::NEEDS_REVIEW, "big")), 9);
@@ -227,15 +241,19 @@ fn utc_days() {
     assert!(utc_day(u64::MAX).len() >= 10);
 }
 
-/// An in-memory ledger driving the policy, as the real in-memory ledger does.
+/// An in-memory ledger driving the policy, as the real in-memory ledger does: ownership first, then
+/// per-tenant agent windows and budgets.
 #[derive(Default)]
 struct Sim {
     mandates: HashMap<String, StoredMandate>,
     log: Vec<Rec>,
-    agent_day: HashMap<(String, String), u64>,
+    /// By (tenant, agent, day).
+    agent_day: HashMap<(String, String, String), u64>,
     business: HashMap<String, u64>,
     tenant_day: HashMap<(String, String), u64>,
     approvals: HashMap<String, u32>,
+    business_tenant: HashMap<String, String>,
+    mandate_tenant: HashMap<String, String>,
 }
 
 struct Rec {
@@ -252,10 +270,11 @@ struct Rec {
 impl Sim {
     fn view(&self, i: &ValidIntent, r: &PaymentRules, now: u64) -> LedgerView {
         let day = utc_day(now);
-        let same_av = |x: &&Rec| x.agent == i.agent_id && x.vendor == i.vendor.as_str();
+        let same_agent = |x: &&Rec| x.agent == i.agent_id && x.tenant == i.tenant_id;
+        let same_av = |x: &&Rec| same_agent(x) && x.vendor == i.vendor.as_str();
         LedgerView {
             existing: self.mandates.get(i.mandate.as_str()).cloned(),
-            agent_recent: self.log.iter().filter(|x| x.agent == i.agent_id).map(|x| (x.at, x.amount)).collect(),
+            agent_recent: self.log.iter().filter(same_agent).map(|x| (x.at, x.amount)).collect(),
             near_threshold_recent: (self.log.iter())
                 .filter(|x| {
                     x.business == i.business_id && x.vendor == i.vendor.as_str() && is_near_threshold(x.amount, r)
@@ -270,7 +289,9 @@ impl Sim {
                 .filter(same_av)
                 .map(|x| x.amount)
                 .collect(),
-            agent_day_used: self.agent_day.get(&(i.agent_id.clone(), day.clone())).copied().unwrap_or(0),
+            agent_day_used: (self.agent_day.get(&(i.tenant_id.clone(), i.agent_id.clone(), day.clone())))
+                .copied()
+                .unwrap_or(0),
             business_used: self.business.get(&i.business_id).copied().unwrap_or(0),
             tenant_day_used: self.tenant_day.get(&(i.tenant_id.clone(), day)).copied().unwrap_or(0),
         }
@@ -284,13 +305,20 @@ impl Sim {
         now: u64,
     ) -> Result<(ValidIntent, Step), Rejection> {
         let i = validate(raw, r, &whitelist())?;
+        let tenant = &i.tenant_id;
+        let business = self.business_tenant.entry(i.business_id.clone()).or_insert_with(|| tenant.clone()).clone();
+        let mandate =
+            self.mandate_tenant.entry(i.mandate.as_str().to_owned()).or_insert_with(|| tenant.clone()).clone();
+        if let Err(rejection) = check_ownership(&i, Some(&business), Some(&mandate)) {
+            return Ok((i, Step::Deny(rejection)));
+        }
         let view = self.view(&i, r, now);
         let step = evaluate(&i, r, &whitelist(), l, &view, now);
         if view.existing.is_none() {
             let (approved, day) = (step == Step::Approve, utc_day(now));
             let amount = i.amount.get();
             if approved {
-                *self.agent_day.entry((i.agent_id.clone(), day.clone())).or_default() += amount;
+                *self.agent_day.entry((i.tenant_id.clone(), i.agent_id.clone(), day.clone())).or_default() += amount;
                 *self.business.entry(i.business_id.clone()).or_default() += amount;
                 *self.tenant_day.entry((i.tenant_id.clone(), day.clone())).or_default() += amount;
                 *self.approvals.entry(i.mandate.as_str().to_owned()).or_default() += 1;
@@ -313,10 +341,13 @@ impl Sim {
         let sum = |it: &mut dyn Iterator<Item = &Rec>| it.map(|x| x.amount).sum::<u64>();
         let ok = |cond: bool, what: &str| if cond { Ok(()) } else { Err(what.to_owned()) };
         ok(!self.mandates.contains_key(i.mandate.as_str()), "mandate reused")?;
+        let own = |m: &HashMap<String, String>, k: &str| m.get(k).is_none_or(|t| *t == i.tenant_id);
+        ok(own(&self.business_tenant, &i.business_id), "business of another tenant")?;
+        ok(own(&self.mandate_tenant, i.mandate.as_str()), "mandate of another tenant")?;
         let reason = i.reason.to_lowercase();
         ok(!r.suspicious_patterns.iter().any(|p| reason.contains(p) || i.vendor.as_str().contains(p)), "pattern")?;
-        let vel: Vec<&Rec> =
-            self.log.iter().filter(|x| x.agent == i.agent_id && within(x.at, f.velocity_window_ms)).collect();
+        let mine = |x: &&Rec| x.agent == i.agent_id && x.tenant == i.tenant_id;
+        let vel: Vec<&Rec> = self.log.iter().filter(mine).filter(|x| within(x.at, f.velocity_window_ms)).collect();
         ok(vel.len() < f.velocity_max_count as usize, "velocity count")?;
         ok(sum(&mut vel.iter().copied()) + amt <= f.velocity_max_sum_cents, "velocity sum")?;
         let near = |a: u64| a as f64 >= r.auto_approve_cents as f64 * 0.8 && a < r.auto_approve_cents;
@@ -332,7 +363,7 @@ impl Sim {
             )?;
         }
         let mut hist: Vec<f64> = (self.log.iter().rev())
-            .filter(|x| x.approved && x.agent == i.agent_id && x.vendor == i.vendor.as_str())
+            .filter(|x| x.approved && mine(x) && x.vendor == i.vendor.as_str())
             .take(f.anomaly_history as usize)
             .map(|x| x.amount as f64)
             .collect();
@@ -348,7 +379,7 @@ impl Sim {
         let used = |pred: &dyn Fn(&Rec) -> bool| {
             self.log.iter().filter(|x| x.approved && pred(x)).map(|x| x.amount).sum::<u64>()
         };
-        ok(used(&|x| x.agent == i.agent_id && x.day == day) + amt <= l.agent_daily_cents, "agent budget")?;
+        ok(used(&|x| mine(&x) && x.day == day) + amt <= l.agent_daily_cents, "agent budget")?;
         ok(used(&|x| x.business == i.business_id) + amt <= l.business_total_cents, "business budget")?;
         ok(used(&|x| x.tenant == i.tenant_id && x.day == day) + amt <= l.tenant_daily_cents, "tenant budget")
     }
@@ -429,12 +460,15 @@ proptest! {
                     prop_assert!(before.is_none());
                 }
                 (Step::Stored(d), Some(b)) => prop_assert_eq!(d, &b.decision),
-                (Step::Deny(rej), Some(_)) => prop_assert_eq!(rej.code, code::MANDATE_CONFLICT),
+                (Step::Deny(rej), Some(_)) => prop_assert!(
+                    [code::MANDATE_CONFLICT, code::BUSINESS_TENANT_MISMATCH].contains(&rej.code),
+                    "a known mandate in another business or tenant: {}", rej.code
+                ),
                 (_, Some(_)) => prop_assert!(false, "a known mandate must be replayed or conflict"),
                 (Step::Stored(_), None) => prop_assert!(false, "stored without a stored decision"),
                 _ => {}
             }
-            for ((_, day), used) in &sim.agent_day {
+            for ((_, _, day), used) in &sim.agent_day {
                 prop_assert!(*used <= limits.agent_daily_cents, "agent day {} used {}", day, used);
             }
             for used in sim.business.values() {

@@ -17,6 +17,8 @@ pub mod code {
     pub const INVALID_REASON: &str = "invalid_reason";
     pub const UNKNOWN_AGENT: &str = "unknown_agent";
     pub const MANDATE_CONFLICT: &str = "mandate_conflict";
+    /// The business is bound to another tenant (a business belongs to the first tenant that spends for it).
+    pub const BUSINESS_TENANT_MISMATCH: &str = "business_tenant_mismatch";
     pub const VELOCITY_COUNT: &str = "velocity_count";
     pub const VELOCITY_SUM: &str = "velocity_sum";
     pub const STRUCTURING: &str = "structuring";

@@ -1,12 +1,14 @@
 //! Samples gauges that live in Redis (stream length, pending, lag, DLQ depth, scheduled retries; agents'
-//! daily budget use) and this node's heartbeat age into the metrics registry.
+//! daily budget use, in the tenant where it is tightest) and this node's heartbeat age into the metrics
+//! registry.
 
 use super::Periodic;
 use crate::bus::{Bus, BusError};
 use crate::metrics::{Metrics, NodeLabel, TopicLabel};
-use crate::payments::authority::Authority;
+use crate::payments::authority::{Authority, BudgetLine};
 use crate::roster::Roster;
 use futures::future::BoxFuture;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,9 +54,18 @@ impl Periodic for Sampler {
             }
             if let Some(a) = &self.payments {
                 let agents: Vec<String> = self.roster.agents.iter().map(|a| a.name.clone()).collect();
-                match a.budgets_report(&agents).await {
+                match a.budgets_report(&agents, &[]).await {
                     Ok(lines) => {
+                        // An agent has a daily budget per tenant; the gauges (labelled by agent) show its
+                        // tightest one, the tenant where it has the least left.
+                        let mut tightest: BTreeMap<&str, &BudgetLine> = BTreeMap::new();
                         for line in lines.iter().filter(|l| l.kind == "agent_daily") {
+                            let t = tightest.entry(line.name.as_str()).or_insert(line);
+                            if line.remaining_cents < t.remaining_cents {
+                                *t = line;
+                            }
+                        }
+                        for line in tightest.into_values() {
                             let l = Metrics::agent(&line.name);
                             m.budget_used.get_or_create(&l).set(gauge(line.reserved_cents + line.captured_cents));
                             m.budget_remaining.get_or_create(&l).set(gauge(line.remaining_cents));

@@ -1,6 +1,8 @@
 //! The ledger in one process's memory: the same contract as the Redis ledger, deciding with the
-//! reference policy (`policy::evaluate`) under one mutex. Not durable.
+//! reference policy (`policy::check_ownership`, then `policy::evaluate`) under one mutex. It keeps the
+//! Redis ledger's per-tenant state apart the same way (usage under the same key names). Not durable.
 
+use super::keys::Shard;
 use super::*;
 use crate::payments::policy::{self, in_window, LedgerView, Limits, Step, StoredMandate};
 use crate::payments::types::{code, Outcome};
@@ -22,25 +24,27 @@ struct Stored {
 #[derive(Default)]
 struct State {
     mandates: HashMap<String, Stored>,
-    agent_windows: HashMap<String, Vec<(u64, u64)>>,
+    /// By (tenant, agent).
+    agent_windows: HashMap<(String, String), Vec<(u64, u64)>>,
+    /// By (business, vendor): a business is in one tenant.
     near_windows: HashMap<(String, String), Vec<(u64, u64)>>,
-    approved: HashMap<(String, String), VecDeque<u64>>,
+    /// By (tenant, agent, vendor).
+    approved: HashMap<(String, String, String), VecDeque<u64>>,
+    /// By the Redis ledger's usage key names.
     usage: HashMap<String, Usage>,
     reviews: BTreeSet<(u64, String)>,
     log: Vec<LogEntry>,
     stats: HashMap<String, BusinessStats>,
-    businesses: BTreeSet<String>,
-    tenants: BTreeSet<String>,
+    /// Every tenant that asked for money, with its businesses.
+    parties: BTreeMap<String, BTreeSet<String>>,
+    business_tenants: HashMap<String, String>,
+    mandate_tenants: HashMap<String, String>,
 }
 
 impl State {
     fn usage_keys(&self, s: &Stored) -> [String; 3] {
         let d = &s.record.decision;
-        [
-            keys::used_agent(&d.agent_id, &s.day),
-            keys::used_business(&d.business_id),
-            keys::used_tenant(&d.tenant_id, &s.day),
-        ]
+        Shard::of(&d.tenant_id).budgets(&d.agent_id, &d.business_id, &s.day)
     }
 
     fn used(&self, key: &str) -> u64 {
@@ -90,46 +94,57 @@ impl MemoryLedger {
         let (agent, vendor, business, tenant) =
             (i.agent_id.clone(), i.vendor.as_str().to_string(), i.business_id.clone(), i.tenant_id.clone());
         let mut s = self.lock();
+        // Ownership first, bound as the Redis ledger binds it: by the first intent that reaches the
+        // ledger, whatever its decision.
+        let business_owner = s.business_tenants.entry(business.clone()).or_insert_with(|| tenant.clone()).clone();
+        let mandate_owner =
+            s.mandate_tenants.entry(i.mandate.as_str().to_string()).or_insert_with(|| tenant.clone()).clone();
+        s.parties.entry(tenant.clone()).or_default();
+        if let Err(r) = policy::check_ownership(i, Some(&business_owner), Some(&mandate_owner)) {
+            return Ok(Decided::Refused(r));
+        }
         let existing = s
             .mandates
             .get(i.mandate.as_str())
             .map(|m| StoredMandate { fingerprint: m.fingerprint.clone(), decision: m.record.decision.clone() });
-        if let Some(w) = s.agent_windows.get_mut(&agent) {
+        let agent_key = (tenant.clone(), agent.clone());
+        if let Some(w) = s.agent_windows.get_mut(&agent_key) {
             w.retain(|(at, _)| in_window(*at, f.velocity_window_ms, now));
         }
         let near_key = (business.clone(), vendor.clone());
         if let Some(w) = s.near_windows.get_mut(&near_key) {
             w.retain(|(at, _)| in_window(*at, f.structuring_window_ms, now));
         }
-        let av_key = (agent.clone(), vendor.clone());
+        let av_key = (tenant.clone(), agent.clone(), vendor.clone());
+        let shard = Shard::of(&tenant);
+        let budgets = shard.budgets(&agent, &business, &day);
         let view = LedgerView {
             existing,
-            agent_recent: s.agent_windows.get(&agent).cloned().unwrap_or_default(),
+            agent_recent: s.agent_windows.get(&agent_key).cloned().unwrap_or_default(),
             near_threshold_recent: s.near_windows.get(&near_key).cloned().unwrap_or_default(),
             approved_amounts_agent_vendor: s
                 .approved
                 .get(&av_key)
                 .map(|d| d.iter().copied().collect())
                 .unwrap_or_default(),
-            agent_day_used: s.used(&keys::used_agent(&agent, &day)),
-            business_used: s.used(&keys::used_business(&business)),
-            tenant_day_used: s.used(&keys::used_tenant(&tenant, &day)),
+            agent_day_used: s.used(&budgets[0]),
+            business_used: s.used(&budgets[1]),
+            tenant_day_used: s.used(&budgets[2]),
         };
         let step = policy::evaluate(i, x.rules, x.whitelist, &x.limits, &view, now);
         match &step {
             Step::Stored(d) => return Ok(Decided::Stored(d.clone())),
-            Step::Deny(r) if r.code == code::MANDATE_CONFLICT => return Ok(Decided::Conflict(r.clone())),
+            Step::Deny(r) if r.code == code::MANDATE_CONFLICT => return Ok(Decided::Refused(r.clone())),
             _ => {}
         }
         let decision = policy::decision(i, &step, now);
         let amount = i.amount.get();
         // Every evaluated intent counts toward the windows.
-        s.agent_windows.entry(agent.clone()).or_default().push((now, amount));
+        s.agent_windows.entry(agent_key).or_default().push((now, amount));
         if policy::is_near_threshold(amount, x.rules) {
             s.near_windows.entry(near_key).or_default().push((now, amount));
         }
-        s.businesses.insert(business.clone());
-        s.tenants.insert(tenant.clone());
+        s.parties.entry(tenant.clone()).or_default().insert(business.clone());
         let mut deadline = 0;
         let stats = s.stats.entry(business.clone()).or_default();
         match decision.outcome {
@@ -137,9 +152,7 @@ impl MemoryLedger {
                 stats.approved += 1;
                 stats.reserved_cents += amount;
                 deadline = now + x.reservation_ttl_ms;
-                for k in
-                    [keys::used_agent(&agent, &day), keys::used_business(&business), keys::used_tenant(&tenant, &day)]
-                {
+                for k in budgets {
                     s.usage.entry(k).or_default().reserved += amount;
                 }
                 let hist = s.approved.entry(av_key).or_default();
@@ -228,18 +241,25 @@ impl MemoryLedger {
             return Ok(Settled::Refused(m.record.clone()));
         }
         let keys = s.usage_keys(m);
-        let amount = m.record.decision.amount_cents;
+        let d = &m.record.decision;
+        let amount = d.amount_cents;
         let day = m.day.clone();
-        let business = m.record.decision.business_id.clone();
+        let business = d.business_id.clone();
+        // The same words as the Redis ledger's REVIEW script.
+        let whose = [
+            (format!("agent {}", d.agent_id), format!(" today in tenant {}", d.tenant_id)),
+            (format!("business {}", d.business_id), String::new()),
+            (format!("tenant {}", d.tenant_id), " today".to_string()),
+        ];
         let (outcome, code, reason) = if !approve {
             (Outcome::Denied, code::REVIEW_DENIED, "denied by a reviewer".to_string())
         } else {
             let lims = [limits.agent_daily_cents, limits.business_total_cents, limits.tenant_daily_cents];
-            match keys.iter().zip(lims).find(|(k, lim)| s.used(k) + amount > *lim) {
-                Some((k, lim)) => (
+            match keys.iter().zip(lims).zip(&whose).find(|((k, lim), _)| s.used(k) + amount > *lim) {
+                Some(((k, lim), (who, when))) => (
                     Outcome::Denied,
                     code::REVIEW_OVER_BUDGET,
-                    format!("approved by a reviewer, but {k} has used {} of {lim} cents", s.used(k)),
+                    format!("approved by a reviewer, but {who} has used {} of {lim} cents{when}", s.used(k)),
                 ),
                 None => (Outcome::Approved, code::APPROVED, "approved by a reviewer; reserved".to_string()),
             }
@@ -300,9 +320,12 @@ impl MemoryLedger {
         Ok(self.lock().usage.get(key).copied().unwrap_or_default())
     }
 
-    pub async fn known_parties(&self) -> Result<(Vec<String>, Vec<String>), LedgerError> {
-        let s = self.lock();
-        Ok((s.businesses.iter().cloned().collect(), s.tenants.iter().cloned().collect()))
+    pub async fn known_parties(&self) -> Result<BTreeMap<String, Vec<String>>, LedgerError> {
+        Ok(self.lock().parties.iter().map(|(t, b)| (t.clone(), b.iter().cloned().collect())).collect())
+    }
+
+    pub async fn business_tenant(&self, business: &str) -> Result<Option<String>, LedgerError> {
+        Ok(self.lock().business_tenants.get(business).cloned())
     }
 
     pub async fn business_stats(&self, business: &str) -> Result<BusinessStats, LedgerError> {
@@ -314,7 +337,9 @@ impl MemoryLedger {
         Ok(())
     }
 
-    pub async fn log(&self, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
-        Ok(self.lock().log.iter().filter(|e| e.day == day).take(limit).cloned().collect())
+    pub async fn log(&self, tenant: Option<&str>, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
+        let s = self.lock();
+        let wanted = |e: &&LogEntry| e.day == day && tenant.is_none_or(|t| e.tenant_id == t);
+        Ok(s.log.iter().filter(wanted).take(limit).cloned().collect())
     }
 }

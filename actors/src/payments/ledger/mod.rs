@@ -4,10 +4,19 @@
 //! CLI processes share it and never approve more than a budget together) and [`memory::MemoryLedger`]
 //! (one process, behind a mutex, deciding with the reference policy). `tests/payments.rs` runs the same
 //! scenarios against both.
+//!
+//! Tenant = shard ([`keys`]): a tenant's mandates, windows, budgets, reservations, reviews, log and
+//! business stats are in its own hash slot. An agent's budget and windows are per tenant; a business
+//! and a mandate id belong to the first tenant that uses them ([`policy::check_ownership`]). Reads
+//! across tenants ([`Ledger::reviews`], [`Ledger::due_reservations`], [`Ledger::known_parties`],
+//! [`Ledger::log`]) visit every tenant in the ledger's set of tenants.
+//!
+//! [`policy::check_ownership`]: super::policy::check_ownership
 
 pub mod keys;
 pub mod memory;
 pub mod redis;
+mod reply;
 mod scripts;
 
 use super::policy::{Limits, PaymentRules};
@@ -33,8 +42,10 @@ pub enum Decided {
     New(Decision),
     /// The same mandate with the same details was decided before: that decision.
     Stored(Decision),
-    /// The mandate id was used before with other details.
-    Conflict(Rejection),
+    /// Refused before anything was decided or stored: the business belongs to another tenant
+    /// (`business_tenant_mismatch`), or the mandate id was used before with other details or by another
+    /// tenant (`mandate_conflict`).
+    Refused(Rejection),
 }
 
 /// A stored mandate: its decision, where its money is now, and the purpose given.
@@ -162,25 +173,32 @@ impl Ledger {
     ) -> Result<Settled, LedgerError> {
         dispatch!(self, l => l.review(id, approve, limits, now_ms, reservation_ttl_ms, retention_ms).await)
     }
+    /// Intents held for review, in every tenant, oldest first.
     pub async fn reviews(&self) -> Result<Vec<MandateRecord>, LedgerError> {
         dispatch!(self, l => l.reviews().await)
     }
-    /// Mandate ids whose reservation has passed its deadline.
+    /// Mandate ids whose reservation has passed its deadline, in every tenant, earliest deadline first.
     pub async fn due_reservations(&self, now_ms: u64, limit: usize) -> Result<Vec<String>, LedgerError> {
         dispatch!(self, l => l.due_reservations(now_ms, limit).await)
     }
-    pub async fn usage_agent(&self, agent: &str, day: &str) -> Result<Usage, LedgerError> {
-        dispatch!(self, l => l.usage(&keys::used_agent(agent, day)).await)
+    /// Usage of an agent's daily budget in one tenant (an agent has a budget per tenant it works for).
+    pub async fn usage_agent(&self, tenant: &str, agent: &str, day: &str) -> Result<Usage, LedgerError> {
+        dispatch!(self, l => l.usage(&keys::Shard::of(tenant).used_agent(agent, day)).await)
     }
-    pub async fn usage_business(&self, business: &str) -> Result<Usage, LedgerError> {
-        dispatch!(self, l => l.usage(&keys::used_business(business)).await)
+    /// Usage of a business's budget; `tenant` is the tenant the business belongs to.
+    pub async fn usage_business(&self, tenant: &str, business: &str) -> Result<Usage, LedgerError> {
+        dispatch!(self, l => l.usage(&keys::Shard::of(tenant).used_business(business)).await)
     }
     pub async fn usage_tenant(&self, tenant: &str, day: &str) -> Result<Usage, LedgerError> {
-        dispatch!(self, l => l.usage(&keys::used_tenant(tenant, day)).await)
+        dispatch!(self, l => l.usage(&keys::Shard::of(tenant).used_tenant(day)).await)
     }
-    /// Businesses and tenants that have asked for money (for `budget show`).
-    pub async fn known_parties(&self) -> Result<(Vec<String>, Vec<String>), LedgerError> {
+    /// Every tenant that has asked for money, with its businesses (both sorted), for `budget show`.
+    pub async fn known_parties(&self) -> Result<BTreeMap<String, Vec<String>>, LedgerError> {
         dispatch!(self, l => l.known_parties().await)
+    }
+    /// The tenant a business is bound to, if it has asked for money.
+    pub async fn business_tenant(&self, business: &str) -> Result<Option<String>, LedgerError> {
+        dispatch!(self, l => l.business_tenant(business).await)
     }
     pub async fn business_stats(&self, business: &str) -> Result<BusinessStats, LedgerError> {
         dispatch!(self, l => l.business_stats(business).await)
@@ -188,8 +206,12 @@ impl Ledger {
     pub async fn set_projected_revenue(&self, business: &str, cents: u64) -> Result<(), LedgerError> {
         dispatch!(self, l => l.set_projected_revenue(business, cents).await)
     }
-    /// Log entries of one UTC day (`YYYY-MM-DD`), oldest first.
+    /// Log entries of one UTC day (`YYYY-MM-DD`) in every tenant, oldest first.
     pub async fn log(&self, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
-        dispatch!(self, l => l.log(day, limit).await)
+        dispatch!(self, l => l.log(None, day, limit).await)
+    }
+    /// Log entries of one UTC day of one tenant, oldest first.
+    pub async fn tenant_log(&self, tenant: &str, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
+        dispatch!(self, l => l.log(Some(tenant), day, limit).await)
     }
 }

@@ -1,9 +1,14 @@
-//! The ledger on Redis: every money operation is one Lua script (see `scripts.rs`).
+//! The ledger on Redis: every money operation is one Lua script (see `scripts.rs`) over the keys of one
+//! tenant's shard (see `keys.rs`). What a script cannot see because it is global — which tenant a
+//! business or a mandate belongs to, and the set of tenants — is read and written with single-key
+//! commands around it; reads across tenants visit the set of tenants, never SCAN.
 
-use super::scripts::LedgerScripts;
+use super::keys::{self, Shard};
+use super::reply::{self, items, log_entries, num, pairs, record, scored, text};
+use super::scripts::{self, LedgerScripts};
 use super::*;
 use crate::payments::policy::{self, Limits};
-use crate::payments::types::{code, Decision, Outcome, Rejection};
+use crate::payments::types::Decision;
 use ::redis::aio::ConnectionManager;
 use ::redis::Value;
 use std::sync::Arc;
@@ -12,65 +17,6 @@ use std::sync::Arc;
 pub struct RedisLedger {
     conn: ConnectionManager,
     scripts: Arc<LedgerScripts>,
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        Value::SimpleString(s) => s.clone(),
-        Value::Int(i) => i.to_string(),
-        _ => String::new(),
-    }
-}
-
-fn items(v: Value) -> Vec<Value> {
-    match v {
-        Value::Array(a) | Value::Set(a) => a,
-        Value::Map(m) => m.into_iter().flat_map(|(k, v)| [k, v]).collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn pairs(v: Value) -> BTreeMap<String, String> {
-    items(v)
-        .chunks(2)
-        .filter_map(|c| match c {
-            [k, v] => Some((text(k), text(v))),
-            _ => None,
-        })
-        .collect()
-}
-
-fn outcome(s: &str) -> Result<Outcome, LedgerError> {
-    serde_json::from_value(serde_json::Value::String(s.to_string()))
-        .map_err(|_| LedgerError::Protocol(format!("unknown outcome `{s}`")))
-}
-
-fn num(m: &BTreeMap<String, String>, k: &str) -> u64 {
-    m.get(k).and_then(|v| v.parse::<i64>().ok()).map(|v| v.max(0) as u64).unwrap_or(0)
-}
-
-fn record(m: BTreeMap<String, String>) -> Result<Option<MandateRecord>, LedgerError> {
-    if m.is_empty() {
-        return Ok(None);
-    }
-    let get = |k: &str| m.get(k).cloned().unwrap_or_default();
-    Ok(Some(MandateRecord {
-        decision: Decision {
-            outcome: outcome(&get("outcome"))?,
-            code: get("code"),
-            reason: get("reason"),
-            mandate_id: get("mandate_id"),
-            agent_id: get("agent_id"),
-            vendor: get("vendor"),
-            amount_cents: num(&m, "amount_cents"),
-            business_id: get("business_id"),
-            tenant_id: get("tenant_id"),
-            decided_at_ms: num(&m, "decided_at_ms"),
-        },
-        status: get("status"),
-        purpose: get("purpose"),
-    }))
 }
 
 /// Milliseconds at the start of UTC day `YYYY-MM-DD` and of the next day.
@@ -109,28 +55,53 @@ impl RedisLedger {
         let amount = i.amount.get();
         let day = policy::utc_day(x.now_ms);
         let (agent, vendor, business, tenant) = (&i.agent_id, i.vendor.as_str(), &i.business_id, &i.tenant_id);
+        let mandate = i.mandate.as_str();
+        let mut conn = self.conn.clone();
+        // Ownership, before the script (its keys are all in the tenant's shard, so it cannot see these
+        // global ones), in one round trip of single-key commands: the first intent for a business binds
+        // it to its tenant, the first for a mandate id binds the id (expiring with the mandate, after the
+        // retention), and the tenant joins the set that cross-tenant reads visit. If the script then
+        // fails, the mandate's entry stays behind: harmless, it names the tenant the mandate would have
+        // been stored in, so a retry from that tenant decides normally and a lookup by id finds no
+        // mandate there (`Missing`).
+        let (business_tenant, mandate_tenant): (Option<String>, Option<String>) = ::redis::pipe()
+            .cmd("SET")
+            .arg(keys::business_tenant(business))
+            .arg(tenant)
+            .arg("NX")
+            .ignore()
+            .cmd("GET")
+            .arg(keys::business_tenant(business))
+            .cmd("SET")
+            .arg(keys::mandate_tenant(mandate))
+            .arg(tenant)
+            .arg("NX")
+            .arg("PX")
+            .arg(x.retention_ms.max(1))
+            .ignore()
+            .cmd("GET")
+            .arg(keys::mandate_tenant(mandate))
+            .cmd("SADD")
+            .arg(keys::TENANTS)
+            .arg(tenant)
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        if let Err(rejection) = policy::check_ownership(i, business_tenant.as_deref(), mandate_tenant.as_deref()) {
+            return Ok(Decided::Refused(rejection));
+        }
         let pattern = policy::check_suspicious(i, r).err();
         let whitelist = x.whitelist.check(&i.vendor).err();
         let (pat_code, pat_reason) = pattern.as_ref().map(|p| (p.code, p.reason.as_str())).unwrap_or(("", ""));
         let (wl_code, wl_reason) = whitelist.as_ref().map(|p| (p.code, p.reason.as_str())).unwrap_or(("", ""));
         let mut inv = self.scripts.decide.prepare_invoke();
-        inv.key(keys::mandate(i.mandate.as_str()))
-            .key(keys::agent_window(agent))
-            .key(keys::near_window(business, vendor))
-            .key(keys::approved_amounts(agent, vendor))
-            .key(keys::used_agent(agent, &day))
-            .key(keys::used_business(business))
-            .key(keys::used_tenant(tenant, &day))
-            .key(keys::RESERVATIONS)
-            .key(keys::REVIEWS)
-            .key(keys::LOG)
-            .key(keys::business_stats(business))
-            .key(keys::BUSINESSES)
-            .key(keys::TENANTS);
+        for k in scripts::decide_keys(i, &day) {
+            inv.key(k);
+        }
         inv.arg(x.now_ms)
             .arg(policy::fingerprint(i))
             .arg(amount)
-            .arg(i.mandate.as_str())
+            .arg(mandate)
             .arg(agent)
             .arg(vendor)
             .arg(business)
@@ -157,21 +128,18 @@ impl RedisLedger {
             .arg(x.limits.tenant_daily_cents)
             .arg(x.reservation_ttl_ms)
             .arg(x.retention_ms);
-        let reply = items(inv.invoke_async(&mut self.conn.clone()).await?);
+        let reply = items(inv.invoke_async(&mut conn).await?);
         match reply.first().map(text).as_deref() {
-            Some("stored") => match self.mandate(i.mandate.as_str()).await? {
+            Some("stored") => match self.record_in(&Shard::of(tenant), mandate).await? {
                 Some(m) => Ok(Decided::Stored(m.decision)),
                 None => Err(LedgerError::Protocol("stored mandate vanished".into())),
             },
-            Some("conflict") => Ok(Decided::Conflict(Rejection::new(
-                code::MANDATE_CONFLICT,
-                format!("mandate {} was already used with different details", i.mandate.as_str()),
-            ))),
+            Some("conflict") => Ok(Decided::Refused(policy::mandate_conflict(i))),
             Some("new") if reply.len() == 4 => Ok(Decided::New(Decision {
-                outcome: outcome(&text(&reply[1]))?,
+                outcome: reply::outcome(&text(&reply[1]))?,
                 code: text(&reply[2]),
                 reason: text(&reply[3]),
-                mandate_id: i.mandate.as_str().to_string(),
+                mandate_id: mandate.to_string(),
                 agent_id: agent.clone(),
                 vendor: vendor.to_string(),
                 amount_cents: amount,
@@ -183,48 +151,47 @@ impl RedisLedger {
         }
     }
 
+    /// The shard holding mandate `id`, from the mandate's tenant entry.
+    async fn shard_of(&self, id: &str) -> Result<Option<Shard>, LedgerError> {
+        let tenant: Option<String> =
+            ::redis::cmd("GET").arg(keys::mandate_tenant(id)).query_async(&mut self.conn.clone()).await?;
+        Ok(tenant.map(|t| Shard::of(&t)))
+    }
+
+    /// The mandate hash's fields in `shard`.
+    async fn fields_in(&self, shard: &Shard, id: &str) -> Result<BTreeMap<String, String>, LedgerError> {
+        let v: Value = ::redis::cmd("HGETALL").arg(shard.mandate(id)).query_async(&mut self.conn.clone()).await?;
+        Ok(pairs(v))
+    }
+
+    async fn record_in(&self, shard: &Shard, id: &str) -> Result<Option<MandateRecord>, LedgerError> {
+        record(&self.fields_in(shard, id).await?)
+    }
+
     pub async fn mandate(&self, id: &str) -> Result<Option<MandateRecord>, LedgerError> {
-        let v: Value = ::redis::cmd("HGETALL").arg(keys::mandate(id)).query_async(&mut self.conn.clone()).await?;
-        record(pairs(v))
+        match self.shard_of(id).await? {
+            Some(shard) => self.record_in(&shard, id).await,
+            None => Ok(None),
+        }
     }
 
-    /// The usage keys a mandate's reservation counts against.
-    fn usage_keys(m: &MandateRecord, day: &str) -> [String; 3] {
-        let d = &m.decision;
-        [keys::used_agent(&d.agent_id, day), keys::used_business(&d.business_id), keys::used_tenant(&d.tenant_id, day)]
-    }
-
-    /// The mandate and the usage keys (agent/day, business, tenant/day) its reservation counts against,
-    /// from one read of the mandate hash.
-    async fn with_usage_keys(&self, id: &str) -> Result<Option<(MandateRecord, [String; 3])>, LedgerError> {
-        let v: Value = ::redis::cmd("HGETALL").arg(keys::mandate(id)).query_async(&mut self.conn.clone()).await?;
-        let fields = pairs(v);
+    /// The mandate's shard, record and UTC day (of its budgets), from one read of the mandate hash.
+    async fn stored(&self, id: &str) -> Result<Option<(Shard, MandateRecord, String)>, LedgerError> {
+        let Some(shard) = self.shard_of(id).await? else { return Ok(None) };
+        let fields = self.fields_in(&shard, id).await?;
         let day = fields.get("day").cloned().unwrap_or_default();
-        Ok(record(fields)?.map(|m| {
-            let keys = Self::usage_keys(&m, &day);
-            (m, keys)
-        }))
+        Ok(record(&fields)?.map(|m| (shard, m, day)))
     }
 
     pub async fn settle(&self, id: &str, to: Settle, now_ms: u64, retention_ms: u64) -> Result<Settled, LedgerError> {
-        let Some((m, [ua, ub, ut])) = self.with_usage_keys(id).await? else { return Ok(Settled::Missing) };
-        let reply = items(
-            self.scripts
-                .settle
-                .key(keys::mandate(id))
-                .key(ua)
-                .key(ub)
-                .key(ut)
-                .key(keys::RESERVATIONS)
-                .key(keys::LOG)
-                .key(keys::business_stats(&m.decision.business_id))
-                .arg(now_ms)
-                .arg(to.as_str())
-                .arg(retention_ms)
-                .invoke_async(&mut self.conn.clone())
-                .await?,
-        );
-        let after = self.mandate(id).await?.unwrap_or(m);
+        let Some((shard, m, day)) = self.stored(id).await? else { return Ok(Settled::Missing) };
+        let mut inv = self.scripts.settle.prepare_invoke();
+        for k in scripts::settle_keys(&shard, id, &m.decision, &day) {
+            inv.key(k);
+        }
+        inv.arg(now_ms).arg(to.as_str()).arg(retention_ms);
+        let reply = items(inv.invoke_async(&mut self.conn.clone()).await?);
+        let after = self.record_in(&shard, id).await?.unwrap_or(m);
         Ok(match reply.first().map(text).as_deref() {
             Some("ok") => Settled::Done(after),
             Some("same") => Settled::Already(after),
@@ -242,29 +209,20 @@ impl RedisLedger {
         reservation_ttl_ms: u64,
         retention_ms: u64,
     ) -> Result<Settled, LedgerError> {
-        let Some((m, [ua, ub, ut])) = self.with_usage_keys(id).await? else { return Ok(Settled::Missing) };
-        let reply = items(
-            self.scripts
-                .review
-                .key(keys::mandate(id))
-                .key(ua)
-                .key(ub)
-                .key(ut)
-                .key(keys::RESERVATIONS)
-                .key(keys::REVIEWS)
-                .key(keys::LOG)
-                .key(keys::business_stats(&m.decision.business_id))
-                .arg(now_ms)
-                .arg(if approve { "1" } else { "0" })
-                .arg(limits.agent_daily_cents)
-                .arg(limits.business_total_cents)
-                .arg(limits.tenant_daily_cents)
-                .arg(reservation_ttl_ms)
-                .arg(retention_ms)
-                .invoke_async(&mut self.conn.clone())
-                .await?,
-        );
-        let after = self.mandate(id).await?.unwrap_or(m);
+        let Some((shard, m, day)) = self.stored(id).await? else { return Ok(Settled::Missing) };
+        let mut inv = self.scripts.review.prepare_invoke();
+        for k in scripts::review_keys(&shard, id, &m.decision, &day) {
+            inv.key(k);
+        }
+        inv.arg(now_ms)
+            .arg(if approve { "1" } else { "0" })
+            .arg(limits.agent_daily_cents)
+            .arg(limits.business_total_cents)
+            .arg(limits.tenant_daily_cents)
+            .arg(reservation_ttl_ms)
+            .arg(retention_ms);
+        let reply = items(inv.invoke_async(&mut self.conn.clone()).await?);
+        let after = self.record_in(&shard, id).await?.unwrap_or(m);
         Ok(match reply.first().map(text).as_deref() {
             Some("ok") => Settled::Done(after),
             Some("bad") => Settled::Refused(after),
@@ -272,12 +230,46 @@ impl RedisLedger {
         })
     }
 
+    /// Every tenant that asked for money, sorted.
+    async fn tenants(&self) -> Result<Vec<String>, LedgerError> {
+        let mut t: Vec<String> =
+            ::redis::cmd("SMEMBERS").arg(keys::TENANTS).query_async(&mut self.conn.clone()).await?;
+        t.sort();
+        Ok(t)
+    }
+
+    /// One command per tenant (built by `cmd` for the tenant's shard) in one pipeline: the replies in
+    /// the order of `tenants`. Each command has one key, so a Cluster client can split the pipeline.
+    async fn per_tenant(
+        &self,
+        tenants: &[String],
+        cmd: impl Fn(&Shard) -> ::redis::Cmd,
+    ) -> Result<Vec<Value>, LedgerError> {
+        if tenants.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut p = ::redis::pipe();
+        for t in tenants {
+            p.add_command(cmd(&Shard::of(t)));
+        }
+        Ok(p.query_async(&mut self.conn.clone()).await?)
+    }
+
     pub async fn reviews(&self) -> Result<Vec<MandateRecord>, LedgerError> {
-        let ids: Vec<String> =
-            ::redis::cmd("ZRANGE").arg(keys::REVIEWS).arg(0).arg(-1).query_async(&mut self.conn.clone()).await?;
+        let tenants = self.tenants().await?;
+        let replies = self.per_tenant(&tenants, |s| {
+            let mut c = ::redis::cmd("ZRANGE");
+            c.arg(s.reviews()).arg(0).arg(-1).arg("WITHSCORES");
+            c
+        });
+        let mut held: Vec<(u64, String, &str)> = Vec::new();
+        for (t, v) in tenants.iter().zip(replies.await?) {
+            held.extend(scored(v).into_iter().map(|(id, at)| (at, id, t.as_str())));
+        }
+        held.sort();
         let mut out = Vec::new();
-        for id in ids {
-            if let Some(m) = self.mandate(&id).await? {
+        for (_, id, t) in held {
+            if let Some(m) = self.record_in(&Shard::of(t), &id).await? {
                 out.push(m);
             }
         }
@@ -285,15 +277,16 @@ impl RedisLedger {
     }
 
     pub async fn due_reservations(&self, now_ms: u64, limit: usize) -> Result<Vec<String>, LedgerError> {
-        Ok(::redis::cmd("ZRANGEBYSCORE")
-            .arg(keys::RESERVATIONS)
-            .arg("-inf")
-            .arg(now_ms)
-            .arg("LIMIT")
-            .arg(0)
-            .arg(limit)
-            .query_async(&mut self.conn.clone())
-            .await?)
+        let tenants = self.tenants().await?;
+        let replies = self.per_tenant(&tenants, |s| {
+            let mut c = ::redis::cmd("ZRANGEBYSCORE");
+            c.arg(s.reservations()).arg("-inf").arg(now_ms).arg("WITHSCORES").arg("LIMIT").arg(0).arg(limit);
+            c
+        });
+        let mut due: Vec<(u64, String)> =
+            replies.await?.into_iter().flat_map(scored).map(|(id, deadline)| (deadline, id)).collect();
+        due.sort();
+        Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
     }
 
     pub async fn usage(&self, key: &str) -> Result<Usage, LedgerError> {
@@ -302,18 +295,37 @@ impl RedisLedger {
         Ok(Usage { reserved: r.unwrap_or(0).max(0) as u64, captured: c.unwrap_or(0).max(0) as u64 })
     }
 
-    pub async fn known_parties(&self) -> Result<(Vec<String>, Vec<String>), LedgerError> {
-        let mut conn = self.conn.clone();
-        let mut b: Vec<String> = ::redis::cmd("SMEMBERS").arg(keys::BUSINESSES).query_async(&mut conn).await?;
-        let mut t: Vec<String> = ::redis::cmd("SMEMBERS").arg(keys::TENANTS).query_async(&mut conn).await?;
-        b.sort();
-        t.sort();
-        Ok((b, t))
+    pub async fn known_parties(&self) -> Result<BTreeMap<String, Vec<String>>, LedgerError> {
+        let tenants = self.tenants().await?;
+        let replies = self.per_tenant(&tenants, |s| {
+            let mut c = ::redis::cmd("SMEMBERS");
+            c.arg(s.businesses());
+            c
+        });
+        Ok(tenants
+            .iter()
+            .cloned()
+            .zip(replies.await?)
+            .map(|(t, v)| {
+                let mut b: Vec<String> = items(v).iter().map(text).collect();
+                b.sort();
+                (t, b)
+            })
+            .collect())
+    }
+
+    pub async fn business_tenant(&self, business: &str) -> Result<Option<String>, LedgerError> {
+        Ok(::redis::cmd("GET").arg(keys::business_tenant(business)).query_async(&mut self.conn.clone()).await?)
     }
 
     pub async fn business_stats(&self, business: &str) -> Result<BusinessStats, LedgerError> {
         let mut conn = self.conn.clone();
-        let m = pairs(::redis::cmd("HGETALL").arg(keys::business_stats(business)).query_async(&mut conn).await?);
+        let m = match self.business_tenant(business).await? {
+            Some(t) => {
+                pairs(::redis::cmd("HGETALL").arg(Shard::of(&t).business_stats(business)).query_async(&mut conn).await?)
+            }
+            None => BTreeMap::new(),
+        };
         let revenue: Option<u64> = ::redis::cmd("GET").arg(keys::revenue(business)).query_async(&mut conn).await?;
         let mut s = BusinessStats {
             approved: num(&m, "approved"),
@@ -344,38 +356,24 @@ impl RedisLedger {
         Ok(())
     }
 
-    pub async fn log(&self, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
+    /// The day's log of one tenant, or of every tenant merged by time.
+    pub async fn log(&self, tenant: Option<&str>, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
         let Some((start, end)) = day_bounds(day) else { return Ok(Vec::new()) };
-        let v: Value = ::redis::cmd("XRANGE")
-            .arg(keys::LOG)
-            .arg(start)
-            .arg(format!("({end}"))
-            .arg("COUNT")
-            .arg(limit.min(i64::MAX as usize))
-            .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(items(v)
-            .into_iter()
-            .filter_map(|e| {
-                let mut it = items(e).into_iter();
-                let id = text(&it.next()?);
-                let f = pairs(it.next()?);
-                let get = |k: &str| f.get(k).cloned().unwrap_or_default();
-                Some(LogEntry {
-                    at_ms: id.split('-').next().and_then(|s| s.parse().ok()).unwrap_or(0),
-                    event: get("event"),
-                    mandate_id: get("mandate_id"),
-                    agent_id: get("agent_id"),
-                    vendor: get("vendor"),
-                    amount_cents: num(&f, "amount_cents"),
-                    business_id: get("business_id"),
-                    tenant_id: get("tenant_id"),
-                    outcome: get("outcome"),
-                    code: get("code"),
-                    day: get("day"),
-                })
-            })
-            .collect())
+        let tenants = match tenant {
+            Some(t) => vec![t.to_string()],
+            None => self.tenants().await?,
+        };
+        let replies = self.per_tenant(&tenants, |s| {
+            let mut c = ::redis::cmd("XRANGE");
+            c.arg(s.log()).arg(start).arg(format!("({end}")).arg("COUNT").arg(limit.min(i64::MAX as usize));
+            c
+        });
+        let mut all: Vec<((u64, u64), usize, LogEntry)> = Vec::new();
+        for (n, v) in replies.await?.into_iter().enumerate() {
+            all.extend(log_entries(v).into_iter().map(|(id, e)| (id, n, e)));
+        }
+        all.sort_by_key(|(id, n, _)| (*id, *n));
+        Ok(all.into_iter().take(limit).map(|(_, _, e)| e).collect())
     }
 }
 

@@ -1,16 +1,54 @@
 //! The ledger's Lua scripts. Each money operation is one script, so any number of nodes sharing one
 //! Redis see one serial order of decisions: no two can both take the last cents of a budget, and a
-//! mandate is decided once. Every key carries the `{pay}` hash tag (one slot, Cluster-safe).
+//! mandate is decided once. A script touches only the keys it is given, and every one of them is in
+//! the shard of one tenant ([`decide_keys`], [`settle_keys`], [`review_keys`]): one hash slot per
+//! script, Cluster-safe; different tenants' decisions run on whichever shards hold their slots.
 //!
 //! `DECIDE` mirrors `policy::evaluate` step by step; the stateless verdicts (suspicious pattern,
 //! whitelist) are computed in Rust and passed in, the stateful ones (idempotency, velocity,
 //! structuring, anomaly, budgets) are computed here. `tests/payments.rs` runs one table of scenarios
 //! against this and the in-memory ledger to keep the two identical.
 
+use super::keys::Shard;
+use crate::payments::types::{Decision, ValidIntent};
 use redis::Script;
 
-/// KEYS: mandate, agent window, near-threshold window, approved amounts, used agent/day, used business,
-///       used tenant/day, reservations, reviews, log, business stats, business index, tenant index.
+/// The KEYS of [`DECIDE`] for an intent (`day`: the UTC day of the decision), all in its tenant's shard.
+pub fn decide_keys(i: &ValidIntent, day: &str) -> [String; 12] {
+    let s = Shard::of(&i.tenant_id);
+    let (agent, vendor, business) = (i.agent_id.as_str(), i.vendor.as_str(), i.business_id.as_str());
+    let [ua, ub, ut] = s.budgets(agent, business, day);
+    [
+        s.mandate(i.mandate.as_str()),
+        s.agent_window(agent),
+        s.near_window(business, vendor),
+        s.approved_amounts(agent, vendor),
+        ua,
+        ub,
+        ut,
+        s.reservations(),
+        s.reviews(),
+        s.log(),
+        s.business_stats(business),
+        s.businesses(),
+    ]
+}
+
+/// The KEYS of [`SETTLE`] for mandate `id` stored in `shard` with decision `d` of UTC day `day`.
+pub fn settle_keys(shard: &Shard, id: &str, d: &Decision, day: &str) -> [String; 7] {
+    let [ua, ub, ut] = shard.budgets(&d.agent_id, &d.business_id, day);
+    [shard.mandate(id), ua, ub, ut, shard.reservations(), shard.log(), shard.business_stats(&d.business_id)]
+}
+
+/// The KEYS of [`REVIEW`] for mandate `id` stored in `shard` with decision `d` of UTC day `day`.
+pub fn review_keys(shard: &Shard, id: &str, d: &Decision, day: &str) -> [String; 8] {
+    let [ua, ub, ut] = shard.budgets(&d.agent_id, &d.business_id, day);
+    let (ex, rv, log, sb) = (shard.reservations(), shard.reviews(), shard.log(), shard.business_stats(&d.business_id));
+    [shard.mandate(id), ua, ub, ut, ex, rv, log, sb]
+}
+
+/// KEYS ([`decide_keys`]): mandate, agent window, near-threshold window, approved amounts, used agent/day,
+///       used business, used tenant/day, reservations, reviews, log, business stats, business index.
 /// ARGV: now, fingerprint, amount, mandate, agent, vendor, business, tenant, reason, day,
 ///       pattern_code, pattern_reason, whitelist_code, whitelist_reason,
 ///       velocity_window, velocity_max_count, velocity_max_sum,
@@ -95,7 +133,7 @@ local function evaluate()
   -- 5. budgets
   local ua, ub, ut = used(UA), used(UB), used(UT)
   if ua + amount > lim_a then
-    return 'denied', 'over_agent_daily_budget', string.format('agent %s has used %d of %d cents today', agent, ua, lim_a)
+    return 'denied', 'over_agent_daily_budget', string.format('agent %s has used %d of %d cents today in tenant %s', agent, ua, lim_a, tenant)
   end
   if ub + amount > lim_b then
     return 'denied', 'over_business_budget', string.format('business %s has used %d of %d cents', business, ub, lim_b)
@@ -108,7 +146,6 @@ end
 
 local outcome, code, why = evaluate()
 redis.call('SADD', KEYS[12], business)
-redis.call('SADD', KEYS[13], tenant)
 
 -- every evaluated intent counts toward the windows
 local member = mandate .. '|' .. amount
@@ -143,7 +180,7 @@ return {'new', outcome, code, why}
 "#;
 
 /// Move a reservation to `captured` (spent) or back to the budget (`released` / `expired`).
-/// KEYS: mandate, used agent/day, used business, used tenant/day, reservations, log, business stats.
+/// KEYS ([`settle_keys`]): mandate, used agent/day, used business, used tenant/day, reservations, log, business stats.
 /// ARGV: now, to (captured|released|expired), retention.
 /// Returns {'ok', status} | {'same', status} (already there) | {'bad', status} | {'missing'}.
 const SETTLE: &str = r#"
@@ -174,7 +211,7 @@ redis.call('XADD', LOG, 'MINID', '~', now - retention, '*', 'event', to, 'mandat
 return {'ok', to}
 "#;
 
-/// Decide a held review. KEYS: mandate, used agent/day, used business, used tenant/day, reservations,
+/// Decide a held review. KEYS ([`review_keys`]): mandate, used agent/day, used business, used tenant/day, reservations,
 /// reviews, log, business stats. ARGV: now, approve (1|0), limit_agent, limit_business, limit_tenant,
 /// reservation_ttl, retention. Returns {'ok', outcome, code, reason} | {'bad', status} | {'missing'}.
 const REVIEW: &str = r#"
@@ -193,7 +230,7 @@ end
 local outcome, code, why = 'denied', 'review_denied', 'denied by a reviewer'
 if approve then
   if used(UA) + amount > lim_a then
-    code, why = 'review_over_budget', string.format('approved by a reviewer, but agent %s has used %d of %d cents today', f[3], used(UA), lim_a)
+    code, why = 'review_over_budget', string.format('approved by a reviewer, but agent %s has used %d of %d cents today in tenant %s', f[3], used(UA), lim_a, f[6])
   elseif used(UB) + amount > lim_b then
     code, why = 'review_over_budget', string.format('approved by a reviewer, but business %s has used %d of %d cents', f[5], used(UB), lim_b)
   elseif used(UT) + amount > lim_t then
@@ -228,5 +265,81 @@ pub struct LedgerScripts {
 impl LedgerScripts {
     pub fn load() -> Self {
         LedgerScripts { decide: Script::new(DECIDE), settle: Script::new(SETTLE), review: Script::new(REVIEW) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payments::ledger::keys::hash_tag;
+    use crate::payments::policy::{self, PaymentRules};
+    use crate::payments::types::{Outcome, PaymentIntent};
+    use crate::payments::vendor::Whitelist;
+
+    /// CRC16/XMODEM mod 16384: Redis Cluster's `CLUSTER KEYSLOT`.
+    fn slot(key: &str) -> u16 {
+        let crc = hash_tag(key).bytes().fold(0u16, |mut crc, b| {
+            crc ^= u16::from(b) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+            }
+            crc
+        });
+        crc % 16384
+    }
+
+    fn intent(tenant: &str) -> ValidIntent {
+        let raw = PaymentIntent {
+            agent_id: "agent-a".into(),
+            vendor: "openai.com".into(),
+            amount_cents: 500,
+            reason: String::new(),
+            mandate_id: format!("m-{tenant}"),
+            business_id: format!("biz-{tenant}"),
+            tenant_id: tenant.into(),
+        };
+        let rules = PaymentRules { known_agents: ["agent-a".to_string()].into(), ..PaymentRules::default() };
+        let whitelist = Whitelist::new(&["openai.com".to_string()]).expect("whitelist");
+        policy::validate(&raw, &rules, &whitelist).expect("valid")
+    }
+
+    /// Every key of every script of one decision, settlement and review.
+    fn script_keys(tenant: &str) -> Vec<Vec<String>> {
+        let i = intent(tenant);
+        let d = policy::decision(&i, &policy::Step::Approve, 0);
+        assert_eq!(d.outcome, Outcome::Approved);
+        let shard = Shard::of(tenant);
+        let id = i.mandate.as_str();
+        vec![
+            decide_keys(&i, "2024-02-29").to_vec(),
+            settle_keys(&shard, id, &d, "2024-02-29").to_vec(),
+            review_keys(&shard, id, &d, "2024-02-29").to_vec(),
+        ]
+    }
+
+    #[test]
+    fn slot_matches_redis() {
+        // Values from `CLUSTER KEYSLOT`.
+        assert_eq!((slot("foo"), slot("123456789"), slot("{user1000}.following")), (12182, 12739, 3443));
+    }
+
+    #[test]
+    fn each_script_stays_in_its_tenants_slot_and_tenants_spread() {
+        let mut slots = Vec::new();
+        for tenant in ["tenant-1", "tenant-2"] {
+            let tag = format!("pay:{tenant}");
+            for keys in script_keys(tenant) {
+                for k in &keys {
+                    assert_eq!(hash_tag(k), tag, "{k} is outside the shard of {tenant}");
+                }
+                let mut s: Vec<u16> = keys.iter().map(|k| slot(k)).collect();
+                s.dedup();
+                assert_eq!(s.len(), 1, "one slot per script: {keys:?}");
+                slots.push(s[0]);
+            }
+        }
+        assert_eq!(&slots[..3], &[slots[0]; 3]);
+        assert_eq!(&slots[3..], &[slots[3]; 3]);
+        assert_ne!(slots[0], slots[3], "two tenants, two slots");
     }
 }
