@@ -83,16 +83,6 @@ fn load(cli: &Cli) -> Result<ServiceConfig> {
     Ok(config::load(&cli.config, &registry.names())?)
 }
 
-/// The Redis URL from the flag / environment, else from the configuration (a secret: show it only
-/// through [`genesis_actors::secret::redact_url`]).
-fn redis_url(cfg: &ServiceConfig, opt: &RedisOpt) -> Option<String> {
-    use genesis_actors::secret::ExposeSecret;
-    opt.redis_url
-        .clone()
-        .filter(|u| !u.is_empty())
-        .or_else(|| cfg.redis.url.as_ref().map(|u| u.expose_secret().to_string()))
-}
-
 /// Where Redis is, checked: the flag's URL (or `GENESIS_REDIS_URL`) over the configuration's, with the
 /// configuration's TLS and password files. `None`: no Redis configured (the in-process bus).
 fn redis_target(cfg: &ServiceConfig, opt: &RedisOpt) -> Result<Option<RedisTarget>> {

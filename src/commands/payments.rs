@@ -15,12 +15,12 @@ use genesis_actors::task::now_ms;
 use serde::Serialize;
 
 async fn authority(cfg: &ServiceConfig, redis: &RedisOpt) -> Result<Authority> {
-    let Some(url) = super::redis_url(cfg, redis) else {
+    let Some(target) = super::redis_target(cfg, redis)? else {
         bail!("no Redis URL: the payment ledger is shared through Redis; pass --redis-url or set GENESIS_REDIS_URL");
     };
-    let ledger = RedisLedger::connect(&url)
-        .await
-        .with_context(|| format!("cannot connect to {}", genesis_actors::bus::redis::redact(&url)))?;
+    let shown = target.shown.clone();
+    let ledger =
+        RedisLedger::open(&super::connector(cfg, target)?).await.with_context(|| format!("cannot connect to {shown}"))?;
     Ok(Authority::new(cfg.payments.clone(), Ledger::Redis(ledger), None))
 }
 

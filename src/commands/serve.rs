@@ -67,8 +67,7 @@ pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String
                 Bus::Memory(MemoryBus::new())
             }
         };
-        let url = super::redis_url(&cfg, &redis);
-        start_until_ready(&cfg, bus, url.as_deref(), &slot).await
+        start_until_ready(&cfg, bus, connector.as_ref(), &slot).await
     };
     let mut runtime = tokio::select! {
         r = started => r?,
@@ -100,13 +99,18 @@ pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String
 
 /// Prepare the ledger and start the actor tree, retrying with capped backoff while Redis is unreachable
 /// or still loading its data (`LOADING`): a node started during a Redis restart waits, it does not exit.
-async fn start_until_ready(cfg: &ServiceConfig, bus: Bus, url: Option<&str>, slot: &NodeSlot) -> Result<Runtime> {
+async fn start_until_ready(
+    cfg: &ServiceConfig,
+    bus: Bus,
+    connector: Option<&Connector>,
+    slot: &NodeSlot,
+) -> Result<Runtime> {
     let notifier = Notifier::start(cfg.payments.notify.clone());
     let schedule = cfg.settings.bus.reconnect;
     let mut failures = 0u32;
     loop {
-        let ledger = match (&bus, url) {
-            (Bus::Redis(_), Some(url)) => match RedisLedger::connect(url).await {
+        let ledger = match (&bus, connector) {
+            (Bus::Redis(_), Some(connector)) => match RedisLedger::open(connector).await {
                 Ok(l) => Ledger::Redis(l),
                 Err(LedgerError::Redis(e)) if BusError::Redis(e.clone()).is_transient() => {
                     failures = failures.saturating_add(1);

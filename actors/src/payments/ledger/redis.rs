@@ -9,13 +9,13 @@ use super::scripts::{self, LedgerScripts};
 use super::*;
 use crate::payments::policy::{self, Limits};
 use crate::payments::types::Decision;
-use ::redis::aio::ConnectionManager;
+use crate::connection::Conn;
 use ::redis::Value;
 use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct RedisLedger {
-    conn: ConnectionManager,
+    conn: Conn,
     scripts: Arc<LedgerScripts>,
 }
 
@@ -39,12 +39,23 @@ pub fn day_bounds(day: &str) -> Option<(u64, u64)> {
 }
 
 impl RedisLedger {
+    /// Connect to a plain URL (one attempt). For tools and tests; the node uses [`RedisLedger::open`]
+    /// with the same connector as its bus (TLS, Sentinel, Cluster alike).
     pub async fn connect(url: &str) -> Result<Self, LedgerError> {
-        let client = ::redis::Client::open(url)?;
-        let cfg = ::redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
-            .set_response_timeout(Some(std::time::Duration::from_secs(5)));
-        let conn = ConnectionManager::new_with_config(client, cfg).await?;
+        let opts = crate::connection::RedisOptions { url: Some(url.to_string().into()), ..Default::default() };
+        let target = crate::connection::RedisTarget::resolve(&opts, "bus.redis_url")
+            .map_err(|e| LedgerError::Protocol(e.to_string()))?;
+        let reconnect = crate::policy::backoff::Backoff::new(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(10),
+            2.0,
+        );
+        Self::open(&crate::connection::Connector::new(target, reconnect)?).await
+    }
+
+    /// Open the ledger's connection (one attempt).
+    pub async fn open(connector: &crate::connection::Connector) -> Result<Self, LedgerError> {
+        let conn = connector.connect(std::time::Duration::from_secs(5)).await?;
         Ok(RedisLedger { conn, scripts: Arc::new(LedgerScripts::load()) })
     }
 
@@ -64,29 +75,28 @@ impl RedisLedger {
         // fails, the mandate's entry stays behind: harmless, it names the tenant the mandate would have
         // been stored in, so a retry from that tenant decides normally and a lookup by id finds no
         // mandate there (`Missing`).
-        let (business_tenant, mandate_tenant): (Option<String>, Option<String>) = ::redis::pipe()
-            .cmd("SET")
-            .arg(keys::business_tenant(business))
-            .arg(tenant)
-            .arg("NX")
-            .ignore()
-            .cmd("GET")
-            .arg(keys::business_tenant(business))
-            .cmd("SET")
+        // `SET … NX GET` answers the owner there was before (nil: this call bound it). Separate
+        // single-key commands, sent together on the multiplexed connection: on Redis Cluster the
+        // three keys live on different shards, and a pipeline may not cross slots.
+        let bind_business =
+            ::redis::cmd("SET").arg(keys::business_tenant(business)).arg(tenant).arg("NX").arg("GET").clone();
+        let bind_mandate = ::redis::cmd("SET")
             .arg(keys::mandate_tenant(mandate))
             .arg(tenant)
             .arg("NX")
             .arg("PX")
             .arg(x.retention_ms.max(1))
-            .ignore()
-            .cmd("GET")
-            .arg(keys::mandate_tenant(mandate))
-            .cmd("SADD")
-            .arg(keys::TENANTS)
-            .arg(tenant)
-            .ignore()
-            .query_async(&mut conn)
-            .await?;
+            .arg("GET")
+            .clone();
+        let join_tenants = ::redis::cmd("SADD").arg(keys::TENANTS).arg(tenant).clone();
+        let (mut c1, mut c2) = (conn.clone(), conn.clone());
+        let (before_business, before_mandate, _): (Option<String>, Option<String>, i64) = futures::try_join!(
+            bind_business.query_async(&mut c1),
+            bind_mandate.query_async(&mut c2),
+            join_tenants.query_async(&mut conn),
+        )?;
+        let business_tenant = Some(before_business.unwrap_or_else(|| tenant.to_string()));
+        let mandate_tenant = Some(before_mandate.unwrap_or_else(|| tenant.to_string()));
         if let Err(rejection) = policy::check_ownership(i, business_tenant.as_deref(), mandate_tenant.as_deref()) {
             return Ok(Decided::Refused(rejection));
         }
@@ -238,21 +248,20 @@ impl RedisLedger {
         Ok(t)
     }
 
-    /// One command per tenant (built by `cmd` for the tenant's shard) in one pipeline: the replies in
-    /// the order of `tenants`. Each command has one key, so a Cluster client can split the pipeline.
+    /// One command per tenant (built by `cmd` for the tenant's shard), sent together: the replies in
+    /// the order of `tenants`. Separate commands, not a pipeline: on Redis Cluster the tenants' shards
+    /// live on different nodes.
     async fn per_tenant(
         &self,
         tenants: &[String],
         cmd: impl Fn(&Shard) -> ::redis::Cmd,
     ) -> Result<Vec<Value>, LedgerError> {
-        if tenants.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut p = ::redis::pipe();
-        for t in tenants {
-            p.add_command(cmd(&Shard::of(t)));
-        }
-        Ok(p.query_async(&mut self.conn.clone()).await?)
+        let calls = tenants.iter().map(|t| {
+            let c = cmd(&Shard::of(t));
+            let mut conn = self.conn.clone();
+            async move { c.query_async::<Value>(&mut conn).await }
+        });
+        Ok(futures::future::try_join_all(calls).await?)
     }
 
     pub async fn reviews(&self) -> Result<Vec<MandateRecord>, LedgerError> {
