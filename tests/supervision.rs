@@ -12,7 +12,7 @@ use genesis_actors::executor::ExecutorRegistry;
 use genesis_actors::policy::intensity::Intensity;
 use genesis_actors::runtime::Runtime;
 use genesis_actors::settings::RuntimeSettings;
-use genesis_actors::supervisor::agent::Child;
+use genesis_actors::agent::supervisor::Child;
 use genesis_testkit::RedisServer;
 use serde_json::json;
 use std::time::Duration;

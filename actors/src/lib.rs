@@ -2,10 +2,12 @@
 //!
 //! Layout, top-down as the actor tree runs:
 //!
-//! - [`runtime`] starts a node: the [`supervisor::root`] supervisor, which starts one
-//!   [`supervisor::agent`] supervisor per roster entry (each owning an [`agent::fetcher`] and
-//!   `concurrency` [`agent::worker`]s) and the service actors in [`service`] (heartbeat, reclaimer,
-//!   retry scheduler, stream trimmer).
+//! - [`runtime`] starts a node: the [`node::root`] supervisor, which starts one agent (see [`agent`]:
+//!   its [`agent::supervisor`] owning an [`agent::fetcher`] and `concurrency` [`agent::worker`]s) per
+//!   roster entry, and the node-wide services in [`node::services`] (heartbeat, reclaimer, retry
+//!   scheduler, stream trimmer, sampler). [`supervision`] holds what both supervisors share.
+//! - [`connection`] reaches Redis in any shape (standalone, Sentinel, Cluster; TLS; ACL) and
+//!   classifies its errors; [`secret`] keeps passwords and webhook URLs out of logs.
 //! - [`bus`] is the durable task log: Redis Streams with consumer groups ([`bus::redis`]) or the
 //!   in-process [`bus::memory`] bus with the same semantics (not durable).
 //! - [`executor`] is the trait through which every agent's work runs, plus the simulated executor.
@@ -24,10 +26,10 @@ pub mod metrics;
 pub mod payments;
 pub mod policy;
 pub mod roster;
+pub mod node;
 pub mod runtime;
 pub mod secret;
-pub mod service;
 pub mod settings;
-pub mod supervisor;
+pub mod supervision;
 pub mod task;
 pub mod trace;

@@ -1,6 +1,6 @@
 //! Prometheus metrics of a node (names prefixed `genesis_`). Counters are incremented where things
 //! happen (workers, supervisors, the MetaAgent); gauges of streams and budgets are sampled
-//! periodically by [`crate::service::sampler`]. Served as text by the binary's `/metrics`.
+//! periodically by [`crate::node::services::sampler`]. Served as text by the binary's `/metrics`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

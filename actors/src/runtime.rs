@@ -5,7 +5,7 @@ use crate::events::{Events, RuntimeEvent};
 use crate::executor::ExecutorRegistry;
 use crate::roster::Roster;
 use crate::settings::RuntimeSettings;
-use crate::supervisor::root::{NodeContext, Root, RootMsg};
+use crate::node::root::{NodeContext, Root, RootMsg};
 use dashmap::DashMap;
 use ractor::{Actor, ActorRef};
 use std::sync::{Arc, Mutex};
@@ -80,9 +80,9 @@ impl RuntimeHandle {
 
     /// Make one of an agent's children fail as if it crashed (chaos, tests). `false` if the agent is
     /// not running.
-    pub fn crash(&self, agent: &str, child: crate::supervisor::agent::Child) -> bool {
+    pub fn crash(&self, agent: &str, child: crate::agent::supervisor::Child) -> bool {
         match self.node.agents.get(agent) {
-            Some(a) => a.value().cast(crate::supervisor::agent::AgentMsg::Crash(child)).is_ok(),
+            Some(a) => a.value().cast(crate::agent::supervisor::AgentMsg::Crash(child)).is_ok(),
             None => false,
         }
     }
@@ -190,7 +190,7 @@ impl Runtime {
         loop {
             let mut running = 0;
             for a in self.node.agents.iter() {
-                running += ractor::call_t!(a.value(), crate::supervisor::agent::AgentMsg::InFlight, 1000).unwrap_or(0);
+                running += ractor::call_t!(a.value(), crate::agent::supervisor::AgentMsg::InFlight, 1000).unwrap_or(0);
             }
             if running == 0 {
                 break;

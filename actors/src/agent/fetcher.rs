@@ -9,16 +9,16 @@ use super::{AgentContext, Job};
 use crate::bus::retrying::until_ok;
 use crate::bus::{BusError, Completion, Delivery, Reader};
 use crate::policy::outcome::reason;
-use crate::supervisor::agent::AgentMsg;
+use crate::agent::supervisor::Fetched;
 use crate::task::TaskEnvelope;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef};
 use std::sync::Arc;
 
 pub struct Fetcher;
 
 pub struct FetcherArgs {
     pub ctx: Arc<AgentContext>,
-    pub supervisor: ActorRef<AgentMsg>,
+    pub supervisor: DerivedActorRef<Fetched>,
 }
 
 pub enum FetcherMsg {
@@ -40,7 +40,7 @@ enum Cursor {
 
 pub struct FetcherState {
     ctx: Arc<AgentContext>,
-    supervisor: ActorRef<AgentMsg>,
+    supervisor: DerivedActorRef<Fetched>,
     reader: Option<Reader>,
     credits: usize,
     cursor: Cursor,
@@ -122,7 +122,7 @@ fn hand_over(st: &mut FetcherState, jobs: Vec<Job>) {
         return;
     }
     st.credits = st.credits.saturating_sub(jobs.len());
-    let _ = st.supervisor.cast(AgentMsg::Jobs(jobs));
+    let _ = st.supervisor.send_message(Fetched(jobs));
 }
 
 async fn read(st: &mut FetcherState) -> Result<Vec<Delivery>, BusError> {

@@ -1,7 +1,9 @@
-//! The actors of one agent: the [`fetcher`] reads its topic, [`worker`]s run tasks. Their supervisor
-//! is [`crate::supervisor::agent`].
+//! One agent, all in this folder: its [`supervisor`] (dispatcher and restarts), the [`fetcher`] that
+//! reads its topic and the [`worker`]s that run tasks, and the messages they share. Children hold a
+//! narrow handle to the supervisor that can send only their own report (`DerivedActorRef`).
 
 pub mod fetcher;
+pub mod supervisor;
 pub mod worker;
 
 use crate::bus::{Bus, Delivery};

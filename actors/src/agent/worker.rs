@@ -7,9 +7,9 @@ use crate::bus::retrying::until_ok;
 use crate::bus::{Completed, Completion, Delivery};
 use crate::executor::{ExecError, TaskContext};
 use crate::policy::outcome::{decide, reason, AttemptResult, Verdict};
-use crate::supervisor::agent::AgentMsg;
+use crate::agent::supervisor::WorkerDone;
 use crate::task::{TaskEnvelope, TaskId};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef};
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -18,7 +18,7 @@ pub struct Worker;
 pub struct WorkerArgs {
     pub ctx: Arc<AgentContext>,
     pub slot: usize,
-    pub supervisor: ActorRef<AgentMsg>,
+    pub supervisor: DerivedActorRef<WorkerDone>,
 }
 
 pub enum WorkerMsg {
@@ -62,7 +62,7 @@ impl Actor for Worker {
             WorkerMsg::Crash => return Err("crash requested (chaos)".into()),
         };
         // The supervisor may be gone during shutdown; nothing to do then.
-        let _ = st.supervisor.cast(AgentMsg::Done { slot: st.slot, entry_id });
+        let _ = st.supervisor.send_message(WorkerDone { slot: st.slot, entry_id });
         Ok(())
     }
 }

@@ -31,11 +31,21 @@ impl fmt::Display for Child {
     }
 }
 
+/// The fetcher's only report: jobs it read. The fetcher holds a `DerivedActorRef<Fetched>`, so it
+/// cannot send the supervisor anything else (no `Drain`, no `Restart`).
+pub struct Fetched(pub Vec<Job>);
+
+/// A worker's only report: it finished the job in its slot (outcome written).
+pub struct WorkerDone {
+    pub slot: usize,
+    pub entry_id: String,
+}
+
 pub enum AgentMsg {
     /// Jobs read by the fetcher.
-    Jobs(Vec<Job>),
-    /// A worker finished the job it held (outcome written).
-    Done { slot: usize, entry_id: String },
+    Jobs(Fetched),
+    /// A worker finished the job it held.
+    Done(WorkerDone),
     /// Start a child again (sent after its restart backoff).
     Restart(Child),
     /// Forward deliveries claimed from a dead node to this agent's fetcher.
@@ -48,6 +58,38 @@ pub enum AgentMsg {
     /// Make a child fail as if it had crashed (the chaos harness's actor kills, and tests of
     /// escalation: a crash not tied to an entry counts against the restart intensity).
     Crash(Child),
+}
+
+impl From<Fetched> for AgentMsg {
+    fn from(f: Fetched) -> Self {
+        AgentMsg::Jobs(f)
+    }
+}
+
+impl TryFrom<AgentMsg> for Fetched {
+    type Error = ();
+    fn try_from(m: AgentMsg) -> Result<Self, ()> {
+        match m {
+            AgentMsg::Jobs(f) => Ok(f),
+            _ => Err(()),
+        }
+    }
+}
+
+impl From<WorkerDone> for AgentMsg {
+    fn from(d: WorkerDone) -> Self {
+        AgentMsg::Done(d)
+    }
+}
+
+impl TryFrom<AgentMsg> for WorkerDone {
+    type Error = ();
+    fn try_from(m: AgentMsg) -> Result<Self, ()> {
+        match m {
+            AgentMsg::Done(d) => Ok(d),
+            _ => Err(()),
+        }
+    }
 }
 
 /// What a busy slot holds: enough to replay it (the entry is re-read from the bus) and to log it.
@@ -127,7 +169,7 @@ impl Actor for AgentSupervisor {
             // A fetch that was in flight when draining began: leave its entries pending in the bus (they
             // replay on the next start, or on another node), start nothing new.
             AgentMsg::Jobs(_) if st.draining => {}
-            AgentMsg::Jobs(jobs) => {
+            AgentMsg::Jobs(Fetched(jobs)) => {
                 st.granted = st.granted.saturating_sub(jobs.len());
                 for job in jobs {
                     if st.known.insert(job.delivery.entry_id.clone()) {
@@ -135,7 +177,7 @@ impl Actor for AgentSupervisor {
                     }
                 }
             }
-            AgentMsg::Done { slot, entry_id } => {
+            AgentMsg::Done(WorkerDone { slot, entry_id }) => {
                 if let Some(s) = st.slots.get_mut(slot) {
                     if s.held.as_ref().is_some_and(|h| h.entry_id == entry_id) {
                         s.held = None;
@@ -193,7 +235,7 @@ impl Actor for AgentSupervisor {
         evt: SupervisionEvent,
         st: &mut AgentState,
     ) -> Result<(), ActorProcessingErr> {
-        let Some((cell, why)) = super::exit_of(&evt) else { return Ok(()) };
+        let Some((cell, why)) = crate::supervision::exit_of(&evt) else { return Ok(()) };
         let Some(child) = st.children.remove(&cell.get_id()) else { return Ok(()) };
         let agent = st.ctx.spec.name.clone();
         match child {
@@ -276,14 +318,14 @@ async fn start(me: &ActorRef<AgentMsg>, st: &mut AgentState, child: Child) -> Re
     match child {
         Child::Fetcher => {
             let (f, _) =
-                Actor::spawn_linked(None, Fetcher, FetcherArgs { ctx, supervisor: me.clone() }, me.get_cell()).await?;
+                Actor::spawn_linked(None, Fetcher, FetcherArgs { ctx, supervisor: me.get_derived() }, me.get_cell()).await?;
             st.children.insert(f.get_id(), child);
             st.fetcher = Some(f);
             st.granted = 0;
         }
         Child::Worker(slot) => {
             let (w, _) =
-                Actor::spawn_linked(None, Worker, WorkerArgs { ctx, slot, supervisor: me.clone() }, me.get_cell())
+                Actor::spawn_linked(None, Worker, WorkerArgs { ctx, slot, supervisor: me.get_derived() }, me.get_cell())
                     .await?;
             st.children.insert(w.get_id(), child);
             if let Some(s) = st.slots.get_mut(slot) {

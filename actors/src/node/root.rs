@@ -8,13 +8,13 @@ use crate::events::{Events, RuntimeEvent};
 use crate::executor::ExecutorRegistry;
 use crate::policy::intensity::{RestartDecision, RestartHistory};
 use crate::roster::Roster;
-use crate::service::heartbeat::Heartbeat;
-use crate::service::reclaimer::Reclaimer;
-use crate::service::retry_scheduler::RetryScheduler;
-use crate::service::trimmer::Trimmer;
-use crate::service::{Periodic, Ticker, TickerArgs};
+use crate::node::services::heartbeat::Heartbeat;
+use crate::node::services::reclaimer::Reclaimer;
+use crate::node::services::retry_scheduler::RetryScheduler;
+use crate::node::services::trimmer::Trimmer;
+use crate::node::services::{Periodic, Ticker, TickerArgs};
 use crate::settings::RuntimeSettings;
-use crate::supervisor::agent::{AgentMsg, AgentSupervisor};
+use crate::agent::supervisor::{AgentMsg, AgentSupervisor};
 use dashmap::DashMap;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use std::collections::HashMap;
@@ -125,7 +125,7 @@ impl Actor for Root {
         evt: SupervisionEvent,
         st: &mut RootState,
     ) -> Result<(), ActorProcessingErr> {
-        let Some((cell, why)) = super::exit_of(&evt) else { return Ok(()) };
+        let Some((cell, why)) = crate::supervision::exit_of(&evt) else { return Ok(()) };
         let Some(child) = st.children.remove(&cell.get_id()) else { return Ok(()) };
         let node = st.node.clone();
         let name = ChildName(&node, child).to_string();
@@ -235,7 +235,7 @@ async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> 
         RootChild::RetryScheduler => {
             Box::new(RetryScheduler { bus: node.bus.clone(), topics, interval: s.bus.retry_poll })
         }
-        RootChild::Sampler => Box::new(crate::service::sampler::Sampler {
+        RootChild::Sampler => Box::new(crate::node::services::sampler::Sampler {
             bus: node.bus.clone(),
             node_id: s.node_id.clone(),
             roster: node.roster.clone(),

@@ -1,12 +1,10 @@
-//! Supervision, OTP style, on top of ractor's links (ractor has no restart strategies of its own).
+//! Supervision, OTP style, on top of ractor's links (ractor has no restart strategies of its own):
+//! what the [`crate::node::root`] and [`crate::agent::supervisor`] supervisors share.
 //!
 //! Both supervisors are one-for-one: a failed child is restarted alone, after a backoff that grows with
 //! the number of recent restarts, and only while the restart intensity holds (see
 //! [`crate::policy::intensity`]). Past it, the supervisor fails itself: the agent supervisor escalates
 //! to the root, and the root gives up, which ends the process with a non-zero exit (systemd restarts it).
-
-pub mod agent;
-pub mod root;
 
 use ractor::{ActorCell, SupervisionEvent};
 

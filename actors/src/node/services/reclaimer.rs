@@ -5,7 +5,7 @@
 use super::Periodic;
 use crate::bus::{keys, Bus, BusError};
 use crate::roster::Roster;
-use crate::supervisor::agent::AgentMsg;
+use crate::agent::supervisor::AgentMsg;
 use dashmap::DashMap;
 use futures::future::BoxFuture;
 use ractor::ActorRef;
