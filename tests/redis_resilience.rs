@@ -278,3 +278,30 @@ fn http_answers_before_redis_and_readyz_says_why() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn config_check_reads_the_tls_files() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = test_config(dir.path(), None);
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text = text.replacen("[bus]\n", "[bus]\nredis_url = \"rediss://127.0.0.1:1/\"\ntls_ca_file = \"missing-ca.pem\"\n", 1);
+    std::fs::write(&config, &text).expect("write");
+    let check = |config: &std::path::Path| {
+        let out = Command::new(support::genesis_bin())
+            .args(["config", "check", "--config"])
+            .arg(config)
+            .env_remove("GENESIS_REDIS_URL")
+            .output()
+            .expect("run");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, err) = check(&config);
+    assert!(!ok && err.contains("bus.tls_ca_file") && err.contains("cannot read"), "{err}");
+    std::fs::write(dir.path().join("missing-ca.pem"), "not a certificate").expect("write");
+    let (ok, err) = check(&config);
+    assert!(!ok && err.contains("bus.tls_ca_file") && err.contains("no PEM certificate"), "{err}");
+    let kit = genesis_testkit::generate_tls(dir.path());
+    std::fs::copy(&kit.ca_cert, dir.path().join("missing-ca.pem")).expect("copy");
+    let (ok, err) = check(&config);
+    assert!(ok, "a real CA file passes: {err}");
+}

@@ -1,6 +1,6 @@
 //! Starting and stopping a node's actor tree.
 
-use crate::bus::Bus;
+use crate::bus::{Bus, Lease};
 use crate::events::{Events, RuntimeEvent};
 use crate::executor::ExecutorRegistry;
 use crate::roster::Roster;
@@ -20,6 +20,8 @@ pub enum RuntimeError {
     Bus(#[from] crate::bus::BusError),
     #[error("cannot start the actor tree: {0}")]
     Spawn(#[from] ractor::SpawnErr),
+    #[error("node id `{node_id}` is held by another live process ({holder}); stop it, or give this node a distinct --node-id / node.id")]
+    NodeIdTaken { node_id: String, holder: String },
 }
 
 /// See [`Runtime::health`].
@@ -93,6 +95,48 @@ impl RuntimeHandle {
     }
 }
 
+/// Take the node id's lease. A holder whose process is gone from this host (a node restarted after a
+/// crash) is replaced at once; otherwise wait up to one lease lifetime: a holder that keeps renewing
+/// is alive, and this start is refused; one that stops renewing was dead, and its lease expires.
+async fn claim_node_id(node: &NodeContext) -> Result<(), RuntimeError> {
+    let s = &node.settings;
+    let (ttl, id) = (s.liveness.heartbeat_ttl, &s.node_id);
+    let info = node.node_info().to_string();
+    let deadline = tokio::time::Instant::now() + ttl + s.liveness.heartbeat_interval;
+    let mut first_seen: Option<String> = None;
+    loop {
+        let holder = match node.bus.heartbeat(id, &node.instance, ttl, &info).await? {
+            Lease::Held => return Ok(()),
+            Lease::Taken { holder } => holder,
+        };
+        let held: serde_json::Value = serde_json::from_str(&holder).unwrap_or_default();
+        if let Some(dead) = dead_here(&held) {
+            tracing::warn!(node = %id, %holder, "the previous holder of this node id is gone from this host; taking its lease");
+            if node.bus.take_over(id, dead, &node.instance, ttl, &info).await? == Lease::Held {
+                return Ok(());
+            }
+            continue;
+        }
+        let renewed = first_seen.as_ref().is_some_and(|f| f != &holder);
+        if renewed || tokio::time::Instant::now() >= deadline {
+            return Err(RuntimeError::NodeIdTaken { node_id: id.clone(), holder: crate::secret::redact_url(&holder) });
+        }
+        if first_seen.is_none() {
+            tracing::warn!(node = %id, %holder, ?ttl, "node id held by another process; waiting to see whether it is alive");
+            first_seen = Some(holder);
+        }
+        tokio::time::sleep(s.liveness.heartbeat_interval.min(std::time::Duration::from_millis(200))).await;
+    }
+}
+
+/// The instance of a lease whose process ran on this host and no longer exists.
+fn dead_here(held: &serde_json::Value) -> Option<&str> {
+    let same_host = held["host"].as_str().is_some_and(|h| !h.is_empty() && h == crate::node::root::hostname());
+    let pid = held["pid"].as_u64()?;
+    let gone = !std::path::Path::new(&format!("/proc/{pid}")).exists();
+    (same_host && gone && pid != u64::from(std::process::id())).then(|| held["instance"].as_str()).flatten()
+}
+
 /// A running node.
 pub struct Runtime {
     root: ActorRef<RootMsg>,
@@ -142,8 +186,13 @@ impl Runtime {
             payments,
             payments_client: crate::payments::meta_agent::PaymentsClient::new(std::time::Duration::from_secs(10)),
             last_beat: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            instance: ulid::Ulid::generate().to_string(),
+            started_at: crate::task::now_ms(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
         });
+        // Take the node id's lease before anything runs: two processes on one id would share consumer
+        // names and replay each other's in-flight work.
+        claim_node_id(&node).await?;
         let (root, handle) = Actor::spawn(None, Root, node.clone()).await?;
         tracing::info!(node = %node.settings.node_id, bus = %node.bus.describe(), agents = node.roster.agents.len(), "node started");
         Ok(Runtime { root, handle: Some(handle), node })
@@ -207,7 +256,7 @@ impl Runtime {
         }
         self.root.stop(Some("shutdown".into()));
         let r = self.wait().await;
-        if let Err(e) = self.node.bus.clear_heartbeat(&self.node.settings.node_id).await {
+        if let Err(e) = self.node.bus.clear_heartbeat(&self.node.settings.node_id, &self.node.instance).await {
             tracing::warn!(error = %e, "could not remove the heartbeat key; other nodes will wait for it to expire");
         }
         r

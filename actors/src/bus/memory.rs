@@ -25,7 +25,8 @@ struct Inner {
 struct State {
     topics: HashMap<TopicName, Topic>,
     results: HashMap<(TopicName, String), (TaskRecord, Instant)>,
-    nodes: HashMap<String, (String, Instant)>,
+    /// Node id → (info, lease expiry, instance holding it).
+    nodes: HashMap<String, (String, Instant, String)>,
     seq: u64,
     writes: u64,
 }
@@ -311,13 +312,30 @@ impl MemoryBus {
         Ok(removed)
     }
 
-    pub async fn heartbeat(&self, node_id: &str, ttl: Duration, info: &str) -> Result<(), BusError> {
-        self.state().nodes.insert(node_id.to_string(), (info.to_string(), Instant::now() + ttl));
-        Ok(())
+    pub async fn heartbeat(
+        &self,
+        node_id: &str,
+        instance: &str,
+        ttl: Duration,
+        info: &str,
+        dead: &str,
+    ) -> Result<Lease, BusError> {
+        let now = Instant::now();
+        let mut s = self.state();
+        if let Some((held_info, exp, holder)) = s.nodes.get(node_id) {
+            if *exp > now && holder != instance && holder != dead {
+                return Ok(Lease::Taken { holder: held_info.clone() });
+            }
+        }
+        s.nodes.insert(node_id.to_string(), (info.to_string(), now + ttl, instance.to_string()));
+        Ok(Lease::Held)
     }
 
-    pub async fn clear_heartbeat(&self, node_id: &str) -> Result<(), BusError> {
-        self.state().nodes.remove(node_id);
+    pub async fn clear_heartbeat(&self, node_id: &str, instance: &str) -> Result<(), BusError> {
+        let mut s = self.state();
+        if s.nodes.get(node_id).is_some_and(|(_, _, holder)| holder == instance) {
+            s.nodes.remove(node_id);
+        }
         Ok(())
     }
 
@@ -327,8 +345,8 @@ impl MemoryBus {
             .state()
             .nodes
             .iter()
-            .filter(|(_, (_, exp))| *exp > now)
-            .map(|(k, (i, _))| (k.clone(), i.clone()))
+            .filter(|(_, (_, exp, _))| *exp > now)
+            .map(|(k, (i, _, _))| (k.clone(), i.clone()))
             .collect();
         v.sort();
         Ok(v)
@@ -344,7 +362,7 @@ impl MemoryBus {
         let mut s = self.state();
         let now = Instant::now();
         let alive: BTreeSet<String> =
-            s.nodes.iter().filter(|(_, (_, exp))| *exp > now).map(|(k, _)| k.clone()).collect();
+            s.nodes.iter().filter(|(_, (_, exp, _))| *exp > now).map(|(k, _)| k.clone()).collect();
         let me = super::keys::node_of_consumer(consumer).to_string();
         let t = s.topic(topic);
         let mut out = Vec::new();

@@ -118,14 +118,28 @@ impl Bus {
         dispatch!(self, b => b.trim(topic).await)
     }
 
-    /// Write this node's liveness key with a time to live.
-    pub async fn heartbeat(&self, node_id: &str, ttl: Duration, info: &str) -> Result<(), BusError> {
-        dispatch!(self, b => b.heartbeat(node_id, ttl, info).await)
+    /// Write this node's liveness key with a time to live, if this process (`instance`) holds the node
+    /// id or nobody live does. Two processes can never share a node id: the second is told who holds it.
+    pub async fn heartbeat(&self, node_id: &str, instance: &str, ttl: Duration, info: &str) -> Result<Lease, BusError> {
+        dispatch!(self, b => b.heartbeat(node_id, instance, ttl, info, "").await)
+    }
+
+    /// [`Bus::heartbeat`], replacing the lease of `dead_instance` (a holder known to have died, e.g. its
+    /// process is gone from this host) without waiting for it to expire.
+    pub async fn take_over(
+        &self,
+        node_id: &str,
+        dead_instance: &str,
+        instance: &str,
+        ttl: Duration,
+        info: &str,
+    ) -> Result<Lease, BusError> {
+        dispatch!(self, b => b.heartbeat(node_id, instance, ttl, info, dead_instance).await)
     }
 
     /// Remove this node's liveness key (clean shutdown), so others need not wait for it to expire.
-    pub async fn clear_heartbeat(&self, node_id: &str) -> Result<(), BusError> {
-        dispatch!(self, b => b.clear_heartbeat(node_id).await)
+    pub async fn clear_heartbeat(&self, node_id: &str, instance: &str) -> Result<(), BusError> {
+        dispatch!(self, b => b.clear_heartbeat(node_id, instance).await)
     }
 
     /// Nodes whose liveness key exists, with the info they wrote.

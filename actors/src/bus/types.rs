@@ -46,6 +46,15 @@ pub enum Completed {
     NotOwner,
 }
 
+/// The outcome of writing a node's liveness key, which is also the lease on its node id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    /// This process holds the node id (the key was written).
+    Held,
+    /// Another live process holds it; `holder` is the info it wrote (pid, host, start time).
+    Taken { holder: String },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Published {
     /// Appended with this entry id.

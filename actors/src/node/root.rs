@@ -38,8 +38,33 @@ pub struct NodeContext {
     /// Follows the running MetaAgent across restarts.
     pub payments_client: crate::payments::meta_agent::PaymentsClient,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// This process's lease on the node id (a ULID made at start).
+    pub instance: String,
+    pub started_at: u64,
     /// Last successful heartbeat write (ms since the epoch; 0 = never).
     pub last_beat: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl NodeContext {
+    /// What the liveness key says about this process: who holds the node id, for `genesis health`
+    /// and for the message a second process with the same id gets.
+    pub fn node_info(&self) -> serde_json::Value {
+        serde_json::json!({
+            "instance": self.instance,
+            "pid": std::process::id(),
+            "host": hostname(),
+            "started_at": self.started_at,
+            "workers": self.roster.agents.iter().map(|a| (a.name.clone(), a.concurrency)).collect::<std::collections::BTreeMap<_, _>>(),
+        })
+    }
+}
+
+pub(crate) fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -215,13 +240,10 @@ async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> 
         RootChild::Heartbeat => Box::new(Heartbeat {
             bus: node.bus.clone(),
             node_id: s.node_id.clone(),
+            instance: node.instance.clone(),
             interval: s.liveness.heartbeat_interval,
             ttl: s.liveness.heartbeat_ttl,
-            info: serde_json::json!({
-                "pid": std::process::id(),
-                "started_at": crate::task::now_ms(),
-                "workers": node.roster.agents.iter().map(|a| (a.name.clone(), a.concurrency)).collect::<std::collections::BTreeMap<_, _>>(),
-            }),
+            info: node.node_info(),
             last_beat: node.last_beat.clone(),
         }),
         RootChild::Reclaimer => Box::new(Reclaimer {

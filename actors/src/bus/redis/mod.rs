@@ -256,19 +256,39 @@ impl RedisBus {
         Ok(n.max(0) as usize)
     }
 
-    pub async fn heartbeat(&self, node_id: &str, ttl: Duration, info: &str) -> Result<(), BusError> {
+    pub async fn heartbeat(
+        &self,
+        node_id: &str,
+        instance: &str,
+        ttl: Duration,
+        info: &str,
+        dead: &str,
+    ) -> Result<Lease, BusError> {
         let mut conn = self.conn();
-        let _: () =
-            redis::cmd("SET").arg(keys::node(node_id)).arg(info).arg("PX").arg(ttl_ms(ttl)).query_async(&mut conn).await?;
+        let holder: Option<String> = lease_scripts()
+            .0
+            .key(keys::node(node_id))
+            .arg(instance)
+            .arg(info)
+            .arg(ttl_ms(ttl))
+            .arg(dead)
+            .invoke_async(&mut conn)
+            .await?;
+        if let Some(holder) = holder {
+            return Ok(Lease::Taken { holder });
+        }
         // The index of nodes is one key of its own (no SCAN: on Redis Cluster a SCAN sees one shard).
         let expires = crate::task::now_ms().saturating_add(ttl_ms(ttl));
         let _: () = redis::cmd("ZADD").arg(keys::NODES).arg(expires).arg(node_id).query_async(&mut conn).await?;
-        Ok(())
+        Ok(Lease::Held)
     }
 
-    pub async fn clear_heartbeat(&self, node_id: &str) -> Result<(), BusError> {
+    pub async fn clear_heartbeat(&self, node_id: &str, instance: &str) -> Result<(), BusError> {
         let mut conn = self.conn();
-        let _: i64 = redis::cmd("DEL").arg(keys::node(node_id)).query_async(&mut conn).await?;
+        let removed: i64 = lease_scripts().1.key(keys::node(node_id)).arg(instance).invoke_async(&mut conn).await?;
+        if removed == 0 {
+            return Ok(());
+        }
         let _: i64 = redis::cmd("ZREM").arg(keys::NODES).arg(node_id).query_async(&mut conn).await?;
         Ok(())
     }
@@ -485,6 +505,14 @@ fn dead_letter(topic: &TopicName, id: String, f: Vec<(String, String)>) -> DeadL
 
 fn ttl_ms(ttl: Duration) -> u64 {
     (ttl.as_millis() as u64).max(1)
+}
+
+/// The node-id lease scripts (write, release).
+fn lease_scripts() -> &'static (redis::Script, redis::Script) {
+    static S: std::sync::OnceLock<(redis::Script, redis::Script)> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        (redis::Script::new(include_str!("lua/heartbeat.lua")), redis::Script::new(include_str!("lua/release.lua")))
+    })
 }
 
 /// `WAIT n timeout` on `conn`; an error when fewer replicas confirmed in time.

@@ -2,7 +2,7 @@
 //! this node's pending entries only once the key has expired.
 
 use super::Periodic;
-use crate::bus::{Bus, BusError};
+use crate::bus::{Bus, BusError, Lease};
 use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,6 +11,8 @@ use std::time::Duration;
 pub struct Heartbeat {
     pub bus: Bus,
     pub node_id: String,
+    /// This process's lease on `node_id` (see [`crate::bus::Lease`]).
+    pub instance: String,
     pub interval: Duration,
     pub ttl: Duration,
     /// Static facts about the node; each beat adds `beat_at` (ms since the epoch).
@@ -30,8 +32,16 @@ impl Periodic for Heartbeat {
         Box::pin(async move {
             let mut info = self.info.clone();
             info["beat_at"] = serde_json::json!(crate::task::now_ms());
-            self.bus.heartbeat(&self.node_id, self.ttl, &info.to_string()).await?;
-            self.last_beat.store(crate::task::now_ms(), Ordering::Relaxed);
+            match self.bus.heartbeat(&self.node_id, &self.instance, self.ttl, &info.to_string()).await? {
+                Lease::Held => self.last_beat.store(crate::task::now_ms(), Ordering::Relaxed),
+                // Our lease lapsed (e.g. this process was paused past the TTL) and another process
+                // started with the same id. Never overwrite it; readiness goes false (the beat ages).
+                Lease::Taken { holder } => tracing::error!(
+                    node = %self.node_id,
+                    %holder,
+                    "another live process now holds this node id; not renewing. Stop one of them or give each a distinct --node-id"
+                ),
+            }
             Ok(())
         })
     }
