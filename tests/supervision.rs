@@ -166,3 +166,35 @@ async fn a_draining_node_starts_nothing_new() {
         assert_eq!(r.status, TaskStatus::Queued, "nothing new starts while draining: {r:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_node_service_never_ends_the_node() {
+    use genesis_actors::node::root::RootChild;
+    let server = RedisServer::start();
+    let bus = redis_bus(&server).await;
+    let mut s = fast_settings("svc");
+    // No restart budget at all for the root: before services had their own, the first service crash
+    // ended the node.
+    s.supervision.root = Intensity { max_restarts: 0, within: Duration::from_secs(60) };
+    let rt = Runtime::start(bus.clone(), s, roster(vec![agent("genesis.email", 1, 3)]), ExecutorRegistry::builtin())
+        .await
+        .expect("runtime starts");
+    let mut events = rt.subscribe();
+    let h = rt.handle();
+    let mut seen = Vec::new();
+    for child in [RootChild::Trimmer, RootChild::Sampler, RootChild::Reclaimer, RootChild::RetryScheduler] {
+        let before = seen.len();
+        assert!(h.crash_root_child(child));
+        eventually(Duration::from_secs(10), "the service is restarted", || {
+            drain(&mut events, &mut seen);
+            let restarted = seen[before..].iter().any(|e| matches!(e, RuntimeEvent::ChildRestarted { supervisor, .. } if supervisor == "root"));
+            async move { restarted.then_some(()) }
+        })
+        .await;
+    }
+    assert!(!seen.iter().any(|e| matches!(e, RuntimeEvent::RootGaveUp { .. })), "{seen:?}");
+    // Still working: a retried task goes through the (restarted) retry scheduler.
+    let env = publish(&bus, "genesis.email", json!({"simulate": {"fail_attempts": 1}})).await;
+    assert_eq!(final_record(&bus, &env, Duration::from_secs(30)).await.status, TaskStatus::Succeeded);
+    rt.shutdown().await.expect("clean shutdown");
+}

@@ -89,6 +89,11 @@ impl RuntimeHandle {
         }
     }
 
+    /// Kill one of the root's children as if it crashed (chaos, tests).
+    pub fn crash_root_child(&self, child: crate::node::root::RootChild) -> bool {
+        self.root.cast(RootMsg::Crash(child)).is_ok()
+    }
+
     /// Whether the root supervisor's mailbox answers within `timeout` (the systemd watchdog's check).
     pub async fn root_alive(&self, timeout: std::time::Duration) -> bool {
         ractor::call_t!(self.root, RootMsg::Ping, timeout.as_millis() as u64).is_ok()

@@ -86,12 +86,28 @@ pub enum RootMsg {
     Ping(ractor::RpcReplyPort<()>),
     /// Begin a graceful shutdown: every agent stops fetching.
     Drain,
+    /// Kill one child as if it crashed (chaos harness, tests).
+    Crash(RootChild),
 }
 
 pub struct RootState {
     node: Arc<NodeContext>,
     children: HashMap<ActorId, RootChild>,
+    /// Restarts of agents and the MetaAgent: past the root's intensity the node gives up.
     history: RestartHistory,
+    /// Restarts of the node's services, per service: they back off but never end the node (a
+    /// sampler or trimmer that keeps failing is reported, not fatal; a heartbeat that keeps failing
+    /// shows on `/readyz`).
+    services: HashMap<RootChild, RestartHistory>,
+}
+
+impl RootChild {
+    fn is_service(self) -> bool {
+        matches!(
+            self,
+            RootChild::Sampler | RootChild::Heartbeat | RootChild::Reclaimer | RootChild::RetryScheduler | RootChild::Trimmer
+        )
+    }
 }
 
 struct ChildName<'a>(&'a NodeContext, RootChild);
@@ -114,7 +130,8 @@ impl Actor for Root {
     type Arguments = Arc<NodeContext>;
 
     async fn pre_start(&self, me: ActorRef<RootMsg>, node: Arc<NodeContext>) -> Result<RootState, ActorProcessingErr> {
-        let mut st = RootState { node, children: HashMap::new(), history: RestartHistory::default() };
+        let mut st =
+            RootState { node, children: HashMap::new(), history: RestartHistory::default(), services: HashMap::new() };
         start(&me, &mut st, RootChild::Heartbeat).await?;
         if st.node.payments.is_some() {
             start(&me, &mut st, RootChild::MetaAgent).await?;
@@ -133,6 +150,15 @@ impl Actor for Root {
             RootMsg::Restart(child) => start(&me, st, child).await,
             RootMsg::Ping(reply) => {
                 let _ = reply.send(());
+                Ok(())
+            }
+            RootMsg::Crash(child) => {
+                let ids: Vec<ActorId> = st.children.iter().filter(|(_, c)| **c == child).map(|(id, _)| *id).collect();
+                for cell in me.get_children() {
+                    if ids.contains(&cell.get_id()) {
+                        cell.kill();
+                    }
+                }
                 Ok(())
             }
             RootMsg::Drain => {
@@ -171,6 +197,26 @@ impl Actor for Root {
             at: Instant::now(),
         });
         let sup = &node.settings.supervision;
+        if child.is_service() {
+            let history = st.services.entry(child).or_default();
+            let after = match history.on_failure(Instant::now(), sup.root, &sup.restart_backoff, rand::random::<f64>()) {
+                RestartDecision::Restart { after, .. } => after,
+                RestartDecision::Escalate { restarts_in_window } => {
+                    tracing::error!(child = %name, restarts_in_window, "node service keeps failing; restarting it at the slowest pace (it never ends the node)");
+                    sup.restart_backoff.max
+                }
+            };
+            let restart = crate::metrics::RestartLabel { supervisor: "root".into(), child: name.clone() };
+            node.metrics.actor_restarts.get_or_create(&restart).inc();
+            node.events.emit(RuntimeEvent::ChildRestarted {
+                supervisor: "root".into(),
+                child: name,
+                restarts_in_window: history.recent() as u32,
+                after,
+            });
+            me.send_after(after, move || RootMsg::Restart(child));
+            return Ok(());
+        }
         match st.history.on_failure(Instant::now(), sup.root, &sup.restart_backoff, rand::random::<f64>()) {
             RestartDecision::Restart { after, restarts_in_window } => {
                 tracing::info!(child = %name, ?after, restarts_in_window, "root: restarting child");
