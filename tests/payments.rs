@@ -452,7 +452,8 @@ async fn fraud_alerts_reach_the_webhook_through_failures_and_never_block_decisio
 
     // A webhook that is down: the post is given up and counted; decisions go on meanwhile.
     let mut s = settings();
-    s.notify.alerts_webhook = Some(genesis_actors::secret::SecretText::new(format!("http://127.0.0.1:{}/down", free_port())));
+    s.notify.alerts_webhook =
+        Some(genesis_actors::secret::SecretText::new(format!("http://127.0.0.1:{}/down", free_port())));
     s.notify.attempts = 2;
     s.notify.backoff =
         genesis_actors::policy::backoff::Backoff::new(Duration::from_millis(10), Duration::from_millis(20), 2.0);

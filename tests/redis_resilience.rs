@@ -33,9 +33,14 @@ async fn open(opts: &RedisOptions) -> Result<Bus, BusError> {
 }
 
 async fn start(bus: &Bus) -> Runtime {
-    Runtime::start(bus.clone(), fast_settings("res-node"), roster(vec![agent(AGENT, 4, 2)]), ExecutorRegistry::builtin())
-        .await
-        .expect("runtime starts")
+    Runtime::start(
+        bus.clone(),
+        fast_settings("res-node"),
+        roster(vec![agent(AGENT, 4, 2)]),
+        ExecutorRegistry::builtin(),
+    )
+    .await
+    .expect("runtime starts")
 }
 
 /// Publish `n` tasks and wait until each has succeeded.
@@ -169,8 +174,7 @@ async fn out_of_memory_waits_then_resumes() {
     let refused = bus
         .publish(&genesis_actors::task::TaskEnvelope::new(support::topic(AGENT), "t", json!({})), support::TTL)
         .await
-        .err()
-        .expect("a publish at maxmemory fails");
+        .expect_err("a publish at maxmemory fails");
     assert_eq!(refused.class(), ErrorClass::Transient, "OOM is transient: {refused}");
     // The node's writes (heartbeat, outcomes) fail and are retried with backoff while memory is full;
     // then memory frees up and every task lands.
@@ -284,7 +288,8 @@ fn config_check_reads_the_tls_files() {
     let dir = tempfile::tempdir().expect("dir");
     let config = test_config(dir.path(), None);
     let mut text = std::fs::read_to_string(&config).expect("config");
-    text = text.replacen("[bus]\n", "[bus]\nredis_url = \"rediss://127.0.0.1:1/\"\ntls_ca_file = \"missing-ca.pem\"\n", 1);
+    text =
+        text.replacen("[bus]\n", "[bus]\nredis_url = \"rediss://127.0.0.1:1/\"\ntls_ca_file = \"missing-ca.pem\"\n", 1);
     std::fs::write(&config, &text).expect("write");
     let check = |config: &std::path::Path| {
         let out = Command::new(support::genesis_bin())

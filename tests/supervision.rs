@@ -5,6 +5,7 @@
 
 mod support;
 
+use genesis_actors::agent::supervisor::Child;
 use genesis_actors::bus::redis::RedisBus;
 use genesis_actors::bus::{Bus, TaskStatus};
 use genesis_actors::events::RuntimeEvent;
@@ -12,7 +13,6 @@ use genesis_actors::executor::ExecutorRegistry;
 use genesis_actors::policy::intensity::Intensity;
 use genesis_actors::runtime::Runtime;
 use genesis_actors::settings::RuntimeSettings;
-use genesis_actors::agent::supervisor::Child;
 use genesis_testkit::RedisServer;
 use serde_json::json;
 use std::time::Duration;
@@ -124,9 +124,14 @@ async fn the_root_gives_up_on_crashes_not_tied_to_an_entry() {
 async fn waiting_for_the_runtime_is_cancel_safe() {
     let server = RedisServer::start();
     let bus = redis_bus(&server).await;
-    let mut rt = Runtime::start(bus, fast_settings("cancel"), roster(vec![agent("genesis.seo", 1, 3)]), ExecutorRegistry::builtin())
-        .await
-        .expect("runtime starts");
+    let mut rt = Runtime::start(
+        bus,
+        fast_settings("cancel"),
+        roster(vec![agent("genesis.seo", 1, 3)]),
+        ExecutorRegistry::builtin(),
+    )
+    .await
+    .expect("runtime starts");
     // As `serve` does: poll `wait` inside a select that another branch wins.
     tokio::select! {
         _ = rt.wait() => panic!("the runtime ended by itself"),
@@ -187,7 +192,9 @@ async fn a_failing_node_service_never_ends_the_node() {
         assert!(h.crash_root_child(child));
         eventually(Duration::from_secs(10), "the service is restarted", || {
             drain(&mut events, &mut seen);
-            let restarted = seen[before..].iter().any(|e| matches!(e, RuntimeEvent::ChildRestarted { supervisor, .. } if supervisor == "root"));
+            let restarted = seen[before..]
+                .iter()
+                .any(|e| matches!(e, RuntimeEvent::ChildRestarted { supervisor, .. } if supervisor == "root"));
             async move { restarted.then_some(()) }
         })
         .await;
@@ -195,6 +202,55 @@ async fn a_failing_node_service_never_ends_the_node() {
     assert!(!seen.iter().any(|e| matches!(e, RuntimeEvent::RootGaveUp { .. })), "{seen:?}");
     // Still working: a retried task goes through the (restarted) retry scheduler.
     let env = publish(&bus, "genesis.email", json!({"simulate": {"fail_attempts": 1}})).await;
+    assert_eq!(final_record(&bus, &env, Duration::from_secs(30)).await.status, TaskStatus::Succeeded);
+    rt.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_fetcher_does_not_count_deliveries_of_running_entries() {
+    let server = RedisServer::start();
+    let bus = redis_bus(&server).await;
+    // Two slots: one runs the long task, the other leaves the restarted fetcher credit to read with.
+    let rt = Runtime::start(
+        bus.clone(),
+        fast_settings("fetch"),
+        roster(vec![agent("genesis.qa", 2, 3)]),
+        ExecutorRegistry::builtin(),
+    )
+    .await
+    .expect("runtime starts");
+    let mut events = rt.subscribe();
+    let env = publish(&bus, "genesis.qa", json!({"simulate": {"sleep_ms": 3000}})).await;
+    let id = env.task_id.to_string();
+    eventually(Duration::from_secs(10), "the task runs", || async {
+        bus.task(&env.topic, &id).await.ok().flatten().filter(|r| r.status == TaskStatus::Running)
+    })
+    .await;
+    let h = rt.handle();
+    let deliveries = || {
+        // XPENDING per entry: id, consumer, idle, deliveries (one per line)
+        let out = server.cli(&["XPENDING", "genesis:{genesis.qa}:stream", "genesis", "-", "+", "10"]);
+        out.lines().last().and_then(|l| l.trim().parse::<u32>().ok())
+    };
+    assert_eq!(deliveries(), Some(1));
+    let mut seen = Vec::new();
+    for n in 1..=3 {
+        assert!(h.crash("genesis.qa", Child::Fetcher));
+        eventually(Duration::from_secs(10), "the fetcher is restarted", || {
+            drain(&mut events, &mut seen);
+            let restarts = seen
+                .iter()
+                .filter(|e| matches!(e, RuntimeEvent::ChildRestarted { child, .. } if child == "fetcher"))
+                .count();
+            async move { (restarts >= n).then_some(()) }
+        })
+        .await;
+        // A quick task through the restarted fetcher: it has read (its pending list first, before the
+        // fix) by the time this one succeeds.
+        let quick = publish(&bus, "genesis.qa", json!({})).await;
+        assert_eq!(final_record(&bus, &quick, Duration::from_secs(10)).await.status, TaskStatus::Succeeded);
+    }
+    assert_eq!(deliveries(), Some(1), "a fetcher restart must not count as a delivery of a running entry");
     assert_eq!(final_record(&bus, &env, Duration::from_secs(30)).await.status, TaskStatus::Succeeded);
     rt.shutdown().await.expect("clean shutdown");
 }

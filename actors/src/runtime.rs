@@ -3,9 +3,9 @@
 use crate::bus::{Bus, Lease};
 use crate::events::{Events, RuntimeEvent};
 use crate::executor::ExecutorRegistry;
+use crate::node::root::{NodeContext, Root, RootMsg};
 use crate::roster::Roster;
 use crate::settings::RuntimeSettings;
-use crate::node::root::{NodeContext, Root, RootMsg};
 use dashmap::DashMap;
 use ractor::{Actor, ActorRef};
 use std::sync::{Arc, Mutex};

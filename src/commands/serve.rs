@@ -50,7 +50,7 @@ pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String
             max_payload_bytes: cfg.settings.bus.max_payload_bytes,
             result_ttl: cfg.settings.bus.result_ttl,
         };
-        let server = crate::http::serve(listener, api, async {
+        let server = crate::http::serve(listener, api, cfg.http_limits, async {
             let _ = http_stopped.await;
         });
         tokio::spawn(async move {
@@ -88,11 +88,16 @@ pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String
     if let Some(w) = watchdog {
         w.abort();
     }
+    // Stop HTTP and drain the tree together: a slow HTTP client must not delay the drain (HTTP gives
+    // requests in flight a few seconds, then closes them).
     let _ = stop_http.send(());
-    if let Some(h) = http {
-        let _ = h.await;
-    }
-    runtime.shutdown().await.map_err(|reason| anyhow!("the actor tree stopped: {reason}"))?;
+    let http_done = async {
+        if let Some(h) = http {
+            let _ = h.await;
+        }
+    };
+    let (_, drained) = tokio::join!(http_done, runtime.shutdown());
+    drained.map_err(|reason| anyhow!("the actor tree stopped: {reason}"))?;
     tracing::info!("stopped");
     Ok(())
 }

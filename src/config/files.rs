@@ -97,6 +97,9 @@ pub(crate) struct RetryFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct HttpFile {
     pub addr: Option<String>,
+    pub header_read_timeout: Option<String>,
+    pub request_timeout: Option<String>,
+    pub max_connections: Option<i64>,
 }
 
 /// `agents.toml`.

@@ -35,6 +35,8 @@ pub struct ServiceConfig {
     pub replication: genesis_actors::bus::redis::Replication,
     /// `http.addr`; `None` means no HTTP listener.
     pub http_addr: Option<SocketAddr>,
+    /// `http.header_read_timeout`, `http.request_timeout`, `http.max_connections`.
+    pub http_limits: crate::http::server::Limits,
     /// `[payments]`, tied to the roster.
     pub payments: genesis_actors::payments::PaymentsSettings,
     /// `[telemetry]`.
@@ -163,6 +165,7 @@ pub(crate) fn load_with_env(path: &Path, known_executors: &[&str], env: Env) -> 
         redis,
         replication: genesis.replication,
         http_addr: genesis.http_addr,
+        http_limits: genesis.http_limits,
         payments,
         telemetry: genesis.telemetry,
         source: path.to_path_buf(),

@@ -33,6 +33,7 @@ pub(crate) struct GenesisParts {
     pub redis_files: RedisFiles,
     pub replication: Replication,
     pub http_addr: Option<SocketAddr>,
+    pub http_limits: crate::http::server::Limits,
     pub payments: genesis_actors::payments::PaymentsSettings,
     pub telemetry: TelemetrySettings,
 }
@@ -284,7 +285,29 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
     let max_delay = duration(issues, "retry.max_delay", r.max_delay.as_deref(), d.retry_backoff.max, true);
     let retry_backoff = Backoff::new(d.retry_backoff.initial, max_delay, multiplier);
 
-    let http_addr = http_addr(issues, file.http.addr);
+    let http_addr = http_addr(issues, file.http.addr.clone());
+    let hd = crate::http::server::Limits::default();
+    let h = &file.http;
+    let http_limits = crate::http::server::Limits {
+        header_read_timeout: duration(
+            issues,
+            "http.header_read_timeout",
+            h.header_read_timeout.as_deref(),
+            hd.header_read_timeout,
+            true,
+        ),
+        request_timeout: duration(
+            issues,
+            "http.request_timeout",
+            h.request_timeout.as_deref(),
+            hd.request_timeout,
+            true,
+        ),
+        max_connections: int(issues, "http.max_connections", h.max_connections, hd.max_connections, 1..=100_000),
+        // A task of the largest accepted payload, plus room for the rest of the request.
+        max_body_bytes: bus.max_payload_bytes.saturating_add(64 << 10),
+        ..hd
+    };
     let payments = super::payments::payments(file.payments, issues);
     let t = file.telemetry;
     let otlp_protocol = match t.otlp_protocol.as_deref().map(str::trim) {
@@ -312,7 +335,7 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
         service_name: t.service_name.filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "genesis".into()),
     };
     let settings = RuntimeSettings { node_id, bus, supervision, liveness, retry_backoff, shutdown_grace };
-    GenesisParts { settings, roster, redis_url, redis_files, replication, http_addr, payments, telemetry }
+    GenesisParts { settings, roster, redis_url, redis_files, replication, http_addr, http_limits, payments, telemetry }
 }
 
 fn node_id(issues: &mut Issues, raw: Option<String>) -> String {

@@ -6,10 +6,10 @@
 //! fetcher restart, those are replayed before anything new. Undecodable entries are dead-lettered here.
 
 use super::{AgentContext, Job};
+use crate::agent::supervisor::Fetched;
 use crate::bus::retrying::until_ok;
 use crate::bus::{BusError, Completion, Delivery, Reader};
 use crate::policy::outcome::reason;
-use crate::agent::supervisor::Fetched;
 use crate::task::TaskEnvelope;
 use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef};
 use std::sync::Arc;
@@ -19,6 +19,8 @@ pub struct Fetcher;
 pub struct FetcherArgs {
     pub ctx: Arc<AgentContext>,
     pub supervisor: DerivedActorRef<Fetched>,
+    /// Read this consumer's own pending entries first (the agent's first fetcher: a node restart).
+    pub replay_pending: bool,
 }
 
 pub enum FetcherMsg {
@@ -59,7 +61,7 @@ impl Actor for Fetcher {
             supervisor: a.supervisor,
             reader: None,
             credits: 0,
-            cursor: Cursor::Pending("0".into()),
+            cursor: if a.replay_pending { Cursor::Pending("0".into()) } else { Cursor::New },
             polling: false,
             failures: 0,
         })

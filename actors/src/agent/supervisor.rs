@@ -55,6 +55,13 @@ pub enum AgentMsg {
     Drain,
     /// How many tasks are running.
     InFlight(ractor::RpcReplyPort<usize>),
+    /// Entries pending for this consumer that nothing here holds (an outcome lost in a failover, an
+    /// injected batch dropped while restarting): the reclaimer's orphan sweep finds them; they are
+    /// replayed to workers like a crashed worker's entry.
+    Orphans(Vec<String>),
+    /// How many more entries this agent can start now (free slots not yet covered), for the
+    /// reclaimer: entries taken from a dead node must not wait in a local queue.
+    Capacity(ractor::RpcReplyPort<usize>),
     /// Make a child fail as if it had crashed (the chaos harness's actor kills, and tests of
     /// escalation: a crash not tied to an entry counts against the restart intensity).
     Crash(Child),
@@ -95,7 +102,8 @@ impl TryFrom<AgentMsg> for WorkerDone {
 /// What a busy slot holds: enough to replay it (the entry is re-read from the bus) and to log it.
 struct Held {
     entry_id: String,
-    task_id: TaskId,
+    /// Unknown for an orphan until its worker re-reads it.
+    task_id: Option<TaskId>,
 }
 
 #[derive(Default)]
@@ -113,6 +121,12 @@ pub struct AgentState {
     /// Slots holding nothing (running worker or not): what the fetcher may fill.
     free: usize,
     queue: VecDeque<Job>,
+    /// Orphaned entries to replay (re-read and re-claimed by the worker that takes them).
+    replays: VecDeque<String>,
+    /// Whether a fetcher has started before: only the first replays this consumer's pending
+    /// entries (a restarted fetcher would re-read entries the workers hold and bump their delivery
+    /// counters; the orphan sweep covers anything else).
+    fetcher_started: bool,
     /// Entry ids held by a slot or waiting in the queue, to drop duplicates (a fetcher restart re-reads
     /// this consumer's pending entries, some of which are already held).
     known: HashSet<String>,
@@ -141,6 +155,8 @@ impl Actor for AgentSupervisor {
             idle: Vec::with_capacity(n),
             free: n,
             queue: VecDeque::new(),
+            replays: VecDeque::new(),
+            fetcher_started: false,
             known: HashSet::new(),
             children: HashMap::new(),
             history: RestartHistory::default(),
@@ -205,6 +221,19 @@ impl Actor for AgentSupervisor {
             AgentMsg::InFlight(reply) => {
                 let _ = reply.send(st.slots.len() - st.free);
             }
+            AgentMsg::Orphans(_) if st.draining => {}
+            AgentMsg::Orphans(ids) => {
+                for id in ids {
+                    if st.known.insert(id.clone()) {
+                        tracing::warn!(agent = %st.ctx.spec.name, entry = %id, "orphaned pending entry found; replaying it");
+                        st.replays.push_back(id);
+                    }
+                }
+            }
+            AgentMsg::Capacity(reply) => {
+                let taken = st.queue.len() + st.replays.len() + st.granted;
+                let _ = reply.send(if st.draining { 0 } else { st.free.saturating_sub(taken) });
+            }
             AgentMsg::Crash(Child::Fetcher) => {
                 if let Some(f) = &st.fetcher {
                     let _ = f.cast(FetcherMsg::Crash);
@@ -251,7 +280,11 @@ impl Actor for AgentSupervisor {
             }
         }
         let holding = match child {
-            Child::Worker(i) => st.slots.get(i).and_then(|s| s.held.as_ref()).map(|h| h.task_id.to_string()),
+            Child::Worker(i) => st
+                .slots
+                .get(i)
+                .and_then(|s| s.held.as_ref())
+                .map(|h| h.task_id.map(|t| t.to_string()).unwrap_or_else(|| h.entry_id.clone())),
             Child::Fetcher => None,
         };
         tracing::warn!(%agent, child = %child, reason = %why, task_id = holding.as_deref().unwrap_or("-"), "supervised child exited");
@@ -317,16 +350,22 @@ async fn start(me: &ActorRef<AgentMsg>, st: &mut AgentState, child: Child) -> Re
     let ctx = st.ctx.clone();
     match child {
         Child::Fetcher => {
-            let (f, _) =
-                Actor::spawn_linked(None, Fetcher, FetcherArgs { ctx, supervisor: me.get_derived() }, me.get_cell()).await?;
+            let replay_pending = !st.fetcher_started;
+            let args = FetcherArgs { ctx, supervisor: me.get_derived(), replay_pending };
+            let (f, _) = Actor::spawn_linked(None, Fetcher, args, me.get_cell()).await?;
+            st.fetcher_started = true;
             st.children.insert(f.get_id(), child);
             st.fetcher = Some(f);
             st.granted = 0;
         }
         Child::Worker(slot) => {
-            let (w, _) =
-                Actor::spawn_linked(None, Worker, WorkerArgs { ctx, slot, supervisor: me.get_derived() }, me.get_cell())
-                    .await?;
+            let (w, _) = Actor::spawn_linked(
+                None,
+                Worker,
+                WorkerArgs { ctx, slot, supervisor: me.get_derived() },
+                me.get_cell(),
+            )
+            .await?;
             st.children.insert(w.get_id(), child);
             if let Some(s) = st.slots.get_mut(slot) {
                 match &s.held {
@@ -343,8 +382,19 @@ async fn start(me: &ActorRef<AgentMsg>, st: &mut AgentState, child: Child) -> Re
     Ok(())
 }
 
-/// Give queued jobs to idle, running workers (none while draining).
+/// Give orphans to replay, then queued jobs, to idle, running workers (none while draining).
 fn dispatch(st: &mut AgentState) {
+    while !st.replays.is_empty() && !st.draining {
+        let Some(slot) = st.idle.pop() else { return };
+        let (Some(s), Some(entry_id)) = (st.slots.get_mut(slot), st.replays.pop_front()) else { return };
+        let Some(w) = &s.worker else {
+            st.replays.push_front(entry_id);
+            continue;
+        };
+        s.held = Some(Held { entry_id: entry_id.clone(), task_id: None });
+        st.free -= 1;
+        let _ = w.cast(WorkerMsg::Replay { entry_id, task_id: None });
+    }
     while !st.queue.is_empty() && !st.draining {
         let Some(slot) = st.idle.pop() else { break };
         let (Some(s), Some(job)) = (st.slots.get_mut(slot), st.queue.pop_front()) else { break };
@@ -353,7 +403,7 @@ fn dispatch(st: &mut AgentState) {
             st.queue.push_front(job);
             continue;
         };
-        s.held = Some(Held { entry_id: job.delivery.entry_id.clone(), task_id: job.envelope.task_id });
+        s.held = Some(Held { entry_id: job.delivery.entry_id.clone(), task_id: Some(job.envelope.task_id) });
         st.free -= 1;
         let _ = w.cast(WorkerMsg::Run(Box::new(job)));
     }
@@ -364,7 +414,7 @@ fn grant(st: &mut AgentState) {
     if st.draining {
         return;
     }
-    let want = st.free.saturating_sub(st.queue.len() + st.granted);
+    let want = st.free.saturating_sub(st.queue.len() + st.replays.len() + st.granted);
     if want > 0 {
         if let Some(f) = &st.fetcher {
             if f.cast(FetcherMsg::Credit(want)).is_ok() {

@@ -3,11 +3,11 @@
 //! supervisor restarts it and hands it the same entry again.
 
 use super::{AgentContext, Job};
+use crate::agent::supervisor::WorkerDone;
 use crate::bus::retrying::until_ok;
 use crate::bus::{Completed, Completion, Delivery};
 use crate::executor::{ExecError, TaskContext};
 use crate::policy::outcome::{decide, reason, AttemptResult, Verdict};
-use crate::agent::supervisor::WorkerDone;
 use crate::task::{TaskEnvelope, TaskId};
 use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef};
 use std::sync::Arc;
@@ -27,7 +27,8 @@ pub enum WorkerMsg {
     /// which bounds poison entries) and decode it afresh.
     Replay {
         entry_id: String,
-        task_id: TaskId,
+        /// `None` for an orphan found by the sweep (known once re-read).
+        task_id: Option<TaskId>,
     },
     /// Fail now (see `AgentMsg::Crash`). Only sent to an idle worker: a crash that holds no entry.
     Crash,
@@ -67,7 +68,12 @@ impl Actor for Worker {
     }
 }
 
-async fn replay(ctx: &AgentContext, slot: usize, entry_id: &str, task_id: TaskId) -> Result<(), ActorProcessingErr> {
+async fn replay(
+    ctx: &AgentContext,
+    slot: usize,
+    entry_id: &str,
+    task_id: Option<TaskId>,
+) -> Result<(), ActorProcessingErr> {
     let reconnect = ctx.settings.bus.reconnect;
     let topic = &ctx.spec.topic;
     let fresh = until_ok(&reconnect, "redeliver", || ctx.bus.redeliver(&ctx.consumer, topic, entry_id)).await?;
@@ -81,7 +87,7 @@ async fn replay(ctx: &AgentContext, slot: usize, entry_id: &str, task_id: TaskId
         deliveries: d.deliveries,
         at: std::time::Instant::now(),
     });
-    tracing::info!(agent = %ctx.spec.name, worker = slot, entry = %entry_id, %task_id, deliveries = d.deliveries, "replaying entry held by crashed worker");
+    tracing::info!(agent = %ctx.spec.name, worker = slot, entry = %entry_id, task_id = ?task_id, deliveries = d.deliveries, "replaying an entry (its worker crashed, or it was found orphaned)");
     match super::decode(ctx, &d) {
         Ok(env) => run(ctx, slot, d, env).await,
         Err(e) => {

@@ -434,6 +434,23 @@ impl MemoryBus {
         Ok(n)
     }
 
+    pub async fn stale_own(
+        &self,
+        consumer: &str,
+        topic: &TopicName,
+        min_idle: Duration,
+        limit: usize,
+    ) -> Result<Vec<String>, BusError> {
+        let mut s = self.state();
+        let t = s.topic(topic);
+        Ok(t.pending
+            .iter()
+            .filter(|(_, p)| p.consumer == consumer && p.delivered_at.elapsed() >= min_idle)
+            .take(limit)
+            .map(|(seq, _)| id_str(*seq))
+            .collect())
+    }
+
     pub async fn ping(&self) -> Result<(), BusError> {
         Ok(())
     }

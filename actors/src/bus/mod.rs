@@ -159,6 +159,18 @@ impl Bus {
         dispatch!(self, b => b.reclaim_dead(consumer, topic, min_idle, limit).await)
     }
 
+    /// Entry ids pending for `consumer` itself and idle for at least `min_idle` (the orphan sweep:
+    /// entries this node owns in Redis but none of its workers holds). Does not claim them.
+    pub async fn stale_own(
+        &self,
+        consumer: &str,
+        topic: &TopicName,
+        min_idle: Duration,
+        limit: usize,
+    ) -> Result<Vec<String>, BusError> {
+        dispatch!(self, b => b.stale_own(consumer, topic, min_idle, limit).await)
+    }
+
     pub async fn task(&self, topic: &TopicName, task_id: &str) -> Result<Option<TaskRecord>, BusError> {
         dispatch!(self, b => b.task(topic, task_id).await)
     }

@@ -6,12 +6,46 @@
 //! sentinels for the master again in the background and swaps in a manager to the new one. The failed
 //! call itself returns its error: callers already retry transient errors with backoff, and their next
 //! try goes to the new master.
+//!
+//! Errors alone are not enough: a killed master restarted on its old port accepts the reconnect and
+//! claims to be master until Sentinel demotes it (seconds later), so writes would succeed there and
+//! be thrown away. A watcher therefore asks the sentinels every second which master they name, and
+//! switches as soon as it differs from the one in use.
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::sentinel::SentinelClient;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// How often the sentinels are asked which master they name.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// Switch to the master the sentinels name now, if it is not the one in use.
+async fn refresh(shared: &Shared) {
+    let resolved = shared.sentinel.lock().await.async_get_client().await;
+    let client = match resolved {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(error = %e, "sentinels could not name a master yet");
+            return;
+        }
+    };
+    let addr = address_of(&client);
+    if shared.current.read().map(|g| g.0 == addr).unwrap_or(false) {
+        return;
+    }
+    match ConnectionManager::new_with_config(client, shared.config.clone()).await {
+        Ok(m) => {
+            tracing::warn!(master = %addr, "Redis Sentinel: following the failover to the new master");
+            if let Ok(mut g) = shared.current.write() {
+                *g = (addr, m);
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "the new master is not reachable yet"),
+    }
+}
 
 #[derive(Clone)]
 pub struct SentinelConn {
@@ -38,14 +72,27 @@ impl SentinelConn {
         let client = sentinel.lock().await.async_get_client().await?;
         let addr = address_of(&client);
         let manager = ConnectionManager::new_with_config(client, config.clone()).await?;
-        Ok(SentinelConn {
-            shared: Arc::new(Shared {
-                sentinel,
-                current: RwLock::new((addr, manager)),
-                config,
-                refreshing: AtomicBool::new(false),
-            }),
-        })
+        let shared = Arc::new(Shared {
+            sentinel,
+            current: RwLock::new((addr, manager)),
+            config,
+            refreshing: AtomicBool::new(false),
+        });
+        let watched = Arc::downgrade(&shared);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(WATCH_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                // Ends with the last clone of this connection.
+                let Some(shared) = watched.upgrade() else { break };
+                if !shared.refreshing.swap(true, Ordering::AcqRel) {
+                    refresh(&shared).await;
+                    shared.refreshing.store(false, Ordering::Release);
+                }
+            }
+        });
+        Ok(SentinelConn { shared })
     }
 
     /// The manager to the master as currently known.
@@ -67,25 +114,7 @@ impl SentinelConn {
         }
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            let resolved = shared.sentinel.lock().await.async_get_client().await;
-            match resolved {
-                Ok(client) => {
-                    let addr = address_of(&client);
-                    let same = shared.current.read().map(|g| g.0 == addr).unwrap_or(false);
-                    if !same {
-                        match ConnectionManager::new_with_config(client, shared.config.clone()).await {
-                            Ok(m) => {
-                                tracing::warn!(master = %addr, "Redis Sentinel: following the failover to the new master");
-                                if let Ok(mut g) = shared.current.write() {
-                                    *g = (addr, m);
-                                }
-                            }
-                            Err(e) => tracing::debug!(error = %e, "new master not reachable yet"),
-                        }
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "sentinels could not name a master yet"),
-            }
+            refresh(&shared).await;
             shared.refreshing.store(false, Ordering::Release);
         });
     }

@@ -2,19 +2,19 @@
 //! one-for-one. When its own restart intensity is exceeded it records why and fails, which ends the
 //! runtime; the binary then exits non-zero.
 
+use crate::agent::supervisor::{AgentMsg, AgentSupervisor};
 use crate::agent::AgentContext;
 use crate::bus::{keys, Bus};
 use crate::events::{Events, RuntimeEvent};
 use crate::executor::ExecutorRegistry;
-use crate::policy::intensity::{RestartDecision, RestartHistory};
-use crate::roster::Roster;
 use crate::node::services::heartbeat::Heartbeat;
 use crate::node::services::reclaimer::Reclaimer;
 use crate::node::services::retry_scheduler::RetryScheduler;
 use crate::node::services::trimmer::Trimmer;
 use crate::node::services::{Periodic, Ticker, TickerArgs};
+use crate::policy::intensity::{RestartDecision, RestartHistory};
+use crate::roster::Roster;
 use crate::settings::RuntimeSettings;
-use crate::agent::supervisor::{AgentMsg, AgentSupervisor};
 use dashmap::DashMap;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use std::collections::HashMap;
@@ -105,7 +105,11 @@ impl RootChild {
     fn is_service(self) -> bool {
         matches!(
             self,
-            RootChild::Sampler | RootChild::Heartbeat | RootChild::Reclaimer | RootChild::RetryScheduler | RootChild::Trimmer
+            RootChild::Sampler
+                | RootChild::Heartbeat
+                | RootChild::Reclaimer
+                | RootChild::RetryScheduler
+                | RootChild::Trimmer
         )
     }
 }
@@ -199,7 +203,8 @@ impl Actor for Root {
         let sup = &node.settings.supervision;
         if child.is_service() {
             let history = st.services.entry(child).or_default();
-            let after = match history.on_failure(Instant::now(), sup.root, &sup.restart_backoff, rand::random::<f64>()) {
+            let after = match history.on_failure(Instant::now(), sup.root, &sup.restart_backoff, rand::random::<f64>())
+            {
                 RestartDecision::Restart { after, .. } => after,
                 RestartDecision::Escalate { restarts_in_window } => {
                     tracing::error!(child = %name, restarts_in_window, "node service keeps failing; restarting it at the slowest pace (it never ends the node)");
@@ -299,6 +304,8 @@ async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> 
             interval: s.liveness.reclaim_interval,
             min_idle: s.liveness.heartbeat_interval,
             agents: node.agents.clone(),
+            // Three lease lifetimes: far past any hand-over between fetcher, supervisor and worker.
+            orphan_idle: s.liveness.heartbeat_ttl * 3,
         }),
         RootChild::RetryScheduler => {
             Box::new(RetryScheduler { bus: node.bus.clone(), topics, interval: s.bus.retry_poll })

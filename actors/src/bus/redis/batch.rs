@@ -6,9 +6,9 @@
 
 use super::scripts::Scripts;
 use crate::bus::{keys, BusError};
+use crate::connection::Conn;
 use crate::task::TopicName;
 use dashmap::DashMap;
-use crate::connection::Conn;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -78,12 +78,10 @@ async fn run(
         }
         // One connection for the write and its WAIT, so WAIT covers this write (see `Conn::pinned`).
         let mut conn = conn.pinned();
-        let mut outcome = inv.invoke_async::<Vec<i64>>(&mut conn).await.map_err(BusError::from);
+        let outcome = inv.invoke_async::<Vec<i64>>(&mut conn).await.map_err(BusError::from);
         if let Ok(written) = &outcome {
-            if written.iter().any(|w| *w == 1) {
-                if let Err(e) = super::wait_replicas(&mut conn, replication).await {
-                    outcome = Err(e);
-                }
+            if written.contains(&1) {
+                confirm(&mut conn, replication, &topic).await;
             }
         }
         match outcome {
@@ -104,6 +102,23 @@ async fn run(
                     let _ = item.reply.send(Err(share(&e)));
                 }
             }
+        }
+    }
+}
+
+/// Wait for the replicas to confirm written outcomes. The outcomes are already acknowledged on the
+/// master, so writing them again is not the answer (it would find them acked); `WAIT` is asked again
+/// a few times. If the replicas still have not confirmed, the outcome stands as written on the master:
+/// should a failover then lose it, the entry is pending again on the new master and the orphan sweep
+/// (see `node::services::reclaimer`) hands it to a worker again — at-least-once, never lost.
+async fn confirm(conn: &mut Conn, replication: super::Replication, topic: &TopicName) {
+    for attempt in 1..=5u32 {
+        match super::wait_replicas(conn, replication).await {
+            Ok(()) => return,
+            Err(e) if attempt == 5 => {
+                tracing::warn!(%topic, error = %e, "outcomes written on the master but not confirmed by its replicas; a failover now could replay those tasks");
+            }
+            Err(_) => {}
         }
     }
 }

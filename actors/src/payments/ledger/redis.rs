@@ -7,9 +7,9 @@ use super::keys::{self, Shard};
 use super::reply::{self, items, log_entries, num, pairs, record, scored, text};
 use super::scripts::{self, LedgerScripts};
 use super::*;
+use crate::connection::Conn;
 use crate::payments::policy::{self, Limits};
 use crate::payments::types::Decision;
-use crate::connection::Conn;
 use ::redis::Value;
 use std::sync::Arc;
 

@@ -4,6 +4,8 @@
 //! Errors are 4xx with a JSON body `{"error": "..."}` that names the problem; axum's own extractors
 //! answer malformed JSON with 400/415/422 and a message.
 
+pub mod server;
+
 use crate::submit::{self, SubmitError, SubmitRequest};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -98,17 +100,17 @@ pub fn router(api: Api) -> Router {
         .with_state(api)
 }
 
-/// Bind and serve until `shutdown` resolves.
 /// Serve on an already bound listener (binding happens before the runtime starts, so a taken
 /// `http.addr` stops the start instead of leaving a node without probes) until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     api: Api,
+    limits: server::Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, "HTTP listening (/healthz, /readyz, /metrics, /v1/tasks)");
-    axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await
+    server::serve(listener, server::limited(router(api), limits), limits, shutdown).await
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
