@@ -32,7 +32,7 @@
 
 mod common;
 
-use common::{thousands, RedisServer, Report};
+use common::{thousands, Report};
 use genesis_actors::payments::authority::Authority;
 use genesis_actors::payments::ledger::memory::MemoryLedger;
 use genesis_actors::payments::ledger::redis::RedisLedger;
@@ -603,7 +603,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let server = RedisServer::start();
+    let server = common::redis();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let url = server.url();
     let report = rt.block_on(async move {

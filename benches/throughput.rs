@@ -23,7 +23,7 @@
 
 mod common;
 
-use common::{thousands, RedisServer, Report};
+use common::{thousands, Report};
 use genesis_actors::bus::redis::RedisBus;
 use genesis_actors::bus::{keys, Bus, TaskStatus};
 use genesis_actors::events::RuntimeEvent;
@@ -733,7 +733,7 @@ fn main() {
             default_hook(info);
         }
     }));
-    let server = RedisServer::start();
+    let server = common::redis();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let url = server.url();
     let tracing_ratio = opts.tracing;

@@ -22,8 +22,15 @@ impl RedisCluster {
     /// Starts `masters` nodes (at least 3, as `redis-cli --cluster create` demands),
     /// creates the cluster and waits until every node sees all slots served.
     pub fn start(masters: usize) -> RedisCluster {
+        Self::start_with(masters, crate::Persistence::AofAlways)
+    }
+
+    /// [`RedisCluster::start`] with the given persistence on every node (benchmarks use `None`).
+    pub fn start_with(masters: usize, persistence: crate::Persistence) -> RedisCluster {
         assert!(masters >= 3, "Redis Cluster needs at least 3 masters, asked for {masters}");
-        let nodes: Vec<RedisServer> = (0..masters).map(|_| RedisServer::builder().cluster_node().start()).collect();
+        let nodes: Vec<RedisServer> = (0..masters)
+            .map(|_| RedisServer::builder().persistence(persistence).cluster_node().start())
+            .collect();
         let cluster = RedisCluster { nodes };
 
         let output = Command::new("redis-cli")
