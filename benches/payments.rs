@@ -37,11 +37,8 @@ use genesis_actors::payments::authority::Authority;
 use genesis_actors::payments::ledger::memory::MemoryLedger;
 use genesis_actors::payments::ledger::redis::RedisLedger;
 use genesis_actors::payments::ledger::Ledger;
-use genesis_actors::payments::notify::NotifySettings;
-use genesis_actors::payments::policy::{FraudRules, PaymentRules};
 use genesis_actors::payments::types::{Outcome, PaymentIntent};
-use genesis_actors::payments::vendor::Whitelist;
-use genesis_actors::payments::{Budgets, PaymentsSettings};
+use genesis_actors::payments::PaymentsSettings;
 use redis::aio::MultiplexedConnection;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -184,31 +181,7 @@ fn agent_name(i: usize) -> String {
 /// vendors whitelisted, budgets and velocity limits far above a run's totals. The other fraud rules
 /// keep their defaults (structuring band 800..1000 cents, anomaly factor 10 over ≥ 5 samples).
 fn settings(agents: usize) -> PaymentsSettings {
-    let high = 1u64 << 50;
-    PaymentsSettings {
-        rules: PaymentRules {
-            fraud: FraudRules {
-                velocity_max_count: 1_000_000_000,
-                velocity_max_sum_cents: high,
-                ..FraudRules::default()
-            },
-            known_agents: (0..agents).map(agent_name).collect::<BTreeSet<_>>(),
-            ..PaymentRules::default()
-        },
-        whitelist: Whitelist::new(&VENDORS.map(String::from)).expect("whitelist"),
-        budgets: Budgets {
-            agent_daily_cents: high,
-            business_total_cents: high,
-            tenant_daily_cents: high,
-            per_agent_daily: BTreeMap::new(),
-            per_business_total: BTreeMap::new(),
-            per_tenant_daily: BTreeMap::new(),
-        },
-        reservation_ttl: Duration::from_secs(3600),
-        retention: Duration::from_secs(86_400),
-        expiry_interval: Duration::from_secs(3600),
-        notify: NotifySettings::default(),
-    }
+    common::approving_settings((0..agents).map(agent_name).collect::<BTreeSet<_>>(), &VENDORS)
 }
 
 struct Spread {

@@ -27,11 +27,7 @@ use genesis_actors::executor::ExecutorRegistry;
 use genesis_actors::payments::authority::Authority;
 use genesis_actors::payments::ledger::redis::RedisLedger;
 use genesis_actors::payments::ledger::Ledger;
-use genesis_actors::payments::notify::NotifySettings;
-use genesis_actors::payments::policy::{FraudRules, PaymentRules};
 use genesis_actors::payments::types::{Outcome, PaymentIntent};
-use genesis_actors::payments::vendor::Whitelist;
-use genesis_actors::payments::{Budgets, PaymentsSettings};
 use genesis_actors::policy::backoff::Backoff;
 use genesis_actors::roster::{AgentSpec, Roster};
 use genesis_actors::runtime::Runtime;
@@ -39,7 +35,7 @@ use genesis_actors::settings::RuntimeSettings;
 use genesis_actors::task::{TaskEnvelope, TopicName};
 use genesis_testkit::{Persistence, RedisCluster};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -125,9 +121,14 @@ async fn noop(url: &str, o: &Opts) -> (f64, usize) {
         })
         .collect();
     let t0 = Instant::now();
-    let rt = Runtime::start(bus.clone(), RuntimeSettings::defaults("bench-shards"), Roster { agents }, ExecutorRegistry::builtin())
-        .await
-        .expect("runtime");
+    let rt = Runtime::start(
+        bus.clone(),
+        RuntimeSettings::defaults("bench-shards"),
+        Roster { agents },
+        ExecutorRegistry::builtin(),
+    )
+    .await
+    .expect("runtime");
     loop {
         let mut left = 0;
         for t in &ts {
@@ -143,7 +144,13 @@ async fn noop(url: &str, o: &Opts) -> (f64, usize) {
     let _ = rt.shutdown().await;
     let mut ok = 0;
     for e in envs.iter() {
-        if bus.task(&e.topic, &e.task_id.to_string()).await.ok().flatten().is_some_and(|r| r.status == TaskStatus::Succeeded) {
+        if bus
+            .task(&e.topic, &e.task_id.to_string())
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.status == TaskStatus::Succeeded)
+        {
             ok += 1;
         }
     }
@@ -152,28 +159,8 @@ async fn noop(url: &str, o: &Opts) -> (f64, usize) {
 
 async fn decisions(url: &str, o: &Opts) -> (f64, usize) {
     let ledger = RedisLedger::open(&connector(url)).await.expect("ledger");
-    // Every intent passes every check: budgets and velocity far above a run's totals.
-    let high = 1u64 << 50;
-    let settings = PaymentsSettings {
-        rules: PaymentRules {
-            fraud: FraudRules { velocity_max_count: 1_000_000_000, velocity_max_sum_cents: high, ..FraudRules::default() },
-            known_agents: (0..8).map(|i| format!("bench-agent-{i}")).collect::<BTreeSet<_>>(),
-            ..PaymentRules::default()
-        },
-        whitelist: Whitelist::new(&["openai.com".to_string()]).expect("whitelist"),
-        budgets: Budgets {
-            agent_daily_cents: high,
-            business_total_cents: high,
-            tenant_daily_cents: high,
-            per_agent_daily: BTreeMap::new(),
-            per_business_total: BTreeMap::new(),
-            per_tenant_daily: BTreeMap::new(),
-        },
-        reservation_ttl: Duration::from_secs(3600),
-        retention: Duration::from_secs(86_400),
-        expiry_interval: Duration::from_secs(3600),
-        notify: NotifySettings::default(),
-    };
+    let known = (0..8).map(|i| format!("bench-agent-{i}")).collect::<BTreeSet<_>>();
+    let settings = common::approving_settings(known, &["openai.com"]);
     let authority = Authority::new(settings, Ledger::Redis(ledger), None);
     let intents: Arc<Vec<PaymentIntent>> = Arc::new(
         (0..o.decisions)
@@ -225,7 +212,8 @@ async fn main() {
     };
     let mut rep = Report { rows: Vec::new() };
     let single = tokio::task::spawn_blocking(common::redis).await.expect("redis-server");
-    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start_with(3, Persistence::None)).await.expect("cluster");
+    let cluster =
+        tokio::task::spawn_blocking(|| RedisCluster::start_with(3, Persistence::None)).await.expect("cluster");
     for (name, url) in [("1 shard (standalone)", single.url()), ("3-shard cluster", cluster.url())] {
         let (rate, ok) = noop(&url, &o).await;
         rep.add(

@@ -478,3 +478,71 @@ async fn cluster_survives_flushall() {
     still_up(runtime, events).await;
     eprintln!("cluster flushall: {} tasks before, {} after, in {:?}", before.len(), after.len(), started.elapsed());
 }
+
+/// A short chaos run on a real 3-master cluster: two `genesis serve` processes share the work; one is
+/// SIGKILLed and restarted mid-run, and one cluster master is SIGKILLed and restarted (append-only file,
+/// fsync always). Every task ends succeeded, nothing stays pending, and both nodes stop cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_chaos_node_and_master_killed() {
+    use std::process::{Child, Command, Stdio};
+    let mut cluster = start_cluster().await;
+    let url = cluster.url();
+    let dir = tempfile::tempdir().expect("dir");
+    let config = support::write_test_config(dir.path(), &support::shipped_roster());
+    let spawn = |id: &str| -> Child {
+        let log = std::fs::File::create(dir.path().join(format!("{id}-{}.log", support::free_port()))).expect("log");
+        Command::new(support::genesis_bin())
+            .args(["serve", "--config"])
+            .arg(&config)
+            .args(["--node-id", id, "--redis-url", &url])
+            .env_remove("GENESIS_REDIS_URL")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn genesis serve")
+    };
+    let mut n1 = spawn("chaos-1");
+    let mut n2 = spawn("chaos-2");
+    let bus = open(&url, Replication::default(), Topology::Cluster).await;
+    eventually(WAIT, "both nodes are live", || async {
+        bus.live_nodes().await.ok().filter(|n| n.len() == 2).map(|_| ())
+    })
+    .await;
+    let topics = ["genesis.build", "genesis.deploy", "genesis.qa", "genesis.seo", "genesis.content", "genesis.email"];
+    let mut envs = Vec::new();
+    for i in 0..240usize {
+        // A mix: plain, fails once then succeeds, crashes its worker once then succeeds.
+        let simulate = match i % 3 {
+            0 => json!({"sleep_ms": 20}),
+            1 => json!({"sleep_ms": 20, "fail_attempts": 1}),
+            _ => json!({"sleep_ms": 20, "panic_deliveries": 1}),
+        };
+        envs.push(publish(&bus, topics[i % topics.len()], json!({"i": i, "simulate": simulate})).await);
+        if i == 80 {
+            let _ = n1.kill();
+            let _ = n1.wait();
+            n1 = spawn("chaos-1");
+        }
+        if i == 160 {
+            tokio::task::block_in_place(|| {
+                cluster.node(1).kill();
+                cluster.node(1).restart();
+                cluster.wait_ok(Duration::from_secs(30));
+            });
+        }
+    }
+    for env in &envs {
+        let r = final_record(&bus, env, Duration::from_secs(90)).await;
+        assert_eq!(r.status, TaskStatus::Succeeded, "{r:?}");
+        assert!(r.attempts <= 4, "attempts bounded: {r:?}");
+    }
+    for t in topics {
+        let s = bus.stats(&topic(t)).await.expect("stats");
+        assert_eq!((s.pending, s.lag, s.dlq), (0, 0, 0), "{t}: nothing pending, lagging or dead");
+    }
+    for (name, child) in [("chaos-1", &mut n1), ("chaos-2", &mut n2)] {
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).stdout(Stdio::null()).status();
+        let status = wait_blocking(WAIT, "the node exits after SIGTERM", || child.try_wait().ok().flatten());
+        assert!(status.success(), "{name} exits 0: {status}");
+    }
+}

@@ -66,6 +66,10 @@ async fn a_poison_storm_stays_with_its_entries() {
         let r = final_record(&bus, env, WAIT).await;
         assert_eq!(r.status, TaskStatus::Dead);
         assert_eq!(r.reason.as_deref(), Some("poison"), "{r:?}");
+        assert!(
+            r.error.as_deref().is_some_and(|e| e.contains("last crash") && e.contains("simulated panic")),
+            "the dead letter keeps the panic message: {r:?}"
+        );
         drain(&mut events, &mut seen);
     }
     drain(&mut events, &mut seen);

@@ -2,6 +2,45 @@
 //! a temporary directory, with persistence off (the benches measure the runtime and Redis's command work, not
 //! fsync). Never the shared Redis on 6379.
 
+use genesis_actors::payments::notify::NotifySettings;
+use genesis_actors::payments::policy::{FraudRules, PaymentRules};
+use genesis_actors::payments::vendor::Whitelist;
+use genesis_actors::payments::{Budgets, PaymentsSettings};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// Payment settings under which every well-formed intent of the `known_agents` to `vendors` is
+/// approved: budgets and velocity limits far above a run's totals; the other fraud rules keep their
+/// defaults (structuring band 800..1000 cents, anomaly factor 10 over ≥ 5 samples).
+#[allow(dead_code)] // each bench uses a different subset of this module
+pub fn approving_settings(known_agents: BTreeSet<String>, vendors: &[&str]) -> PaymentsSettings {
+    let high = 1u64 << 50;
+    PaymentsSettings {
+        rules: PaymentRules {
+            fraud: FraudRules {
+                velocity_max_count: 1_000_000_000,
+                velocity_max_sum_cents: high,
+                ..FraudRules::default()
+            },
+            known_agents,
+            ..PaymentRules::default()
+        },
+        whitelist: Whitelist::new(&vendors.iter().map(|v| v.to_string()).collect::<Vec<_>>()).expect("whitelist"),
+        budgets: Budgets {
+            agent_daily_cents: high,
+            business_total_cents: high,
+            tenant_daily_cents: high,
+            per_agent_daily: BTreeMap::new(),
+            per_business_total: BTreeMap::new(),
+            per_tenant_daily: BTreeMap::new(),
+        },
+        reservation_ttl: Duration::from_secs(3600),
+        retention: Duration::from_secs(86_400),
+        expiry_interval: Duration::from_secs(3600),
+        notify: NotifySettings::default(),
+    }
+}
+
 /// The bench's private Redis: the test kit's server (free port, own directory) with persistence off.
 pub fn redis() -> genesis_testkit::RedisServer {
     genesis_testkit::RedisServer::builder().persistence(genesis_testkit::Persistence::None).start()

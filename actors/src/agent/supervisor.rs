@@ -104,6 +104,8 @@ struct Held {
     entry_id: String,
     /// Unknown for an orphan until its worker re-reads it.
     task_id: Option<TaskId>,
+    /// Why the last worker that held it crashed (its panic message).
+    last_crash: Option<String>,
 }
 
 #[derive(Default)]
@@ -294,6 +296,11 @@ impl Actor for AgentSupervisor {
             reason: why.clone(),
             at: Instant::now(),
         });
+        if let Child::Worker(i) = child {
+            if let Some(h) = st.slots.get_mut(i).and_then(|s| s.held.as_mut()) {
+                h.last_crash = Some(crash_text(&why));
+            }
+        }
         if holding.is_some() {
             // A worker that crashed while running an entry: the crash is that entry's (its delivery
             // counter bounds it: past `bus.max_deliveries` it is dead-lettered as poison), so it is
@@ -371,7 +378,11 @@ async fn start(me: &ActorRef<AgentMsg>, st: &mut AgentState, child: Child) -> Re
                 match &s.held {
                     // The entry the crashed worker held goes to its successor at once.
                     Some(h) => {
-                        let _ = w.cast(WorkerMsg::Replay { entry_id: h.entry_id.clone(), task_id: h.task_id });
+                        let _ = w.cast(WorkerMsg::Replay {
+                            entry_id: h.entry_id.clone(),
+                            task_id: h.task_id,
+                            last_crash: h.last_crash.clone(),
+                        });
                     }
                     None => st.idle.push(slot),
                 }
@@ -391,9 +402,9 @@ fn dispatch(st: &mut AgentState) {
             st.replays.push_front(entry_id);
             continue;
         };
-        s.held = Some(Held { entry_id: entry_id.clone(), task_id: None });
+        s.held = Some(Held { entry_id: entry_id.clone(), task_id: None, last_crash: None });
         st.free -= 1;
-        let _ = w.cast(WorkerMsg::Replay { entry_id, task_id: None });
+        let _ = w.cast(WorkerMsg::Replay { entry_id, task_id: None, last_crash: None });
     }
     while !st.queue.is_empty() && !st.draining {
         let Some(slot) = st.idle.pop() else { break };
@@ -403,7 +414,11 @@ fn dispatch(st: &mut AgentState) {
             st.queue.push_front(job);
             continue;
         };
-        s.held = Some(Held { entry_id: job.delivery.entry_id.clone(), task_id: Some(job.envelope.task_id) });
+        s.held = Some(Held {
+            entry_id: job.delivery.entry_id.clone(),
+            task_id: Some(job.envelope.task_id),
+            last_crash: None,
+        });
         st.free -= 1;
         let _ = w.cast(WorkerMsg::Run(Box::new(job)));
     }
@@ -422,4 +437,14 @@ fn grant(st: &mut AgentState) {
             }
         }
     }
+}
+
+/// A crash reason short enough for a dead letter (a panic message can be long).
+fn crash_text(why: &str) -> String {
+    const MAX: usize = 500;
+    let mut t: String = why.chars().take(MAX).collect();
+    if why.chars().count() > MAX {
+        t.push('…');
+    }
+    t
 }

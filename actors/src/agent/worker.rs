@@ -29,6 +29,9 @@ pub enum WorkerMsg {
         entry_id: String,
         /// `None` for an orphan found by the sweep (known once re-read).
         task_id: Option<TaskId>,
+        /// Why the predecessor crashed (the panic message), kept for the dead letter if the entry
+        /// turns out to be poison.
+        last_crash: Option<String>,
     },
     /// Fail now (see `AgentMsg::Crash`). Only sent to an idle worker: a crash that holds no entry.
     Crash,
@@ -53,11 +56,11 @@ impl Actor for Worker {
             WorkerMsg::Run(job) => {
                 let Job { delivery, envelope } = *job;
                 let id = delivery.entry_id.clone();
-                run(&st.ctx, st.slot, delivery, envelope).await?;
+                run(&st.ctx, st.slot, delivery, envelope, None).await?;
                 id
             }
-            WorkerMsg::Replay { entry_id, task_id } => {
-                replay(&st.ctx, st.slot, &entry_id, task_id).await?;
+            WorkerMsg::Replay { entry_id, task_id, last_crash } => {
+                replay(&st.ctx, st.slot, &entry_id, task_id, last_crash).await?;
                 entry_id
             }
             WorkerMsg::Crash => return Err("crash requested (chaos)".into()),
@@ -73,6 +76,7 @@ async fn replay(
     slot: usize,
     entry_id: &str,
     task_id: Option<TaskId>,
+    last_crash: Option<String>,
 ) -> Result<(), ActorProcessingErr> {
     let reconnect = ctx.settings.bus.reconnect;
     let topic = &ctx.spec.topic;
@@ -89,7 +93,7 @@ async fn replay(
     });
     tracing::info!(agent = %ctx.spec.name, worker = slot, entry = %entry_id, task_id = ?task_id, deliveries = d.deliveries, "replaying an entry (its worker crashed, or it was found orphaned)");
     match super::decode(ctx, &d) {
-        Ok(env) => run(ctx, slot, d, env).await,
+        Ok(env) => run(ctx, slot, d, env, last_crash).await,
         Err(e) => {
             let dead = Completion::Dead { task: None, reason: reason::DECODE.into(), error: e.to_string() };
             let ttl = ctx.settings.bus.result_ttl;
@@ -100,7 +104,13 @@ async fn replay(
 }
 
 /// Run one delivery inside its CONSUMER `process` span, continuing the publisher's trace.
-async fn run(ctx: &AgentContext, slot: usize, delivery: Delivery, env: TaskEnvelope) -> Result<(), ActorProcessingErr> {
+async fn run(
+    ctx: &AgentContext,
+    slot: usize,
+    delivery: Delivery,
+    env: TaskEnvelope,
+    last_crash: Option<String>,
+) -> Result<(), ActorProcessingErr> {
     let span = tracing::info_span!(
         "process",
         otel.name = format!("{} process", delivery.topic),
@@ -119,7 +129,7 @@ async fn run(ctx: &AgentContext, slot: usize, delivery: Delivery, env: TaskEnvel
         genesis.tenant = %env.tenant_id,
     );
     crate::trace::continue_from(&span, env.traceparent.as_deref());
-    run_in_span(ctx, slot, delivery, env).instrument(span).await
+    run_in_span(ctx, slot, delivery, env, last_crash).instrument(span).await
 }
 
 async fn run_in_span(
@@ -127,6 +137,7 @@ async fn run_in_span(
     slot: usize,
     delivery: Delivery,
     env: TaskEnvelope,
+    last_crash: Option<String>,
 ) -> Result<(), ActorProcessingErr> {
     let reconnect = ctx.settings.bus.reconnect;
     let ttl = ctx.settings.bus.result_ttl;
@@ -144,8 +155,9 @@ async fn run_in_span(
         Completion::Dead {
             reason: reason::POISON.into(),
             error: format!(
-                "delivered {} times without an outcome (its worker crashed each time); limit bus.max_deliveries = {max}",
-                delivery.deliveries
+                "delivered {} times without an outcome (its worker crashed each time); limit bus.max_deliveries = {max}{}",
+                delivery.deliveries,
+                last_crash.map(|c| format!("; last crash: {c}")).unwrap_or_default()
             ),
             task: Some(env),
         }
