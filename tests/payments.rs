@@ -12,7 +12,7 @@ use genesis_actors::payments::ledger::memory::MemoryLedger;
 use genesis_actors::payments::ledger::redis::RedisLedger;
 use genesis_actors::payments::ledger::{Ledger, Settle, Settled};
 use genesis_actors::payments::notify::{Notifier, NotifySettings};
-use genesis_actors::payments::policy::{FraudRules, PaymentRules};
+use genesis_actors::payments::policy::{utc_day, FraudRules, PaymentRules};
 use genesis_actors::payments::types::{Outcome, PaymentIntent};
 use genesis_actors::payments::vendor::Whitelist;
 use genesis_actors::payments::{Budgets, PaymentsSettings};
@@ -27,8 +27,19 @@ use support::*;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn settings() -> PaymentsSettings {
-    let agents =
-        ["a-basic", "a-dup", "a-struct", "a-vel", "a-anom", "a-budget", "a-review", "a-many", "genesis.commerce"];
+    let agents = [
+        "a-basic",
+        "a-dup",
+        "a-struct",
+        "a-vel",
+        "a-anom",
+        "a-budget",
+        "a-review",
+        "a-many",
+        "a-late",
+        "a-late2",
+        "genesis.commerce",
+    ];
     PaymentsSettings {
         rules: PaymentRules {
             hard_cap_cents: 100_000,
@@ -48,7 +59,11 @@ fn settings() -> PaymentsSettings {
             agent_daily_cents: 50_000,
             business_total_cents: 1_000_000,
             tenant_daily_cents: 1_000_000,
-            per_agent_daily: BTreeMap::from([("a-budget".to_string(), 5000)]),
+            per_agent_daily: BTreeMap::from([
+                ("a-budget".to_string(), 5000),
+                ("a-late".to_string(), 30_000),
+                ("a-late2".to_string(), 30_000),
+            ]),
             per_business_total: BTreeMap::new(),
             per_tenant_daily: BTreeMap::new(),
         },
@@ -77,7 +92,7 @@ fn of(tenant: &str, business: &str, i: PaymentIntent) -> PaymentIntent {
 }
 
 fn today() -> String {
-    genesis_actors::payments::policy::utc_day(genesis_actors::task::now_ms())
+    utc_day(genesis_actors::task::now_ms())
 }
 
 async fn redis_ledger(server: &RedisServer) -> Ledger {
@@ -162,6 +177,60 @@ async fn run_table(ledger: Ledger) {
     }
     assert_eq!(ledger.usage_agent("tenant-1", "a-review", &day).await.expect("usage").reserved, 25_000);
     assert!(a.reviews().await.expect("reviews").is_empty());
+    review_on_a_later_day(&ledger).await;
+}
+
+/// Noon UTC on 2024-02-28 and on the next day.
+const DAY_1_NOON: u64 = 1_709_121_600_000;
+const DAY_2_NOON: u64 = DAY_1_NOON + 86_400_000;
+
+/// Money 5: approving a held intent re-checks and charges the budgets of the day of the approval,
+/// not those of the day it was held (two agents with 30,000 cents a day; reviews above 20,000).
+async fn review_on_a_later_day(ledger: &Ledger) {
+    let now = Arc::new(std::sync::atomic::AtomicU64::new(DAY_1_NOON));
+    let clock = now.clone();
+    let a = Authority::new(settings(), ledger.clone(), None).with_clock(Arc::new(move || clock.load(Ordering::SeqCst)));
+    let decide = |x: PaymentIntent| {
+        let a = a.clone();
+        async move { a.approve(&x).await.expect("decision").outcome }
+    };
+    // Day 1: a-late is held for 25,000 and then spends 20,000 of that day; a-late2 is held for 25,000.
+    assert_eq!(decide(intent("a-late", "openai.com", 25_000, "m-late-1")).await, Outcome::NeedsReview);
+    assert_eq!(decide(intent("a-late", "openai.com", 20_000, "m-late-2")).await, Outcome::Approved);
+    assert_eq!(decide(intent("a-late2", "openai.com", 25_000, "m-late-3")).await, Outcome::NeedsReview);
+    // Day 2: a-late2 spends 10,000 of the new day; then both held intents are reviewed.
+    now.store(DAY_2_NOON, Ordering::SeqCst);
+    assert_eq!(decide(intent("a-late2", "openai.com", 10_000, "m-late-4")).await, Outcome::Approved);
+    let reviewed = |id: &'static str| {
+        let a = a.clone();
+        async move {
+            match a.review(id, true).await.expect("review") {
+                Settled::Done(m) => (m.decision.outcome, m.decision.code),
+                other => panic!("{id}: {other:?}"),
+            }
+        }
+    };
+    // Day 1's budget is spent (20,000 + 25,000 > 30,000), today's is free: approved, charged today.
+    assert_eq!(reviewed("m-late-1").await, (Outcome::Approved, "approved".to_string()));
+    // Day 1's budget is free, today's is not (10,000 + 25,000 > 30,000): over budget.
+    assert_eq!(reviewed("m-late-3").await, (Outcome::Denied, "review_over_budget".to_string()));
+    let (d1, d2) = (utc_day(DAY_1_NOON), utc_day(DAY_2_NOON));
+    let used = |agent: &'static str, day: String| {
+        let l = ledger.clone();
+        async move {
+            let u = l.usage_agent("tenant-1", agent, &day).await.expect("usage");
+            (u.reserved, u.captured)
+        }
+    };
+    assert_eq!(used("a-late", d1.clone()).await, (20_000, 0), "the held day is not charged");
+    assert_eq!(used("a-late", d2.clone()).await, (25_000, 0), "the approval's day is");
+    assert_eq!(used("a-late2", d2.clone()).await, (10_000, 0));
+    // The reservation belongs to the approval's day: capturing it moves that day's money.
+    assert!(matches!(a.settle("m-late-1", Settle::Captured).await.expect("capture"), Settled::Done(_)));
+    assert_eq!(used("a-late", d2.clone()).await, (0, 25_000));
+    assert_eq!(used("a-late", d1).await, (20_000, 0));
+    let tenant_d2 = ledger.usage_tenant("tenant-1", &d2).await.expect("usage");
+    assert_eq!((tenant_d2.reserved, tenant_d2.captured), (10_000, 25_000));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -452,7 +521,8 @@ async fn fraud_alerts_reach_the_webhook_through_failures_and_never_block_decisio
 
     // A webhook that is down: the post is given up and counted; decisions go on meanwhile.
     let mut s = settings();
-    s.notify.alerts_webhook = Some(genesis_actors::secret::SecretText::new(format!("http://127.0.0.1:{}/down", free_port())));
+    s.notify.alerts_webhook =
+        Some(genesis_actors::secret::SecretText::new(format!("http://127.0.0.1:{}/down", free_port())));
     s.notify.attempts = 2;
     s.notify.backoff =
         genesis_actors::policy::backoff::Backoff::new(Duration::from_millis(10), Duration::from_millis(20), 2.0);

@@ -11,11 +11,16 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Where the authority reads the time (ms since the Unix epoch). Days, windows and deadlines all come
+/// from it, so tests can decide on one UTC day and review on the next.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Authority {
     settings: Arc<PaymentsSettings>,
     ledger: Ledger,
     notifier: Option<Notifier>,
+    clock: Clock,
 }
 
 /// Spend summary of one business.
@@ -93,7 +98,16 @@ impl BudgetLine {
 
 impl Authority {
     pub fn new(settings: PaymentsSettings, ledger: Ledger, notifier: Option<Notifier>) -> Self {
-        Authority { settings: Arc::new(settings), ledger, notifier }
+        Authority { settings: Arc::new(settings), ledger, notifier, clock: Arc::new(now_ms) }
+    }
+
+    /// The same authority reading the time from `clock` instead of the system clock.
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Authority { clock, ..self }
+    }
+
+    fn now(&self) -> u64 {
+        (self.clock)()
     }
 
     pub fn settings(&self) -> &PaymentsSettings {
@@ -110,7 +124,7 @@ impl Authority {
 
     /// Decide one intent. Every check runs for every amount; see `policy::evaluate` for the order.
     pub async fn approve(&self, raw: &PaymentIntent) -> Result<Decision, LedgerError> {
-        let now = now_ms();
+        let now = self.now();
         let s = &self.settings;
         let valid = match policy::validate(raw, &s.rules, &s.whitelist) {
             Ok(v) => v,
@@ -192,12 +206,12 @@ impl Authority {
     }
 
     pub async fn settle(&self, mandate: &str, to: Settle) -> Result<Settled, LedgerError> {
-        self.ledger.settle(mandate, to, now_ms(), self.settings.retention.as_millis() as u64).await
+        self.ledger.settle(mandate, to, self.now(), self.settings.retention.as_millis() as u64).await
     }
 
     /// Release every reservation past its deadline; returns how many were released.
     pub async fn expire_due(&self) -> Result<usize, LedgerError> {
-        let now = now_ms();
+        let now = self.now();
         let mut n = 0;
         for id in self.ledger.due_reservations(now, 500).await? {
             if matches!(
@@ -211,6 +225,8 @@ impl Authority {
         Ok(n)
     }
 
+    /// Decide a held intent. An approval re-checks the budgets of today (the day of the approval) and
+    /// reserves against them; see [`Ledger::review`].
     pub async fn review(&self, mandate: &str, approve: bool) -> Result<Settled, LedgerError> {
         let Some(m) = self.ledger.mandate(mandate).await? else { return Ok(Settled::Missing) };
         let d = &m.decision;
@@ -221,7 +237,7 @@ impl Authority {
                 mandate,
                 approve,
                 limits,
-                now_ms(),
+                self.now(),
                 s.reservation_ttl.as_millis() as u64,
                 s.retention.as_millis() as u64,
             )
@@ -267,7 +283,7 @@ impl Authority {
     /// tenant's businesses', the tenant's (today). `tenants` empty: every tenant the ledger knows, or
     /// [`DEFAULT_TENANT`] when it knows none (so a fresh ledger still shows the agents' limits).
     pub async fn budgets_report(&self, agents: &[String], tenants: &[String]) -> Result<Vec<BudgetLine>, LedgerError> {
-        let day = policy::utc_day(now_ms());
+        let day = policy::utc_day(self.now());
         let b = self.budgets();
         let mut known = self.ledger.known_parties().await?;
         let tenants: Vec<String> = match (tenants.is_empty(), known.is_empty()) {

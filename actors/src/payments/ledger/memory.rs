@@ -240,10 +240,12 @@ impl MemoryLedger {
         if m.record.status != "needs_review" {
             return Ok(Settled::Refused(m.record.clone()));
         }
-        let keys = s.usage_keys(m);
+        // An approval reserves against the budgets of the day it is given (semantics.md, Money 5), not
+        // of the day the intent was held: a review on a later day must not spend a closed day's budget.
+        let today = policy::utc_day(now_ms);
         let d = &m.record.decision;
+        let keys = Shard::of(&d.tenant_id).budgets(&d.agent_id, &d.business_id, &today);
         let amount = d.amount_cents;
-        let day = m.day.clone();
         let business = d.business_id.clone();
         // The same words as the Redis ledger's REVIEW script.
         let whose = [
@@ -282,7 +284,7 @@ impl MemoryLedger {
             }
         }
         s.reviews.retain(|(_, m)| m != id);
-        let record = match s.mandates.get_mut(id) {
+        let (record, day) = match s.mandates.get_mut(id) {
             Some(m) => {
                 m.record.decision.outcome = outcome;
                 m.record.decision.code = code.to_string();
@@ -290,8 +292,9 @@ impl MemoryLedger {
                 m.record.status = outcome_str(outcome).to_string();
                 if outcome == Outcome::Approved {
                     m.deadline = now_ms + reservation_ttl_ms;
+                    m.day = today;
                 }
-                m.record.clone()
+                (m.record.clone(), m.day.clone())
             }
             None => return Ok(Settled::Missing),
         };
@@ -339,7 +342,9 @@ impl MemoryLedger {
 
     pub async fn log(&self, tenant: Option<&str>, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
         let s = self.lock();
-        let wanted = |e: &&LogEntry| e.day == day && tenant.is_none_or(|t| e.tenant_id == t);
+        // By the time of the entry, as the Redis ledger reads its log stream by id (a settlement or a
+        // review on a later day is in that later day's log).
+        let wanted = |e: &&LogEntry| policy::utc_day(e.at_ms) == day && tenant.is_none_or(|t| e.tenant_id == t);
         Ok(s.log.iter().filter(wanted).take(limit).cloned().collect())
     }
 }

@@ -161,7 +161,9 @@ impl Ledger {
     pub async fn settle(&self, id: &str, to: Settle, now_ms: u64, retention_ms: u64) -> Result<Settled, LedgerError> {
         dispatch!(self, l => l.settle(id, to, now_ms, retention_ms).await)
     }
-    /// Decide a held review; the budget is checked again now.
+    /// Decide a held review. An approval checks and reserves against the budgets of the UTC day of
+    /// `now_ms` (the review's day, not the day the intent was held); the reservation then belongs to
+    /// that day, and its mandate is kept for `retention_ms` from now.
     pub async fn review(
         &self,
         id: &str,

@@ -7,9 +7,9 @@ use super::keys::{self, Shard};
 use super::reply::{self, items, log_entries, num, pairs, record, scored, text};
 use super::scripts::{self, LedgerScripts};
 use super::*;
+use crate::connection::Conn;
 use crate::payments::policy::{self, Limits};
 use crate::payments::types::Decision;
-use crate::connection::Conn;
 use ::redis::Value;
 use std::sync::Arc;
 
@@ -219,9 +219,11 @@ impl RedisLedger {
         reservation_ttl_ms: u64,
         retention_ms: u64,
     ) -> Result<Settled, LedgerError> {
-        let Some((shard, m, day)) = self.stored(id).await? else { return Ok(Settled::Missing) };
+        let Some((shard, m, _held_on)) = self.stored(id).await? else { return Ok(Settled::Missing) };
+        // The budgets of the day of the review, not of the day the intent was held (Money 5).
+        let today = policy::utc_day(now_ms);
         let mut inv = self.scripts.review.prepare_invoke();
-        for k in scripts::review_keys(&shard, id, &m.decision, &day) {
+        for k in scripts::review_keys(&shard, id, &m.decision, &today) {
             inv.key(k);
         }
         inv.arg(now_ms)
@@ -230,9 +232,20 @@ impl RedisLedger {
             .arg(limits.business_total_cents)
             .arg(limits.tenant_daily_cents)
             .arg(reservation_ttl_ms)
-            .arg(retention_ms);
+            .arg(retention_ms)
+            .arg(&today);
         let reply = items(inv.invoke_async(&mut self.conn.clone()).await?);
         let after = self.record_in(&shard, id).await?.unwrap_or(m);
+        let ok = reply.first().map(text).as_deref() == Some("ok");
+        if ok && after.status == "approved" {
+            // The script kept the mandate for the retention from now; its tenant entry (which finds
+            // it) must live as long, or the reservation could not be settled.
+            let _: i64 = ::redis::cmd("PEXPIRE")
+                .arg(keys::mandate_tenant(id))
+                .arg(retention_ms.max(1))
+                .query_async(&mut self.conn.clone())
+                .await?;
+        }
         Ok(match reply.first().map(text).as_deref() {
             Some("ok") => Settled::Done(after),
             Some("bad") => Settled::Refused(after),

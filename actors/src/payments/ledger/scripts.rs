@@ -40,7 +40,8 @@ pub fn settle_keys(shard: &Shard, id: &str, d: &Decision, day: &str) -> [String;
     [shard.mandate(id), ua, ub, ut, shard.reservations(), shard.log(), shard.business_stats(&d.business_id)]
 }
 
-/// The KEYS of [`REVIEW`] for mandate `id` stored in `shard` with decision `d` of UTC day `day`.
+/// The KEYS of [`REVIEW`] for mandate `id` stored in `shard` with decision `d`; `day` is the UTC day
+/// of the review, whose budgets an approval is checked against and charged to.
 pub fn review_keys(shard: &Shard, id: &str, d: &Decision, day: &str) -> [String; 8] {
     let [ua, ub, ut] = shard.budgets(&d.agent_id, &d.business_id, day);
     let (ex, rv, log, sb) = (shard.reservations(), shard.reviews(), shard.log(), shard.business_stats(&d.business_id));
@@ -212,12 +213,14 @@ return {'ok', to}
 "#;
 
 /// Decide a held review. KEYS ([`review_keys`]): mandate, used agent/day, used business, used tenant/day, reservations,
-/// reviews, log, business stats. ARGV: now, approve (1|0), limit_agent, limit_business, limit_tenant,
-/// reservation_ttl, retention. Returns {'ok', outcome, code, reason} | {'bad', status} | {'missing'}.
+/// reviews, log, business stats (the budgets of the review's day). ARGV: now, approve (1|0), limit_agent,
+/// limit_business, limit_tenant, reservation_ttl, retention, day (of the review; an approval moves the
+/// mandate's budgets to it). Returns {'ok', outcome, code, reason} | {'bad', status} | {'missing'}.
 const REVIEW: &str = r#"
 local M, UA, UB, UT, EX, RV, LOG, SB = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local now, approve = tonumber(ARGV[1]), ARGV[2] == '1'
 local lim_a, lim_b, lim_t, ttl, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local today = ARGV[8]
 local st = redis.call('HGET', M, 'status')
 if not st then return {'missing'} end
 if st ~= 'needs_review' then return {'bad', st} end
@@ -239,20 +242,25 @@ if approve then
     outcome, code, why = 'approved', 'approved', 'approved by a reviewer; reserved'
   end
 end
+local day = f[7]
 if outcome == 'approved' then
   for _, k in ipairs({UA, UB, UT}) do redis.call('HINCRBY', k, 'reserved', amount) end
   redis.call('PEXPIRE', UA, 3 * 86400000)
   redis.call('PEXPIRE', UT, 3 * 86400000)
   redis.call('ZADD', EX, now + ttl, f[4])
   redis.call('HINCRBY', SB, 'reserved', amount)
+  -- the reservation is today's: settling it must return it to today's budgets; and the mandate
+  -- must outlive its reservation, so it is kept for the retention from now
+  day = today
+  redis.call('PEXPIRE', M, retention)
 end
 redis.call('HINCRBY', SB, 'needs_review', -1)
 redis.call('HINCRBY', SB, outcome, 1)
 if outcome == 'denied' then redis.call('HINCRBY', SB, 'd:' .. code, 1) end
 redis.call('ZREM', RV, f[4])
-redis.call('HSET', M, 'outcome', outcome, 'code', code, 'reason', why, 'status', outcome, 'reviewed_at_ms', now)
+redis.call('HSET', M, 'outcome', outcome, 'code', code, 'reason', why, 'status', outcome, 'reviewed_at_ms', now, 'day', day)
 redis.call('XADD', LOG, 'MINID', '~', now - retention, '*', 'event', 'reviewed', 'mandate_id', f[4], 'agent_id', f[3],
-  'vendor', f[2], 'amount_cents', amount, 'business_id', f[5], 'tenant_id', f[6], 'outcome', outcome, 'code', code, 'day', f[7])
+  'vendor', f[2], 'amount_cents', amount, 'business_id', f[5], 'tenant_id', f[6], 'outcome', outcome, 'code', code, 'day', day)
 return {'ok', outcome, code, why}
 "#;
 
