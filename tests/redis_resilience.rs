@@ -33,9 +33,14 @@ async fn open(opts: &RedisOptions) -> Result<Bus, BusError> {
 }
 
 async fn start(bus: &Bus) -> Runtime {
-    Runtime::start(bus.clone(), fast_settings("res-node"), roster(vec![agent(AGENT, 4, 2)]), ExecutorRegistry::builtin())
-        .await
-        .expect("runtime starts")
+    Runtime::start(
+        bus.clone(),
+        fast_settings("res-node"),
+        roster(vec![agent(AGENT, 4, 2)]),
+        ExecutorRegistry::builtin(),
+    )
+    .await
+    .expect("runtime starts")
 }
 
 /// Publish `n` tasks and wait until each has succeeded.

@@ -124,9 +124,14 @@ async fn the_root_gives_up_on_crashes_not_tied_to_an_entry() {
 async fn waiting_for_the_runtime_is_cancel_safe() {
     let server = RedisServer::start();
     let bus = redis_bus(&server).await;
-    let mut rt = Runtime::start(bus, fast_settings("cancel"), roster(vec![agent("genesis.seo", 1, 3)]), ExecutorRegistry::builtin())
-        .await
-        .expect("runtime starts");
+    let mut rt = Runtime::start(
+        bus,
+        fast_settings("cancel"),
+        roster(vec![agent("genesis.seo", 1, 3)]),
+        ExecutorRegistry::builtin(),
+    )
+    .await
+    .expect("runtime starts");
     // As `serve` does: poll `wait` inside a select that another branch wins.
     tokio::select! {
         _ = rt.wait() => panic!("the runtime ended by itself"),

@@ -118,8 +118,16 @@ impl Metrics {
         r.register("budget_remaining_cents", "Daily budget left, per agent", m.budget_remaining.clone());
         r.register("node_heartbeat_age_seconds", "Age of this node's last heartbeat write", m.heartbeat_age.clone());
         r.register("node_up", "1 while the node runs", m.node_up.clone());
-        r.register("redis_errors", "Redis errors seen by the bus, by class (retried, never fatal)", redis_errors().clone());
-        r.register("redis_state_lost", "Times Redis was found to have lost its state (groups recreated)", redis_state_lost().clone());
+        r.register(
+            "redis_errors",
+            "Redis errors seen by the bus, by class (retried, never fatal)",
+            redis_errors().clone(),
+        );
+        r.register(
+            "redis_state_lost",
+            "Times Redis was found to have lost its state (groups recreated)",
+            redis_state_lost().clone(),
+        );
         Metrics { registry: r, ..m }
     }
 

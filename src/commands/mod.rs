@@ -98,8 +98,9 @@ fn redis_target(cfg: &ServiceConfig, opt: &RedisOpt) -> Result<Option<RedisTarge
 
 fn connector(cfg: &ServiceConfig, target: RedisTarget) -> Result<Connector> {
     let shown = target.shown.clone();
-    Connector::new(target, cfg.settings.bus.reconnect)
-        .map_err(|e| anyhow::anyhow!("bus.redis_url = \"{shown}\": {}", genesis_actors::secret::redact_url(&e.to_string())))
+    Connector::new(target, cfg.settings.bus.reconnect).map_err(|e| {
+        anyhow::anyhow!("bus.redis_url = \"{shown}\": {}", genesis_actors::secret::redact_url(&e.to_string()))
+    })
 }
 
 /// Connect to Redis for a one-shot command. The embedded bus lives only inside `genesis serve`, so

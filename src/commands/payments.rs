@@ -19,8 +19,9 @@ async fn authority(cfg: &ServiceConfig, redis: &RedisOpt) -> Result<Authority> {
         bail!("no Redis URL: the payment ledger is shared through Redis; pass --redis-url or set GENESIS_REDIS_URL");
     };
     let shown = target.shown.clone();
-    let ledger =
-        RedisLedger::open(&super::connector(cfg, target)?).await.with_context(|| format!("cannot connect to {shown}"))?;
+    let ledger = RedisLedger::open(&super::connector(cfg, target)?)
+        .await
+        .with_context(|| format!("cannot connect to {shown}"))?;
     Ok(Authority::new(cfg.payments.clone(), Ledger::Redis(ledger), None))
 }
 

@@ -74,7 +74,15 @@ fn shipped_config_takes_env_overrides() {
     };
     let config = load_with_env(&shipped("genesis.toml"), &["simulated"], &env).expect("loads");
     assert_eq!(config.settings.node_id, "worker-7");
-    assert_eq!(config.redis.url.as_ref().map(|u| genesis_actors::secret::ExposeSecret::expose_secret(u).to_string()).as_deref(), Some("redis://redis:6379/0"));
+    assert_eq!(
+        config
+            .redis
+            .url
+            .as_ref()
+            .map(|u| genesis_actors::secret::ExposeSecret::expose_secret(u).to_string())
+            .as_deref(),
+        Some("redis://redis:6379/0")
+    );
 }
 
 #[test]

@@ -114,12 +114,16 @@ impl Connector {
                     }
                 });
                 let master = p.master.clone().unwrap_or_default();
-                let mut b = SentinelClientBuilder::new(addrs, master, SentinelServerType::Master)?
-                    .set_client_to_redis_db(p.db);
+                let mut b =
+                    SentinelClientBuilder::new(addrs, master, SentinelServerType::Master)?.set_client_to_redis_db(p.db);
                 if p.tls {
-                    b = b.set_client_to_redis_tls_mode(TlsMode::Secure).set_client_to_sentinel_tls_mode(TlsMode::Secure);
+                    b = b
+                        .set_client_to_redis_tls_mode(TlsMode::Secure)
+                        .set_client_to_sentinel_tls_mode(TlsMode::Secure);
                     if let Some(c) = &target.certs {
-                        b = b.set_client_to_redis_certificates(c.clone()).set_client_to_sentinel_certificates(c.clone());
+                        b = b
+                            .set_client_to_redis_certificates(c.clone())
+                            .set_client_to_sentinel_certificates(c.clone());
                     }
                 }
                 if let Some(u) = &p.username {
@@ -178,10 +182,12 @@ impl Connector {
     /// than its block time). One attempt: callers retry with backoff.
     pub async fn connect(&self, response_timeout: Duration) -> RedisResult<Conn> {
         Ok(match &self.how {
-            How::Single(client) => {
-                Conn::Single(ConnectionManager::new_with_config(client.clone(), self.manager_config(response_timeout)).await?)
+            How::Single(client) => Conn::Single(
+                ConnectionManager::new_with_config(client.clone(), self.manager_config(response_timeout)).await?,
+            ),
+            How::Sentinel(s) => {
+                Conn::Sentinel(SentinelConn::connect(s.clone(), self.manager_config(response_timeout)).await?)
             }
-            How::Sentinel(s) => Conn::Sentinel(SentinelConn::connect(s.clone(), self.manager_config(response_timeout)).await?),
             How::Cluster(client) => {
                 let cfg = redis::cluster::ClusterConfig::new()
                     .set_connection_timeout(Duration::from_secs(2))

@@ -58,7 +58,11 @@ pub fn classify_parts(kind: ErrorKind, code: Option<&str>, text: &str) -> ErrorC
         | ErrorKind::Server(ServerErrorKind::NoPerm) => return ErrorClass::Config,
         ErrorKind::Io => {
             let lower = text.to_ascii_lowercase();
-            return if TLS_WORDS.iter().any(|w| lower.contains(w)) { ErrorClass::Config } else { ErrorClass::Transient };
+            return if TLS_WORDS.iter().any(|w| lower.contains(w)) {
+                ErrorClass::Config
+            } else {
+                ErrorClass::Transient
+            };
         }
         ErrorKind::ClusterConnectionNotFound | ErrorKind::NoValidReplicasFoundBySentinel => {
             return ErrorClass::Transient
@@ -99,7 +103,8 @@ mod tests {
     #[test]
     fn lost_state() {
         assert_eq!(c(ErrorKind::Extension, Some("NOGROUP"), "NOGROUP No such key"), StateLost);
-        let script = "ERR Error running script (call to f_1): @user_script:3: NOGROUP No such key 'x' or consumer group";
+        let script =
+            "ERR Error running script (call to f_1): @user_script:3: NOGROUP No such key 'x' or consumer group";
         assert_eq!(c(ErrorKind::Server(ServerErrorKind::ResponseError), Some("ERR"), script), StateLost);
     }
 

@@ -28,7 +28,8 @@ pub struct RedisOptions {
 
 impl PartialEq for RedisOptions {
     fn eq(&self, other: &Self) -> bool {
-        self.url.as_ref().map(|u| u.expose_secret().to_string()) == other.url.as_ref().map(|u| u.expose_secret().to_string())
+        self.url.as_ref().map(|u| u.expose_secret().to_string())
+            == other.url.as_ref().map(|u| u.expose_secret().to_string())
             && self.tls_ca_file == other.tls_ca_file
             && self.tls_cert_file == other.tls_cert_file
             && self.tls_key_file == other.tls_key_file
@@ -123,7 +124,9 @@ pub fn parse_url(url: &str) -> Result<ParsedUrl, String> {
         }
         _ => {
             if let Some(extra) = segments.next() {
-                return Err(format!("has a path `/{extra}`: a cluster URL lists seed nodes only (Redis Cluster has only db 0)"));
+                return Err(format!(
+                    "has a path `/{extra}`: a cluster URL lists seed nodes only (Redis Cluster has only db 0)"
+                ));
             }
             (None, 0)
         }
@@ -194,9 +197,8 @@ impl RedisTarget {
         let parsed = parse_url(raw).map_err(|p| err(url_key, format!("\"{shown}\""), p))?;
         if parsed.topology == Topology::Standalone {
             use redis::IntoConnectionInfo;
-            raw.into_connection_info().map_err(|e| {
-                err(url_key, format!("\"{shown}\""), crate::secret::scrub(&e.to_string(), raw))
-            })?;
+            raw.into_connection_info()
+                .map_err(|e| err(url_key, format!("\"{shown}\""), crate::secret::scrub(&e.to_string(), raw)))?;
         }
         let url_password = match parsed.topology {
             Topology::Standalone => standalone_password(raw),
@@ -266,7 +268,11 @@ fn tls_certificates(
             let pem = read_file("bus.tls_ca_file", p)?;
             let n = CertificateDer::pem_slice_iter(&pem).filter(|c| c.is_ok()).count();
             if n == 0 {
-                return Err(err("bus.tls_ca_file", quote_path(p), "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
+                return Err(err(
+                    "bus.tls_ca_file",
+                    quote_path(p),
+                    "holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                ));
             }
             Some(pem)
         }
@@ -275,10 +281,18 @@ fn tls_certificates(
     let client_tls = match (&opts.tls_cert_file, &opts.tls_key_file) {
         (None, None) => None,
         (Some(c), None) => {
-            return Err(err("bus.tls_key_file", "\"\"", format!("bus.tls_cert_file = {} needs its key: set bus.tls_key_file", quote_path(c))))
+            return Err(err(
+                "bus.tls_key_file",
+                "\"\"",
+                format!("bus.tls_cert_file = {} needs its key: set bus.tls_key_file", quote_path(c)),
+            ))
         }
         (None, Some(k)) => {
-            return Err(err("bus.tls_cert_file", "\"\"", format!("bus.tls_key_file = {} needs its certificate: set bus.tls_cert_file", quote_path(k))))
+            return Err(err(
+                "bus.tls_cert_file",
+                "\"\"",
+                format!("bus.tls_key_file = {} needs its certificate: set bus.tls_cert_file", quote_path(k)),
+            ))
         }
         (Some(c), Some(k)) => {
             let cert = read_file("bus.tls_cert_file", c)?;
@@ -287,7 +301,11 @@ fn tls_certificates(
             }
             let key = read_file("bus.tls_key_file", k)?;
             if PrivateKeyDer::from_pem_slice(&key).is_err() {
-                return Err(err("bus.tls_key_file", quote_path(k), "holds no PEM private key (PKCS#8, PKCS#1 or SEC1)"));
+                return Err(err(
+                    "bus.tls_key_file",
+                    quote_path(k),
+                    "holds no PEM private key (PKCS#8, PKCS#1 or SEC1)",
+                ));
             }
             Some(redis::ClientTlsConfig { client_cert: cert, client_key: key })
         }

@@ -6,9 +6,9 @@
 
 use super::scripts::Scripts;
 use crate::bus::{keys, BusError};
+use crate::connection::Conn;
 use crate::task::TopicName;
 use dashmap::DashMap;
-use crate::connection::Conn;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 

@@ -11,9 +11,9 @@ pub use reader::RedisReader;
 use super::keys;
 use super::types::*;
 use super::GROUP;
+use crate::connection::{Conn, Connector, ErrorClass, RedisOptions, RedisTarget};
 use crate::policy::backoff::Backoff;
 use crate::task::{TaskEnvelope, TopicName};
-use crate::connection::{Conn, Connector, ErrorClass, RedisOptions, RedisTarget};
 use redis::Value;
 use reply::{field, int, items, pairs, text};
 use scripts::Scripts;
@@ -251,15 +251,19 @@ impl RedisBus {
     }
 
     pub async fn trim(&self, topic: &TopicName) -> Result<usize, BusError> {
-        let n: i64 =
-            self.inner.scripts.trim.key(keys::stream(topic)).invoke_async(&mut self.conn()).await?;
+        let n: i64 = self.inner.scripts.trim.key(keys::stream(topic)).invoke_async(&mut self.conn()).await?;
         Ok(n.max(0) as usize)
     }
 
     pub async fn heartbeat(&self, node_id: &str, ttl: Duration, info: &str) -> Result<(), BusError> {
         let mut conn = self.conn();
-        let _: () =
-            redis::cmd("SET").arg(keys::node(node_id)).arg(info).arg("PX").arg(ttl_ms(ttl)).query_async(&mut conn).await?;
+        let _: () = redis::cmd("SET")
+            .arg(keys::node(node_id))
+            .arg(info)
+            .arg("PX")
+            .arg(ttl_ms(ttl))
+            .query_async(&mut conn)
+            .await?;
         // The index of nodes is one key of its own (no SCAN: on Redis Cluster a SCAN sees one shard).
         let expires = crate::task::now_ms().saturating_add(ttl_ms(ttl));
         let _: () = redis::cmd("ZADD").arg(keys::NODES).arg(expires).arg(node_id).query_async(&mut conn).await?;
@@ -303,11 +307,11 @@ impl RedisBus {
         limit: usize,
     ) -> Result<Vec<Delivery>, BusError> {
         let mut conn = self.conn();
-        let summary: Value = match redis::cmd("XPENDING").arg(keys::stream(topic)).arg(GROUP).query_async(&mut conn).await
-        {
-            Ok(v) => v,
-            Err(e) => return Err(self.recover(topic, e.into()).await),
-        };
+        let summary: Value =
+            match redis::cmd("XPENDING").arg(keys::stream(topic)).arg(GROUP).query_async(&mut conn).await {
+                Ok(v) => v,
+                Err(e) => return Err(self.recover(topic, e.into()).await),
+            };
         let holders: Vec<String> = items(summary)
             .into_iter()
             .nth(3)
@@ -346,8 +350,7 @@ impl RedisBus {
     }
 
     pub async fn task(&self, topic: &TopicName, task_id: &str) -> Result<Option<TaskRecord>, BusError> {
-        let v: Value =
-            redis::cmd("HGETALL").arg(keys::result(topic, task_id)).query_async(&mut self.conn()).await?;
+        let v: Value = redis::cmd("HGETALL").arg(keys::result(topic, task_id)).query_async(&mut self.conn()).await?;
         let p = pairs(v);
         if p.is_empty() {
             return Ok(None);
@@ -409,12 +412,8 @@ impl RedisBus {
     }
 
     pub async fn dlq_replay(&self, topic: &TopicName, dlq_id: &str, ttl: Duration) -> Result<TaskEnvelope, BusError> {
-        let v: Value = redis::cmd("XRANGE")
-            .arg(keys::dlq(topic))
-            .arg(dlq_id)
-            .arg(dlq_id)
-            .query_async(&mut self.conn())
-            .await?;
+        let v: Value =
+            redis::cmd("XRANGE").arg(keys::dlq(topic)).arg(dlq_id).arg(dlq_id).query_async(&mut self.conn()).await?;
         let Some((id, f)) = reply::stream_entries(v).into_iter().next() else {
             return Err(BusError::NotFound(format!("no dead letter {dlq_id} in the DLQ of {topic}")));
         };
