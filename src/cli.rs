@@ -166,6 +166,10 @@ pub enum ConfigCommand {
 #[derive(Subcommand, Debug)]
 pub enum PaymentsCommand {
     /// Submit one payment intent to the ledger (the same rules the MetaAgent applies) and print the decision.
+    ///
+    /// Exit status: 0 approved (reserved), 3 denied, 4 held for review (decide it with `genesis payments
+    /// review approve|deny`), 2 bad arguments, 1 no decision was made (configuration, Redis). The
+    /// decision is printed in every case.
     Intent {
         #[command(flatten)]
         redis: RedisOpt,

@@ -572,3 +572,41 @@ async fn tasks_pay_through_the_meta_agent_and_replays_ask_idempotently() {
     assert!(r.error.as_deref().unwrap_or("").contains("vendor_lookalike"), "{r:?}");
     rt.shutdown().await.expect("clean shutdown");
 }
+
+/// `genesis payments intent`: the exit status tells the outcome apart (0 approved, 3 denied, 4 held for
+/// review) and the reason is printed as decided (mandate ids keep their case).
+#[test]
+fn payments_intent_cli_exit_status_and_reason() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_test_config(dir.path(), &shipped_roster());
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(
+        "[payments]\nhard_cap_cents = 20000\nreview_above_cents = 10000\n[payments.budgets]\nagent_daily_cents = 20000\n",
+    );
+    std::fs::write(&config, text).expect("config");
+    let intent = |mandate: &str, cents: &str| {
+        let out = std::process::Command::new(genesis_bin())
+            .arg("--config")
+            .arg(&config)
+            .args(["payments", "intent", "--agent", "genesis.commerce", "--vendor", "openai.com"])
+            .args(["--amount-cents", cents, "--mandate", mandate, "--tenant", "tenant-1"])
+            .env("GENESIS_REDIS_URL", server.url())
+            .output()
+            .expect("run genesis");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let (code, out) = intent("Order-A1", "500");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("approved [approved]"), "{out}");
+    let (code, out) = intent("Order-A1", "501");
+    assert_eq!(code, Some(3), "denied: {out}");
+    assert!(out.starts_with("denied [mandate_conflict]") && out.contains("`Order-A1`"), "case kept: {out}");
+    let (code, out) = intent("Order-B2", "15000");
+    assert_eq!(code, Some(4), "held: {out}");
+    assert!(out.starts_with("needs_review [needs_review]"), "{out}");
+    let help =
+        std::process::Command::new(genesis_bin()).args(["payments", "intent", "--help"]).output().expect("run genesis");
+    let help = String::from_utf8_lossy(&help.stdout).to_string();
+    assert!(help.contains("3 denied") && help.contains("4 held for review"), "{help}");
+}

@@ -183,6 +183,17 @@ pub enum Outcome {
     NeedsReview,
 }
 
+impl Outcome {
+    /// The wire name (`approved`, `denied`, `needs_review`), as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Approved => "approved",
+            Outcome::Denied => "denied",
+            Outcome::NeedsReview => "needs_review",
+        }
+    }
+}
+
 /// The decision returned to the agent and stored per mandate (for idempotent replies).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
