@@ -62,11 +62,13 @@ impl Default for FraudRules {
 /// Payment thresholds and fraud rules.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PaymentRules {
-    /// 1_000_000 ($10,000): larger amounts are refused at the edge (`over_hard_cap`).
+    /// 20_000 ($200): larger amounts are refused at the edge (`over_hard_cap`). Not above any default
+    /// budget, so every amount the cap lets through can be paid by an agent that has spent nothing yet.
     pub hard_cap_cents: u64,
     /// 1000 ($10): the structuring threshold; under it only means "no review needed".
     pub auto_approve_cents: u64,
-    /// 50_000 ($500): larger amounts get `needs_review`.
+    /// 10_000 ($100): larger amounts get `needs_review`. Below every default budget, so a reviewer's
+    /// approval can fit (`genesis config check` refuses thresholds that would make it impossible).
     pub review_above_cents: u64,
     pub fraud: FraudRules,
     pub known_agents: BTreeSet<String>,
@@ -77,9 +79,9 @@ pub struct PaymentRules {
 impl Default for PaymentRules {
     fn default() -> Self {
         PaymentRules {
-            hard_cap_cents: 1_000_000,
+            hard_cap_cents: 20_000,
             auto_approve_cents: 1000,
-            review_above_cents: 50_000,
+            review_above_cents: 10_000,
             fraud: FraudRules::default(),
             known_agents: BTreeSet::new(),
             suspicious_patterns: Vec::new(),

@@ -5,8 +5,11 @@ use std::collections::HashMap;
 
 const NOW: u64 = 1_709_164_800_000; // 2024-02-29T00:00:00Z
 
+/// The table's thresholds, pinned (not the shipped defaults): cap $10,000, review above $500.
 fn rules() -> PaymentRules {
     PaymentRules {
+        hard_cap_cents: 1_000_000,
+        review_above_cents: 50_000,
         known_agents: ["agent-a", "agent-b", "agent-c"].map(String::from).into(),
         suspicious_patterns: vec!["ignore previous".into(), "gift card".into(), "evil".into()],
         ..PaymentRules::default()
