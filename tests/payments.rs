@@ -17,6 +17,7 @@ use genesis_actors::payments::types::{Outcome, PaymentIntent};
 use genesis_actors::payments::vendor::Whitelist;
 use genesis_actors::payments::{Budgets, PaymentsSettings};
 use genesis_actors::runtime::Runtime;
+use genesis_actors::tenant::TenantId;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -82,13 +83,17 @@ fn intent(agent: &str, vendor: &str, cents: i64, mandate: &str) -> PaymentIntent
         reason: "credits".into(),
         mandate_id: mandate.into(),
         business_id: "biz-1".into(),
-        tenant_id: "tenant-1".into(),
+        tenant_id: tid("tenant-1"),
     }
 }
 
 /// The same intent from another tenant, for another business.
 fn of(tenant: &str, business: &str, i: PaymentIntent) -> PaymentIntent {
-    PaymentIntent { tenant_id: tenant.into(), business_id: business.into(), ..i }
+    PaymentIntent { tenant_id: tid(tenant), business_id: business.into(), ..i }
+}
+
+fn tid(t: &str) -> TenantId {
+    TenantId::parse(t).expect("a valid tenant id")
 }
 
 fn today() -> String {
@@ -160,22 +165,22 @@ async fn run_table(ledger: Ledger) {
     }
     // The duplicate mandate reserved once: a-dup used 300, not 600.
     let day = today();
-    assert_eq!(ledger.usage_agent("tenant-1", "a-dup", &day).await.expect("usage").reserved, 300);
+    assert_eq!(ledger.usage_agent(&tid("tenant-1"), "a-dup", &day).await.expect("usage").reserved, 300);
     // One agent, two tenants, two budgets; the refused intents bound nothing and reserved nothing.
     for t in ["tenant-1", "tenant-2"] {
-        assert_eq!(ledger.usage_agent(t, "a-budget", &day).await.expect("usage").reserved, 3000, "{t}");
+        assert_eq!(ledger.usage_agent(&tid(t), "a-budget", &day).await.expect("usage").reserved, 3000, "{t}");
     }
     assert_eq!(ledger.business_tenant("biz-1").await.expect("owner").as_deref(), Some("tenant-1"));
     assert_eq!(ledger.business_tenant("biz-t2").await.expect("owner").as_deref(), Some("tenant-2"));
     let parties = ledger.known_parties().await.expect("parties");
-    assert_eq!(parties.keys().collect::<Vec<_>>(), ["tenant-1", "tenant-2"]);
-    assert_eq!(parties["tenant-2"], ["biz-t2"], "biz-1 is not a business of tenant-2");
+    assert_eq!(parties.keys().map(|t| t.as_str()).collect::<Vec<_>>(), ["tenant-1", "tenant-2"]);
+    assert_eq!(parties[&tid("tenant-2")], ["biz-t2"], "biz-1 is not a business of tenant-2");
     // Review approval re-checks the budget and reserves.
     match a.review("m-rev", true).await.expect("review") {
         Settled::Done(m) => assert_eq!((m.decision.outcome, m.status.as_str()), (Outcome::Approved, "approved")),
         other => panic!("{other:?}"),
     }
-    assert_eq!(ledger.usage_agent("tenant-1", "a-review", &day).await.expect("usage").reserved, 25_000);
+    assert_eq!(ledger.usage_agent(&tid("tenant-1"), "a-review", &day).await.expect("usage").reserved, 25_000);
     assert!(a.reviews().await.expect("reviews").is_empty());
     review_on_a_later_day(&ledger).await;
 }
@@ -218,7 +223,7 @@ async fn review_on_a_later_day(ledger: &Ledger) {
     let used = |agent: &'static str, day: String| {
         let l = ledger.clone();
         async move {
-            let u = l.usage_agent("tenant-1", agent, &day).await.expect("usage");
+            let u = l.usage_agent(&tid("tenant-1"), agent, &day).await.expect("usage");
             (u.reserved, u.captured)
         }
     };
@@ -229,7 +234,7 @@ async fn review_on_a_later_day(ledger: &Ledger) {
     assert!(matches!(a.settle("m-late-1", Settle::Captured).await.expect("capture"), Settled::Done(_)));
     assert_eq!(used("a-late", d2.clone()).await, (0, 25_000));
     assert_eq!(used("a-late", d1).await, (20_000, 0));
-    let tenant_d2 = ledger.usage_tenant("tenant-1", &d2).await.expect("usage");
+    let tenant_d2 = ledger.usage_tenant(&tid("tenant-1"), &d2).await.expect("usage");
     assert_eq!((tenant_d2.reserved, tenant_d2.captured), (10_000, 25_000));
 }
 
@@ -273,7 +278,7 @@ async fn concurrent_intents_from_two_authorities_never_exceed_the_budget() {
         }
     }
     assert_eq!(approved, 100_000 / 300, "exactly floor(budget / amount)");
-    let used = one.ledger().usage_business("tenant-1", "biz-shared").await.expect("usage");
+    let used = one.ledger().usage_business(&tid("tenant-1"), "biz-shared").await.expect("usage");
     assert_eq!(used.reserved, 333 * 300);
 }
 
@@ -294,7 +299,7 @@ async fn one_mandate_under_concurrency_is_approved_once() {
     }
     let day = today();
     assert_eq!(
-        one.ledger().usage_agent("tenant-1", "a-dup", &day).await.expect("usage").reserved,
+        one.ledger().usage_agent(&tid("tenant-1"), "a-dup", &day).await.expect("usage").reserved,
         700,
         "reserved once"
     );
@@ -327,7 +332,7 @@ async fn settle_and_expire(ledger: Ledger) {
         short.expire_due().await.ok().filter(|n| *n == 1)
     })
     .await;
-    let used = ledger.usage_agent("tenant-1", "a-basic", &day).await.expect("usage");
+    let used = ledger.usage_agent(&tid("tenant-1"), "a-basic", &day).await.expect("usage");
     assert_eq!((used.reserved, used.captured), (0, 1000), "only the captured amount remains used");
     let sum = a.summary("biz-1").await.expect("summary");
     assert_eq!((sum.spent_cents, sum.reserved_cents, sum.released_cents), (1000, 0, 6000));
@@ -374,7 +379,7 @@ async fn two_tenants(ledger: Ledger) {
         let l = ledger.clone();
         let day = day.clone();
         async move {
-            let u = l.usage_agent(t, agent, &day).await.expect("usage");
+            let u = l.usage_agent(&tid(t), agent, &day).await.expect("usage");
             (u.reserved, u.captured)
         }
     };
@@ -411,7 +416,7 @@ async fn two_tenants(ledger: Ledger) {
     let all = ledger.log(&day, 1000).await.expect("log");
     let decided = |t: &str| all.iter().filter(|e| e.event == "decided" && e.tenant_id == t).count();
     assert_eq!((decided("tenant-1"), decided("tenant-2")), (3, 3));
-    let two = ledger.tenant_log("tenant-2", &day, 1000).await.expect("log");
+    let two = ledger.tenant_log(&tid("tenant-2"), &day, 1000).await.expect("log");
     assert!(two.iter().all(|e| e.tenant_id == "tenant-2") && two.len() == 6, "{two:?}");
     assert!(all.windows(2).all(|w| w[0].at_ms <= w[1].at_ms), "merged oldest first");
 
@@ -425,7 +430,7 @@ async fn two_tenants(ledger: Ledger) {
     assert_eq!(line("tenant-2", "business_total", "biz-2"), Some(1_000_000 - 2000));
     assert_eq!(line("tenant-1", "business_total", "biz-2"), None);
     assert_eq!(line("tenant-1", "tenant_daily", "tenant-1"), Some(1_000_000 - 26_000));
-    let only = a.budgets_report(&["a-basic".to_string()], &["tenant-2".to_string()]).await.expect("report");
+    let only = a.budgets_report(&["a-basic".to_string()], &[tid("tenant-2")]).await.expect("report");
     assert!(only.iter().all(|l| l.tenant == "tenant-2"));
 }
 
@@ -559,7 +564,7 @@ async fn tasks_pay_through_the_meta_agent_and_replays_ask_idempotently() {
     let t = publish(&bus, "genesis.commerce", json!({"business_id": "biz-1", "simulate": {"panic_deliveries": 1, "pay": [{"vendor": "openai.com", "amount_cents": 400, "reason": "tokens"}]}})).await;
     let r = final_record(&bus, &t, WAIT).await;
     assert_eq!(r.status, TaskStatus::Succeeded, "{r:?}");
-    assert_eq!(ledger.usage_agent("tenant-test", "genesis.commerce", &today()).await.expect("u").reserved, 400);
+    assert_eq!(ledger.usage_agent(&tid("tenant-test"), "genesis.commerce", &today()).await.expect("u").reserved, 400);
     // A denied payment fails the task with the denial's code.
     let bad = publish(
         &bus,

@@ -580,7 +580,10 @@ async fn money(c: &mut MultiplexedConnection, limits: Limits, r: &mut CheckRepor
     // The ledger's tenants, each a shard of its own (the checker may SCAN: it runs on one Redis, offline).
     let mut tenants: Vec<String> = redis::cmd("SMEMBERS").arg(keys::TENANTS).query_async(c).await?;
     tenants.sort();
-    let shards: Vec<Shard> = tenants.iter().map(|t| Shard::of(t)).collect();
+    let shards: Vec<Shard> = tenants
+        .iter()
+        .map(|t| genesis_actors::tenant::TenantId::parse(t).map(|t| Shard::of(&t)))
+        .collect::<Result<_, _>>()?;
 
     // Usage hashes against the limits.
     let mut used: BTreeMap<String, Usage> = BTreeMap::new();

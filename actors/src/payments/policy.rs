@@ -139,13 +139,13 @@ pub enum Step {
 }
 
 /// Turns a wire intent into a [`ValidIntent`], checking in this order: amount, vendor (may already be
-/// `vendor_lookalike` for non-ASCII/punycode hosts), mandate, business, tenant, reason, known agent.
+/// `vendor_lookalike` for non-ASCII/punycode hosts), mandate, business, reason, known agent. (The
+/// tenant is already a [`crate::tenant::TenantId`].)
 pub fn validate(raw: &PaymentIntent, rules: &PaymentRules, whitelist: &Whitelist) -> Result<ValidIntent, Rejection> {
     let amount = AmountCents::parse(raw.amount_cents, rules.hard_cap_cents)?;
     let vendor = normalize_for(&raw.vendor, whitelist)?;
     let mandate = MandateId::parse(&raw.mandate_id)?;
     let business_id = parse_id(&raw.business_id, code::INVALID_BUSINESS, "business_id")?;
-    let tenant_id = parse_id(&raw.tenant_id, code::INVALID_TENANT, "tenant_id")?;
     if raw.reason.chars().count() > MAX_REASON_LEN {
         return Err(Rejection::new(code::INVALID_REASON, format!("reason is longer than {MAX_REASON_LEN} characters")));
     }
@@ -160,7 +160,7 @@ pub fn validate(raw: &PaymentIntent, rules: &PaymentRules, whitelist: &Whitelist
         reason: raw.reason.clone(),
         mandate,
         business_id,
-        tenant_id,
+        tenant_id: raw.tenant_id.clone(),
     })
 }
 

@@ -7,8 +7,10 @@
 //! they spread over the slots too), written and read by single-key commands outside the scripts:
 //! [`TENANTS`], [`business_tenant`], [`mandate_tenant`] and [`revenue`].
 //!
-//! This is the only file that writes a hash tag. Tenant ids are `[A-Za-z0-9:._-]` (validated at the
-//! edge), so a tenant id never contains the `{` or `}` that would move the tag.
+//! This is the only file that writes a hash tag. A shard is built from a [`TenantId`] only, and a
+//! tenant id never contains the `{` or `}` that would move the tag (the type forbids them).
+
+use crate::tenant::TenantId;
 
 /// The keys of one tenant's shard: all in the hash slot of `pay:<tenant>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +20,7 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub fn of(tenant: &str) -> Self {
+    pub fn of(tenant: &TenantId) -> Self {
         Shard { prefix: format!("genesis:{{pay:{tenant}}}:") }
     }
 
@@ -118,7 +120,7 @@ mod tests {
 
     #[test]
     fn shard_keys_carry_the_tenant_tag_and_global_keys_none() {
-        let s = Shard::of("tenant-1");
+        let s = Shard::of(&TenantId::parse("tenant-1").expect("tenant"));
         for k in [s.mandate("m"), s.used_agent("a", "2024-02-29"), s.used_tenant("2024-02-29"), s.log()] {
             assert_eq!(hash_tag(&k), "pay:tenant-1", "{k}");
         }

@@ -6,6 +6,7 @@ use super::keys::Shard;
 use super::*;
 use crate::payments::policy::{self, in_window, LedgerView, Limits, Step, StoredMandate};
 use crate::payments::types::{code, Outcome};
+use crate::tenant::TenantId;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -16,6 +17,7 @@ pub struct MemoryLedger {
 
 struct Stored {
     record: MandateRecord,
+    tenant: TenantId,
     fingerprint: String,
     day: String,
     deadline: u64,
@@ -25,26 +27,26 @@ struct Stored {
 struct State {
     mandates: HashMap<String, Stored>,
     /// By (tenant, agent).
-    agent_windows: HashMap<(String, String), Vec<(u64, u64)>>,
+    agent_windows: HashMap<(TenantId, String), Vec<(u64, u64)>>,
     /// By (business, vendor): a business is in one tenant.
     near_windows: HashMap<(String, String), Vec<(u64, u64)>>,
     /// By (tenant, agent, vendor).
-    approved: HashMap<(String, String, String), VecDeque<u64>>,
+    approved: HashMap<(TenantId, String, String), VecDeque<u64>>,
     /// By the Redis ledger's usage key names.
     usage: HashMap<String, Usage>,
     reviews: BTreeSet<(u64, String)>,
     log: Vec<LogEntry>,
     stats: HashMap<String, BusinessStats>,
     /// Every tenant that asked for money, with its businesses.
-    parties: BTreeMap<String, BTreeSet<String>>,
-    business_tenants: HashMap<String, String>,
-    mandate_tenants: HashMap<String, String>,
+    parties: BTreeMap<TenantId, BTreeSet<String>>,
+    business_tenants: HashMap<String, TenantId>,
+    mandate_tenants: HashMap<String, TenantId>,
 }
 
 impl State {
     fn usage_keys(&self, s: &Stored) -> [String; 3] {
         let d = &s.record.decision;
-        Shard::of(&d.tenant_id).budgets(&d.agent_id, &d.business_id, &s.day)
+        Shard::of(&s.tenant).budgets(&d.agent_id, &d.business_id, &s.day)
     }
 
     fn used(&self, key: &str) -> u64 {
@@ -100,7 +102,7 @@ impl MemoryLedger {
         let mandate_owner =
             s.mandate_tenants.entry(i.mandate.as_str().to_string()).or_insert_with(|| tenant.clone()).clone();
         s.parties.entry(tenant.clone()).or_default();
-        if let Err(r) = policy::check_ownership(i, Some(&business_owner), Some(&mandate_owner)) {
+        if let Err(r) = policy::check_ownership(i, Some(business_owner.as_str()), Some(mandate_owner.as_str())) {
             return Ok(Decided::Refused(r));
         }
         let existing = s
@@ -176,7 +178,7 @@ impl MemoryLedger {
         s.log("decided", &record, &day, now);
         s.mandates.insert(
             i.mandate.as_str().to_string(),
-            Stored { record, fingerprint: policy::fingerprint(i), day, deadline },
+            Stored { record, tenant: tenant.clone(), fingerprint: policy::fingerprint(i), day, deadline },
         );
         Ok(Decided::New(decision))
     }
@@ -244,7 +246,7 @@ impl MemoryLedger {
         // of the day the intent was held: a review on a later day must not spend a closed day's budget.
         let today = policy::utc_day(now_ms);
         let d = &m.record.decision;
-        let keys = Shard::of(&d.tenant_id).budgets(&d.agent_id, &d.business_id, &today);
+        let keys = Shard::of(&m.tenant).budgets(&d.agent_id, &d.business_id, &today);
         let amount = d.amount_cents;
         let business = d.business_id.clone();
         // The same words as the Redis ledger's REVIEW script.
@@ -323,12 +325,12 @@ impl MemoryLedger {
         Ok(self.lock().usage.get(key).copied().unwrap_or_default())
     }
 
-    pub async fn known_parties(&self) -> Result<BTreeMap<String, Vec<String>>, LedgerError> {
+    pub async fn known_parties(&self) -> Result<BTreeMap<TenantId, Vec<String>>, LedgerError> {
         Ok(self.lock().parties.iter().map(|(t, b)| (t.clone(), b.iter().cloned().collect())).collect())
     }
 
     pub async fn business_tenant(&self, business: &str) -> Result<Option<String>, LedgerError> {
-        Ok(self.lock().business_tenants.get(business).cloned())
+        Ok(self.lock().business_tenants.get(business).map(TenantId::to_string))
     }
 
     pub async fn business_stats(&self, business: &str) -> Result<BusinessStats, LedgerError> {
@@ -340,11 +342,12 @@ impl MemoryLedger {
         Ok(())
     }
 
-    pub async fn log(&self, tenant: Option<&str>, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
+    pub async fn log(&self, tenant: Option<&TenantId>, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
         let s = self.lock();
         // By the time of the entry, as the Redis ledger reads its log stream by id (a settlement or a
         // review on a later day is in that later day's log).
-        let wanted = |e: &&LogEntry| policy::utc_day(e.at_ms) == day && tenant.is_none_or(|t| e.tenant_id == t);
+        let wanted =
+            |e: &&LogEntry| policy::utc_day(e.at_ms) == day && tenant.is_none_or(|t| e.tenant_id == t.as_str());
         Ok(s.log.iter().filter(wanted).take(limit).cloned().collect())
     }
 }

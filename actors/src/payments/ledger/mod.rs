@@ -22,6 +22,7 @@ mod scripts;
 use super::policy::{Limits, PaymentRules};
 use super::types::{Decision, Rejection, ValidIntent};
 use super::vendor::Whitelist;
+use crate::tenant::TenantId;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -184,18 +185,18 @@ impl Ledger {
         dispatch!(self, l => l.due_reservations(now_ms, limit).await)
     }
     /// Usage of an agent's daily budget in one tenant (an agent has a budget per tenant it works for).
-    pub async fn usage_agent(&self, tenant: &str, agent: &str, day: &str) -> Result<Usage, LedgerError> {
+    pub async fn usage_agent(&self, tenant: &TenantId, agent: &str, day: &str) -> Result<Usage, LedgerError> {
         dispatch!(self, l => l.usage(&keys::Shard::of(tenant).used_agent(agent, day)).await)
     }
     /// Usage of a business's budget; `tenant` is the tenant the business belongs to.
-    pub async fn usage_business(&self, tenant: &str, business: &str) -> Result<Usage, LedgerError> {
+    pub async fn usage_business(&self, tenant: &TenantId, business: &str) -> Result<Usage, LedgerError> {
         dispatch!(self, l => l.usage(&keys::Shard::of(tenant).used_business(business)).await)
     }
-    pub async fn usage_tenant(&self, tenant: &str, day: &str) -> Result<Usage, LedgerError> {
+    pub async fn usage_tenant(&self, tenant: &TenantId, day: &str) -> Result<Usage, LedgerError> {
         dispatch!(self, l => l.usage(&keys::Shard::of(tenant).used_tenant(day)).await)
     }
     /// Every tenant that has asked for money, with its businesses (both sorted), for `budget show`.
-    pub async fn known_parties(&self) -> Result<BTreeMap<String, Vec<String>>, LedgerError> {
+    pub async fn known_parties(&self) -> Result<BTreeMap<TenantId, Vec<String>>, LedgerError> {
         dispatch!(self, l => l.known_parties().await)
     }
     /// The tenant a business is bound to, if it has asked for money.
@@ -213,7 +214,7 @@ impl Ledger {
         dispatch!(self, l => l.log(None, day, limit).await)
     }
     /// Log entries of one UTC day of one tenant, oldest first.
-    pub async fn tenant_log(&self, tenant: &str, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
+    pub async fn tenant_log(&self, tenant: &TenantId, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
         dispatch!(self, l => l.log(Some(tenant), day, limit).await)
     }
 }

@@ -10,6 +10,7 @@ use super::*;
 use crate::connection::Conn;
 use crate::payments::policy::{self, Limits};
 use crate::payments::types::Decision;
+use crate::tenant::TenantId;
 use ::redis::Value;
 use std::sync::Arc;
 
@@ -36,6 +37,12 @@ pub fn day_bounds(day: &str) -> Option<(u64, u64)> {
     let days = era * 146_097 + doe - 719_468;
     let start = u64::try_from(days).ok()?.checked_mul(86_400_000)?;
     Some((start, start + 86_400_000))
+}
+
+/// A tenant id read back from Redis (written from a [`TenantId`], so only a foreign writer can make
+/// this fail).
+fn stored_tenant(raw: &str) -> Result<TenantId, LedgerError> {
+    TenantId::parse(raw).map_err(|e| LedgerError::Protocol(format!("stored tenant: {e}")))
 }
 
 impl RedisLedger {
@@ -79,16 +86,16 @@ impl RedisLedger {
         // single-key commands, sent together on the multiplexed connection: on Redis Cluster the
         // three keys live on different shards, and a pipeline may not cross slots.
         let bind_business =
-            ::redis::cmd("SET").arg(keys::business_tenant(business)).arg(tenant).arg("NX").arg("GET").clone();
+            ::redis::cmd("SET").arg(keys::business_tenant(business)).arg(tenant.as_str()).arg("NX").arg("GET").clone();
         let bind_mandate = ::redis::cmd("SET")
             .arg(keys::mandate_tenant(mandate))
-            .arg(tenant)
+            .arg(tenant.as_str())
             .arg("NX")
             .arg("PX")
             .arg(x.retention_ms.max(1))
             .arg("GET")
             .clone();
-        let join_tenants = ::redis::cmd("SADD").arg(keys::TENANTS).arg(tenant).clone();
+        let join_tenants = ::redis::cmd("SADD").arg(keys::TENANTS).arg(tenant.as_str()).clone();
         let (mut c1, mut c2) = (conn.clone(), conn.clone());
         let (before_business, before_mandate, _): (Option<String>, Option<String>, i64) = futures::try_join!(
             bind_business.query_async(&mut c1),
@@ -115,7 +122,7 @@ impl RedisLedger {
             .arg(agent)
             .arg(vendor)
             .arg(business)
-            .arg(tenant)
+            .arg(tenant.as_str())
             .arg(&i.reason)
             .arg(&day)
             .arg(pat_code)
@@ -154,7 +161,7 @@ impl RedisLedger {
                 vendor: vendor.to_string(),
                 amount_cents: amount,
                 business_id: business.clone(),
-                tenant_id: tenant.clone(),
+                tenant_id: tenant.to_string(),
                 decided_at_ms: x.now_ms,
             })),
             other => Err(LedgerError::Protocol(format!("decide returned {other:?}"))),
@@ -165,7 +172,7 @@ impl RedisLedger {
     async fn shard_of(&self, id: &str) -> Result<Option<Shard>, LedgerError> {
         let tenant: Option<String> =
             ::redis::cmd("GET").arg(keys::mandate_tenant(id)).query_async(&mut self.conn.clone()).await?;
-        Ok(tenant.map(|t| Shard::of(&t)))
+        tenant.map(|t| stored_tenant(&t).map(|t| Shard::of(&t))).transpose()
     }
 
     /// The mandate hash's fields in `shard`.
@@ -254,9 +261,9 @@ impl RedisLedger {
     }
 
     /// Every tenant that asked for money, sorted.
-    async fn tenants(&self) -> Result<Vec<String>, LedgerError> {
-        let mut t: Vec<String> =
-            ::redis::cmd("SMEMBERS").arg(keys::TENANTS).query_async(&mut self.conn.clone()).await?;
+    async fn tenants(&self) -> Result<Vec<TenantId>, LedgerError> {
+        let t: Vec<String> = ::redis::cmd("SMEMBERS").arg(keys::TENANTS).query_async(&mut self.conn.clone()).await?;
+        let mut t: Vec<TenantId> = t.iter().map(|t| stored_tenant(t)).collect::<Result<_, _>>()?;
         t.sort();
         Ok(t)
     }
@@ -266,7 +273,7 @@ impl RedisLedger {
     /// live on different nodes.
     async fn per_tenant(
         &self,
-        tenants: &[String],
+        tenants: &[TenantId],
         cmd: impl Fn(&Shard) -> ::redis::Cmd,
     ) -> Result<Vec<Value>, LedgerError> {
         let calls = tenants.iter().map(|t| {
@@ -284,9 +291,9 @@ impl RedisLedger {
             c.arg(s.reviews()).arg(0).arg(-1).arg("WITHSCORES");
             c
         });
-        let mut held: Vec<(u64, String, &str)> = Vec::new();
+        let mut held: Vec<(u64, String, &TenantId)> = Vec::new();
         for (t, v) in tenants.iter().zip(replies.await?) {
-            held.extend(scored(v).into_iter().map(|(id, at)| (at, id, t.as_str())));
+            held.extend(scored(v).into_iter().map(|(id, at)| (at, id, t)));
         }
         held.sort();
         let mut out = Vec::new();
@@ -317,7 +324,7 @@ impl RedisLedger {
         Ok(Usage { reserved: r.unwrap_or(0).max(0) as u64, captured: c.unwrap_or(0).max(0) as u64 })
     }
 
-    pub async fn known_parties(&self) -> Result<BTreeMap<String, Vec<String>>, LedgerError> {
+    pub async fn known_parties(&self) -> Result<BTreeMap<TenantId, Vec<String>>, LedgerError> {
         let tenants = self.tenants().await?;
         let replies = self.per_tenant(&tenants, |s| {
             let mut c = ::redis::cmd("SMEMBERS");
@@ -344,7 +351,8 @@ impl RedisLedger {
         let mut conn = self.conn.clone();
         let m = match self.business_tenant(business).await? {
             Some(t) => {
-                pairs(::redis::cmd("HGETALL").arg(Shard::of(&t).business_stats(business)).query_async(&mut conn).await?)
+                let shard = Shard::of(&stored_tenant(&t)?);
+                pairs(::redis::cmd("HGETALL").arg(shard.business_stats(business)).query_async(&mut conn).await?)
             }
             None => BTreeMap::new(),
         };
@@ -379,10 +387,10 @@ impl RedisLedger {
     }
 
     /// The day's log of one tenant, or of every tenant merged by time.
-    pub async fn log(&self, tenant: Option<&str>, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
+    pub async fn log(&self, tenant: Option<&TenantId>, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
         let Some((start, end)) = day_bounds(day) else { return Ok(Vec::new()) };
         let tenants = match tenant {
-            Some(t) => vec![t.to_string()],
+            Some(t) => vec![t.clone()],
             None => self.tenants().await?,
         };
         let replies = self.per_tenant(&tenants, |s| {

@@ -283,6 +283,7 @@ mod tests {
     use crate::payments::policy::{self, PaymentRules};
     use crate::payments::types::{Outcome, PaymentIntent};
     use crate::payments::vendor::Whitelist;
+    use crate::tenant::TenantId;
 
     /// CRC16/XMODEM mod 16384: Redis Cluster's `CLUSTER KEYSLOT`.
     fn slot(key: &str) -> u16 {
@@ -304,7 +305,7 @@ mod tests {
             reason: String::new(),
             mandate_id: format!("m-{tenant}"),
             business_id: format!("biz-{tenant}"),
-            tenant_id: tenant.into(),
+            tenant_id: TenantId::parse(tenant).expect("tenant"),
         };
         let rules = PaymentRules { known_agents: ["agent-a".to_string()].into(), ..PaymentRules::default() };
         let whitelist = Whitelist::new(&["openai.com".to_string()]).expect("whitelist");
@@ -316,7 +317,7 @@ mod tests {
         let i = intent(tenant);
         let d = policy::decision(&i, &policy::Step::Approve, 0);
         assert_eq!(d.outcome, Outcome::Approved);
-        let shard = Shard::of(tenant);
+        let shard = Shard::of(&i.tenant_id);
         let id = i.mandate.as_str();
         vec![
             decide_keys(&i, "2024-02-29").to_vec(),
