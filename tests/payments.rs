@@ -445,6 +445,80 @@ async fn two_tenants_keep_their_money_apart_memory() {
     two_tenants(Ledger::Memory(MemoryLedger::new())).await;
 }
 
+/// Money 3 and 10: after the retention a tenant's mandates and log are gone, and so is its place in the
+/// index of tenants (and its businesses' in the index of businesses) that the cross-tenant reads
+/// visit, once any tenant decides again; a business stays bound to its tenant.
+async fn retention_forgets_idle_tenants(ledger: Ledger) {
+    let mut s = settings();
+    s.retention = Duration::from_millis(400);
+    s.reservation_ttl = Duration::from_millis(100);
+    let a = Authority::new(s, ledger.clone(), None);
+    let old = |i| of("t-old", "biz-old", i);
+    assert_eq!(
+        a.approve(&old(intent("a-basic", "openai.com", 100, "r-old-1"))).await.expect("d").outcome,
+        Outcome::Approved
+    );
+    assert_eq!(
+        a.approve(&old(intent("a-basic", "example.com", 100, "r-old-2"))).await.expect("d").outcome,
+        Outcome::Denied
+    );
+    assert!(matches!(a.settle("r-old-1", Settle::Captured).await.expect("capture"), Settled::Done(_)));
+    let parties = ledger.known_parties().await.expect("parties");
+    assert_eq!(parties.get(&tid("t-old")).map(Vec::as_slice), Some(&["biz-old".to_string()][..]));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let new = |i| of("t-new", "biz-new", i);
+    assert_eq!(
+        a.approve(&new(intent("a-basic", "openai.com", 100, "r-new"))).await.expect("d").outcome,
+        Outcome::Approved
+    );
+    let parties = ledger.known_parties().await.expect("parties");
+    assert_eq!(parties.keys().map(|t| t.as_str()).collect::<Vec<_>>(), ["t-new"], "the idle tenant left the index");
+    assert_eq!(parties[&tid("t-new")], ["biz-new"]);
+    for id in ["r-old-1", "r-old-2"] {
+        assert_eq!(ledger.mandate(id).await.expect("mandate"), None, "{id} is past the retention");
+    }
+    let log = ledger.log(&today(), 1000).await.expect("log");
+    assert!(log.iter().all(|e| e.tenant_id == "t-new"), "{log:?}");
+    assert_eq!(ledger.business_tenant("biz-old").await.expect("owner").as_deref(), Some("t-old"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_forgets_idle_tenants_redis() {
+    let server = RedisServer::start();
+    retention_forgets_idle_tenants(redis_ledger(&server).await).await;
+    // The index of businesses expires with its tenant's last decision.
+    let ttl: i64 =
+        redis::cmd("PTTL").arg("genesis:{pay:t-new}:index:businesses:active").query(&mut server.conn()).expect("PTTL");
+    assert!(ttl > 0 && ttl <= 400, "{ttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_forgets_idle_tenants_memory() {
+    retention_forgets_idle_tenants(Ledger::Memory(MemoryLedger::new())).await;
+}
+
+/// The plain sets of tenants and businesses of earlier versions are adopted when a ledger opens, so
+/// their tenants' reviews and reservations stay visible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_of_an_earlier_version_is_adopted() {
+    let server = RedisServer::start();
+    let mut c = server.conn();
+    let _: () = redis::cmd("SADD").arg("genesis:pay:tenants").arg("tenant-9").query(&mut c).expect("SADD");
+    let _: () =
+        redis::cmd("SADD").arg("genesis:{pay:tenant-9}:index:businesses").arg("biz-9").query(&mut c).expect("SADD");
+    let ledger = redis_ledger(&server).await;
+    let parties = ledger.known_parties().await.expect("parties");
+    assert_eq!(parties.get(&tid("tenant-9")).map(Vec::as_slice), Some(&["biz-9".to_string()][..]));
+    let left: i64 = redis::cmd("EXISTS")
+        .arg("genesis:pay:tenants")
+        .arg("genesis:{pay:tenant-9}:index:businesses")
+        .query(&mut c)
+        .expect("EXISTS");
+    assert_eq!(left, 0, "the old sets are gone");
+    redis_ledger(&server).await; // a second open finds nothing to adopt
+    assert_eq!(ledger.known_parties().await.expect("parties").len(), 1);
+}
+
 /// Every scenario above on a one-node Redis Cluster, which refuses any script whose keys span two
 /// slots (`CROSSSLOT`); then every key in it is either in its tenant's slot or one of the global
 /// single keys, and the two tenants' slots differ.

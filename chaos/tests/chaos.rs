@@ -170,7 +170,13 @@ async fn a_planted_violation_is_reported() {
         .query_async(&mut c)
         .await
         .expect("plant usage");
-    let _: () = redis::cmd("SADD").arg(keys::TENANTS).arg("tenant-0").query_async(&mut c).await.expect("plant tenant");
+    let _: () = redis::cmd("ZADD")
+        .arg(keys::TENANTS)
+        .arg(genesis_actors::task::now_ms())
+        .arg("tenant-0")
+        .query_async(&mut c)
+        .await
+        .expect("plant tenant");
     let _: () = redis::cmd("ZADD")
         .arg("genesis:{genesis.build}:retry")
         .arg(1)

@@ -13,6 +13,7 @@
 //!
 //! [`policy::check_ownership`]: super::policy::check_ownership
 
+mod index;
 pub mod keys;
 pub mod memory;
 pub mod redis;
@@ -25,6 +26,11 @@ use super::vendor::Whitelist;
 use crate::tenant::TenantId;
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+/// How long a daily usage (agent or tenant, one UTC day) is kept after its last reservation: long
+/// enough to settle a reservation made just before midnight, and to show yesterday in `budget show`.
+/// The Redis scripts use the same number (`3 * 86400000`).
+pub const DAY_USAGE_TTL_MS: u64 = 3 * 86_400_000;
 
 /// Everything one decision needs.
 pub struct DecideInput<'a> {

@@ -3,6 +3,7 @@
 //! business or a mandate belongs to, and the set of tenants — is read and written with single-key
 //! commands around it; reads across tenants visit the set of tenants, never SCAN.
 
+use super::index;
 use super::keys::{self, Shard};
 use super::reply::{self, items, log_entries, num, pairs, record, scored, text};
 use super::scripts::{self, LedgerScripts};
@@ -63,6 +64,7 @@ impl RedisLedger {
     /// Open the ledger's connection (one attempt).
     pub async fn open(connector: &crate::connection::Connector) -> Result<Self, LedgerError> {
         let conn = connector.connect(std::time::Duration::from_secs(5)).await?;
+        index::adopt_legacy(&conn, crate::task::now_ms()).await?;
         Ok(RedisLedger { conn, scripts: Arc::new(LedgerScripts::load()) })
     }
 
@@ -95,9 +97,9 @@ impl RedisLedger {
             .arg(x.retention_ms.max(1))
             .arg("GET")
             .clone();
-        let join_tenants = ::redis::cmd("SADD").arg(keys::TENANTS).arg(tenant.as_str()).clone();
+        let join_tenants = index::touch_tenant(tenant, x.now_ms, x.retention_ms);
         let (mut c1, mut c2) = (conn.clone(), conn.clone());
-        let (before_business, before_mandate, _): (Option<String>, Option<String>, i64) = futures::try_join!(
+        let (before_business, before_mandate, ()): (Option<String>, Option<String>, ()) = futures::try_join!(
             bind_business.query_async(&mut c1),
             bind_mandate.query_async(&mut c2),
             join_tenants.query_async(&mut conn),
@@ -246,12 +248,15 @@ impl RedisLedger {
         let ok = reply.first().map(text).as_deref() == Some("ok");
         if ok && after.status == "approved" {
             // The script kept the mandate for the retention from now; its tenant entry (which finds
-            // it) must live as long, or the reservation could not be settled.
+            // it) and the tenant's place in the index (which finds its reservation) must live as long,
+            // or the reservation could not be settled or expired.
             let _: i64 = ::redis::cmd("PEXPIRE")
                 .arg(keys::mandate_tenant(id))
                 .arg(retention_ms.max(1))
                 .query_async(&mut self.conn.clone())
                 .await?;
+            let tenant = stored_tenant(&after.decision.tenant_id)?;
+            let () = index::touch_tenant(&tenant, now_ms, retention_ms).query_async(&mut self.conn.clone()).await?;
         }
         Ok(match reply.first().map(text).as_deref() {
             Some("ok") => Settled::Done(after),
@@ -262,7 +267,7 @@ impl RedisLedger {
 
     /// Every tenant that asked for money, sorted.
     async fn tenants(&self) -> Result<Vec<TenantId>, LedgerError> {
-        let t: Vec<String> = ::redis::cmd("SMEMBERS").arg(keys::TENANTS).query_async(&mut self.conn.clone()).await?;
+        let t: Vec<String> = index::tenants_cmd().query_async(&mut self.conn.clone()).await?;
         let mut t: Vec<TenantId> = t.iter().map(|t| stored_tenant(t)).collect::<Result<_, _>>()?;
         t.sort();
         Ok(t)
@@ -326,11 +331,7 @@ impl RedisLedger {
 
     pub async fn known_parties(&self) -> Result<BTreeMap<TenantId, Vec<String>>, LedgerError> {
         let tenants = self.tenants().await?;
-        let replies = self.per_tenant(&tenants, |s| {
-            let mut c = ::redis::cmd("SMEMBERS");
-            c.arg(s.businesses());
-            c
-        });
+        let replies = self.per_tenant(&tenants, index::businesses_cmd);
         Ok(tenants
             .iter()
             .cloned()

@@ -49,7 +49,7 @@ pub fn review_keys(shard: &Shard, id: &str, d: &Decision, day: &str) -> [String;
 }
 
 /// KEYS ([`decide_keys`]): mandate, agent window, near-threshold window, approved amounts, used agent/day,
-///       used business, used tenant/day, reservations, reviews, log, business stats, business index.
+///       used business, used tenant/day, reservations, reviews, log, business stats, business index (zset).
 /// ARGV: now, fingerprint, amount, mandate, agent, vendor, business, tenant, reason, day,
 ///       pattern_code, pattern_reason, whitelist_code, whitelist_reason,
 ///       velocity_window, velocity_max_count, velocity_max_sum,
@@ -146,7 +146,10 @@ local function evaluate()
 end
 
 local outcome, code, why = evaluate()
-redis.call('SADD', KEYS[12], business)
+-- the tenant's businesses, by last decision: idle ones leave, and the index expires with the tenant
+redis.call('ZADD', KEYS[12], now, business)
+redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', string.format('(%d', now - retention))
+redis.call('PEXPIRE', KEYS[12], retention)
 
 -- every evaluated intent counts toward the windows
 local member = mandate .. '|' .. amount
