@@ -72,7 +72,9 @@ pub struct Connector {
     how: How,
 }
 
+/// One per connector, made once and cloned rarely: the size of the variants does not matter.
 #[derive(Clone)]
+#[allow(clippy::large_enum_variant)]
 enum How {
     Single(redis::Client),
     Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
