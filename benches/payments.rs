@@ -204,14 +204,15 @@ fn approving(tag: &str, n: usize, s: &Spread) -> Vec<PaymentIntent> {
                 mandate_id: format!("{tag}-{i}"),
                 business_id: format!("bench-biz-{business}"),
                 // A business belongs to one tenant.
-                tenant_id: format!("bench-tenant-{}", business % s.tenants),
+                tenant_id: genesis_actors::tenant::TenantId::parse(&format!("bench-tenant-{}", business % s.tenants))
+                    .expect("a valid tenant id"),
             }
         })
         .collect()
 }
 
 /// `n` intents that are well-formed but from an unknown agent: denied by the last validation step,
-/// after amount, vendor normalization, mandate, business, tenant and reason were checked.
+/// after amount, vendor normalization, mandate, business and reason were checked.
 fn unknown_agent(tag: &str, n: usize, s: &Spread) -> Vec<PaymentIntent> {
     let mut v = approving(tag, n, s);
     for x in &mut v {

@@ -32,7 +32,7 @@ use genesis_actors::policy::backoff::Backoff;
 use genesis_actors::roster::{AgentSpec, Roster};
 use genesis_actors::runtime::Runtime;
 use genesis_actors::settings::RuntimeSettings;
-use genesis_actors::task::{TaskEnvelope, TopicName};
+use genesis_actors::task::{TaskEnvelope, TenantId, TopicName};
 use genesis_testkit::{Persistence, RedisCluster};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -92,8 +92,11 @@ async fn noop(url: &str, o: &Opts) -> (f64, usize) {
     let bus = Bus::Redis(RedisBus::open(c.clone(), Replication::default()).await.expect("bus"));
     let producer = Bus::Redis(RedisBus::open(c, Replication::default()).await.expect("bus"));
     let ts = topics(o.topics);
-    let envs: Arc<Vec<TaskEnvelope>> =
-        Arc::new((0..o.tasks).map(|i| TaskEnvelope::new(ts[i % ts.len()].clone(), "bench", json!({}))).collect());
+    let envs: Arc<Vec<TaskEnvelope>> = Arc::new(
+        (0..o.tasks)
+            .map(|i| TaskEnvelope::new(ts[i % ts.len()].clone(), TenantId::parse("bench").expect("tenant"), json!({})))
+            .collect(),
+    );
     let next = Arc::new(AtomicUsize::new(0));
     let publishers: Vec<_> = (0..128)
         .map(|_| {
@@ -173,7 +176,7 @@ async fn decisions(url: &str, o: &Opts) -> (f64, usize) {
                     reason: "api credits".into(),
                     mandate_id: format!("shard-{i}"),
                     business_id: format!("bench-biz-{business}"),
-                    tenant_id: format!("bench-tenant-{}", business % o.tenants),
+                    tenant_id: TenantId::parse(&format!("bench-tenant-{}", business % o.tenants)).expect("tenant"),
                 }
             })
             .collect(),

@@ -213,8 +213,12 @@ async fn stop_runtime(rt: Runtime) {
     }
 }
 
+fn bench_tenant() -> genesis_actors::tenant::TenantId {
+    genesis_actors::tenant::TenantId::parse("bench").expect("a valid tenant id")
+}
+
 fn envelopes(t: &TopicName, n: usize, payload: &Value) -> Vec<TaskEnvelope> {
-    (0..n).map(|_| TaskEnvelope::new(t.clone(), "bench", payload.clone())).collect()
+    (0..n).map(|_| TaskEnvelope::new(t.clone(), bench_tenant(), payload.clone())).collect()
 }
 
 /// Publish all envelopes from `publishers` concurrent tokio tasks sharing one multiplexed connection
@@ -493,7 +497,7 @@ async fn publish_latency(env: &mut Env, o: &Opts, rep: &mut Report) {
     let mut p_lat = Vec::with_capacity(n);
     let mut x_lat = Vec::with_capacity(n);
     for i in 0..(warmup + n) {
-        let e = TaskEnvelope::new(t.clone(), "bench", json!({}));
+        let e = TaskEnvelope::new(t.clone(), bench_tenant(), json!({}));
         let body = e.to_json();
         // Alternate the order so neither side always runs right after the other.
         let (p, x) = if i % 2 == 0 {
@@ -565,7 +569,7 @@ async fn crash_run(env: &mut Env, samples: usize, within: Duration, gap: Duratio
         if t_start.elapsed() > cap {
             break;
         }
-        let e = TaskEnvelope::new(t.clone(), "bench", payload.clone());
+        let e = TaskEnvelope::new(t.clone(), bench_tenant(), payload.clone());
         env.producer.publish(&e, TTL).await.expect("publish");
         let id = e.task_id.to_string();
         let end = Instant::now() + Duration::from_secs(30);

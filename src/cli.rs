@@ -1,7 +1,7 @@
 //! Command-line interface.
 
 use clap::{Args, Parser, Subcommand};
-use genesis_actors::task::DEFAULT_TENANT;
+use genesis_actors::task::{TenantId, DEFAULT_TENANT};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -41,8 +41,9 @@ pub enum Command {
         /// The task payload, as JSON.
         #[arg(long)]
         payload: String,
+        /// The task's tenant: 1 to 128 of letters, digits, ':', '.', '_' and '-'.
         #[arg(long, default_value = DEFAULT_TENANT)]
-        tenant: String,
+        tenant: TenantId,
         /// Topic that receives this task's result as a new task; `a,b` chains further hops.
         #[arg(long)]
         reply_to: Option<String>,
@@ -166,6 +167,10 @@ pub enum ConfigCommand {
 #[derive(Subcommand, Debug)]
 pub enum PaymentsCommand {
     /// Submit one payment intent to the ledger (the same rules the MetaAgent applies) and print the decision.
+    ///
+    /// Exit status: 0 approved (reserved), 3 denied, 4 held for review (decide it with `genesis payments
+    /// review approve|deny`), 2 bad arguments, 1 no decision was made (configuration, Redis). The
+    /// decision is printed in every case.
     Intent {
         #[command(flatten)]
         redis: RedisOpt,
@@ -183,7 +188,7 @@ pub enum PaymentsCommand {
         #[arg(long, default_value = "default")]
         business: String,
         #[arg(long, default_value = DEFAULT_TENANT)]
-        tenant: String,
+        tenant: TenantId,
         #[arg(long)]
         json: bool,
     },
@@ -218,7 +223,7 @@ pub enum PaymentsCommand {
         agent: Option<String>,
         /// Only this tenant's decisions (default: every tenant's).
         #[arg(long)]
-        tenant: Option<String>,
+        tenant: Option<TenantId>,
         /// YYYY-MM-DD (UTC); default today.
         #[arg(long)]
         date: Option<String>,
@@ -283,7 +288,7 @@ pub enum BudgetCommand {
         redis: RedisOpt,
         /// Only this tenant (default: every tenant the ledger knows, or `default` if it knows none).
         #[arg(long)]
-        tenant: Option<String>,
+        tenant: Option<TenantId>,
         #[arg(long)]
         json: bool,
     },

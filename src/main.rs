@@ -17,9 +17,13 @@ async fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match commands::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<commands::Exit>() {
+            // The command ran and printed its result; the status says which result it was.
+            Some(exit) => ExitCode::from(exit.code),
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

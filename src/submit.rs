@@ -3,7 +3,7 @@
 
 use genesis_actors::bus::{Bus, BusError, Published, TaskRecord};
 use genesis_actors::roster::Roster;
-use genesis_actors::task::{TaskEnvelope, TaskId, TopicName};
+use genesis_actors::task::{TaskEnvelope, TaskId, TenantId, TopicName};
 use tracing::Instrument;
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -11,16 +11,13 @@ use tracing::Instrument;
 pub struct SubmitRequest {
     pub topic: String,
     pub payload: serde_json::Value,
-    #[serde(default = "default_tenant")]
-    pub tenant: String,
+    /// Parsed with the body: a tenant the task API accepts is one the payment ledger accepts.
+    #[serde(default)]
+    pub tenant: TenantId,
     #[serde(default)]
     pub reply_to: Option<String>,
     #[serde(default)]
     pub correlation_id: Option<String>,
-}
-
-fn default_tenant() -> String {
-    genesis_actors::task::DEFAULT_TENANT.into()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,9 +50,6 @@ pub async fn submit(
     req: SubmitRequest,
 ) -> Result<(TaskEnvelope, String), SubmitError> {
     let topic = roster_topic(roster, "topic", &req.topic)?;
-    if req.tenant.trim().is_empty() || req.tenant.len() > 128 {
-        return Err(SubmitError::Invalid("tenant must have 1 to 128 characters".into()));
-    }
     let mut env = TaskEnvelope::new(topic, req.tenant, req.payload);
     if let Some(chain) = req.reply_to {
         // `a,b,c`: the result goes to `a` as a new task, whose result goes to `b`, and so on.

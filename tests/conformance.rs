@@ -237,30 +237,36 @@ async fn undecodable_entries_are_dead_lettered(h: Harness) {
     s.bus.max_payload_bytes = 2048;
     let rt = h.run(s, vec![agent("genesis.email", 2, 3)]).await;
     let tp = topic("genesis.email");
-    let big = TaskEnvelope::new(tp.clone(), "t", json!("x".repeat(4096))).to_json();
-    let wrong_topic = TaskEnvelope::new(topic("genesis.sales"), "t", json!({})).to_json();
+    let big = TaskEnvelope::new(tp.clone(), tenant("t"), json!("x".repeat(4096))).to_json();
+    let wrong_topic = TaskEnvelope::new(topic("genesis.sales"), tenant("t"), json!({})).to_json();
     let missing_fields = r#"{"task_id": "01J00000000000000000000000", "topic": "genesis.email"}"#;
+    // A tenant the payment ledger could not shard (braces are Redis hash-tag characters).
+    let bad_tenant = TaskEnvelope::new(tp.clone(), tenant("t"), json!({}))
+        .to_json()
+        .replace(r#""tenant_id":"t""#, r#""tenant_id":"t{1}""#);
+    assert!(bad_tenant.contains("t{1}"), "{bad_tenant}");
     for fields in [
         vec![("task", "not json")],
         vec![("other", "x")],
         vec![("task", big.as_str())],
         vec![("task", wrong_topic.as_str())],
         vec![("task", missing_fields)],
+        vec![("task", bad_tenant.as_str())],
     ] {
         h.bus.append_raw(&tp, &fields).await.expect("append");
     }
     let ok = publish(&h.bus, "genesis.email", json!({})).await;
     assert_eq!(final_record(&h.bus, &ok, WAIT).await.status, TaskStatus::Succeeded);
-    let dlq = eventually(WAIT, "five dead letters", || async {
-        h.bus.dlq_list(&tp, 100).await.ok().filter(|d| d.len() == 5)
-    })
-    .await;
+    let dlq =
+        eventually(WAIT, "six dead letters", || async { h.bus.dlq_list(&tp, 100).await.ok().filter(|d| d.len() == 6) })
+            .await;
     assert!(dlq.iter().all(|d| d.reason == "decode_error" && d.task_id.is_none()), "{dlq:?}");
     let errors: Vec<&str> = dlq.iter().map(|d| d.error.as_str()).collect();
     assert!(errors.iter().any(|e| e.contains("no `task` field")), "{errors:?}");
     assert!(errors.iter().any(|e| e.contains("over the limit of 2048")), "{errors:?}");
     assert!(errors.iter().any(|e| e.contains("belongs to topic `genesis.sales`")), "{errors:?}");
     assert!(errors.iter().any(|e| e.contains("missing field")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("tenant id \"t{1}\" is not valid")), "{errors:?}");
     assert_eq!(h.bus.stats(&tp).await.expect("stats").pending, 0);
     rt.shutdown().await.expect("clean shutdown");
 }
@@ -297,8 +303,11 @@ async fn succeeded_task_is_acked_without_running_again(h: Harness) {
 
 async fn reply_to_publishes_the_result_as_a_new_task(h: Harness) {
     let rt = h.run(fast_settings("n1"), vec![agent("genesis.idea.generate", 1, 3), agent("genesis.build", 1, 3)]).await;
-    let mut t =
-        TaskEnvelope::new(topic("genesis.idea.generate"), "tenant-a", json!({"simulate": {"output": {"idea": "x"}}}));
+    let mut t = TaskEnvelope::new(
+        topic("genesis.idea.generate"),
+        tenant("tenant-a"),
+        json!({"simulate": {"output": {"idea": "x"}}}),
+    );
     t.reply_to = Some(topic("genesis.build"));
     h.bus.publish(&t, TTL).await.expect("publish");
     assert_eq!(final_record(&h.bus, &t, WAIT).await.status, TaskStatus::Succeeded);

@@ -48,6 +48,15 @@ fn embedded_bus_node_runs_tasks_submitted_over_http() {
     assert_eq!(bad.status().as_u16(), 400);
     let body: Value = bad.json().expect("json");
     assert!(body["error"].as_str().unwrap_or("").contains("topic nope"), "{body}");
+    // One tenant rule for tasks and payments: braces would move the ledger's hash tag.
+    let bad_tenant = client()
+        .post(format!("{base}/v1/tasks"))
+        .json(&json!({"topic": "genesis.spec", "payload": {}, "tenant": "acme{eu}"}))
+        .send()
+        .expect("post");
+    assert!(bad_tenant.status().is_client_error(), "{}", bad_tenant.status());
+    let text = bad_tenant.text().unwrap_or_default();
+    assert!(text.contains("tenant id \"acme{eu}\" is not valid") && text.contains("no spaces or braces"), "{text}");
     let malformed = client()
         .post(format!("{base}/v1/tasks"))
         .header("content-type", "application/json")
@@ -145,4 +154,32 @@ fn a_taken_http_address_stops_the_start_and_names_the_key() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("http.addr") && err.contains("cannot listen"), "{err}");
+}
+
+/// The CLI parses `--tenant` with the same rule before doing anything else (exit 2, the rule named).
+#[test]
+fn cli_tenant_flags_follow_the_tenant_rule() {
+    for args in [
+        &["publish", "--topic", "genesis.spec", "--payload", "{}", "--tenant", "a b"][..],
+        &[
+            "payments",
+            "intent",
+            "--agent",
+            "x",
+            "--vendor",
+            "openai.com",
+            "--amount-cents",
+            "1",
+            "--mandate",
+            "m",
+            "--tenant",
+            "{t}",
+        ],
+        &["budget", "show", "--tenant", "t}"],
+    ] {
+        let out = std::process::Command::new(genesis_bin()).args(args).output().expect("run genesis");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("is not valid: a tenant id is 1 to 128 characters"), "{args:?}: {err}");
+    }
 }

@@ -12,11 +12,12 @@ use genesis_actors::payments::ledger::memory::MemoryLedger;
 use genesis_actors::payments::ledger::redis::RedisLedger;
 use genesis_actors::payments::ledger::{Ledger, Settle, Settled};
 use genesis_actors::payments::notify::{Notifier, NotifySettings};
-use genesis_actors::payments::policy::{FraudRules, PaymentRules};
+use genesis_actors::payments::policy::{utc_day, FraudRules, PaymentRules};
 use genesis_actors::payments::types::{Outcome, PaymentIntent};
 use genesis_actors::payments::vendor::Whitelist;
 use genesis_actors::payments::{Budgets, PaymentsSettings};
 use genesis_actors::runtime::Runtime;
+use genesis_actors::tenant::TenantId;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -27,8 +28,19 @@ use support::*;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn settings() -> PaymentsSettings {
-    let agents =
-        ["a-basic", "a-dup", "a-struct", "a-vel", "a-anom", "a-budget", "a-review", "a-many", "genesis.commerce"];
+    let agents = [
+        "a-basic",
+        "a-dup",
+        "a-struct",
+        "a-vel",
+        "a-anom",
+        "a-budget",
+        "a-review",
+        "a-many",
+        "a-late",
+        "a-late2",
+        "genesis.commerce",
+    ];
     PaymentsSettings {
         rules: PaymentRules {
             hard_cap_cents: 100_000,
@@ -48,7 +60,11 @@ fn settings() -> PaymentsSettings {
             agent_daily_cents: 50_000,
             business_total_cents: 1_000_000,
             tenant_daily_cents: 1_000_000,
-            per_agent_daily: BTreeMap::from([("a-budget".to_string(), 5000)]),
+            per_agent_daily: BTreeMap::from([
+                ("a-budget".to_string(), 5000),
+                ("a-late".to_string(), 30_000),
+                ("a-late2".to_string(), 30_000),
+            ]),
             per_business_total: BTreeMap::new(),
             per_tenant_daily: BTreeMap::new(),
         },
@@ -67,17 +83,21 @@ fn intent(agent: &str, vendor: &str, cents: i64, mandate: &str) -> PaymentIntent
         reason: "credits".into(),
         mandate_id: mandate.into(),
         business_id: "biz-1".into(),
-        tenant_id: "tenant-1".into(),
+        tenant_id: tid("tenant-1"),
     }
 }
 
 /// The same intent from another tenant, for another business.
 fn of(tenant: &str, business: &str, i: PaymentIntent) -> PaymentIntent {
-    PaymentIntent { tenant_id: tenant.into(), business_id: business.into(), ..i }
+    PaymentIntent { tenant_id: tid(tenant), business_id: business.into(), ..i }
+}
+
+fn tid(t: &str) -> TenantId {
+    TenantId::parse(t).expect("a valid tenant id")
 }
 
 fn today() -> String {
-    genesis_actors::payments::policy::utc_day(genesis_actors::task::now_ms())
+    utc_day(genesis_actors::task::now_ms())
 }
 
 async fn redis_ledger(server: &RedisServer) -> Ledger {
@@ -145,23 +165,77 @@ async fn run_table(ledger: Ledger) {
     }
     // The duplicate mandate reserved once: a-dup used 300, not 600.
     let day = today();
-    assert_eq!(ledger.usage_agent("tenant-1", "a-dup", &day).await.expect("usage").reserved, 300);
+    assert_eq!(ledger.usage_agent(&tid("tenant-1"), "a-dup", &day).await.expect("usage").reserved, 300);
     // One agent, two tenants, two budgets; the refused intents bound nothing and reserved nothing.
     for t in ["tenant-1", "tenant-2"] {
-        assert_eq!(ledger.usage_agent(t, "a-budget", &day).await.expect("usage").reserved, 3000, "{t}");
+        assert_eq!(ledger.usage_agent(&tid(t), "a-budget", &day).await.expect("usage").reserved, 3000, "{t}");
     }
     assert_eq!(ledger.business_tenant("biz-1").await.expect("owner").as_deref(), Some("tenant-1"));
     assert_eq!(ledger.business_tenant("biz-t2").await.expect("owner").as_deref(), Some("tenant-2"));
     let parties = ledger.known_parties().await.expect("parties");
-    assert_eq!(parties.keys().collect::<Vec<_>>(), ["tenant-1", "tenant-2"]);
-    assert_eq!(parties["tenant-2"], ["biz-t2"], "biz-1 is not a business of tenant-2");
+    assert_eq!(parties.keys().map(|t| t.as_str()).collect::<Vec<_>>(), ["tenant-1", "tenant-2"]);
+    assert_eq!(parties[&tid("tenant-2")], ["biz-t2"], "biz-1 is not a business of tenant-2");
     // Review approval re-checks the budget and reserves.
     match a.review("m-rev", true).await.expect("review") {
         Settled::Done(m) => assert_eq!((m.decision.outcome, m.status.as_str()), (Outcome::Approved, "approved")),
         other => panic!("{other:?}"),
     }
-    assert_eq!(ledger.usage_agent("tenant-1", "a-review", &day).await.expect("usage").reserved, 25_000);
+    assert_eq!(ledger.usage_agent(&tid("tenant-1"), "a-review", &day).await.expect("usage").reserved, 25_000);
     assert!(a.reviews().await.expect("reviews").is_empty());
+    review_on_a_later_day(&ledger).await;
+}
+
+/// Noon UTC on 2024-02-28 and on the next day.
+const DAY_1_NOON: u64 = 1_709_121_600_000;
+const DAY_2_NOON: u64 = DAY_1_NOON + 86_400_000;
+
+/// Money 5: approving a held intent re-checks and charges the budgets of the day of the approval,
+/// not those of the day it was held (two agents with 30,000 cents a day; reviews above 20,000).
+async fn review_on_a_later_day(ledger: &Ledger) {
+    let now = Arc::new(std::sync::atomic::AtomicU64::new(DAY_1_NOON));
+    let clock = now.clone();
+    let a = Authority::new(settings(), ledger.clone(), None).with_clock(Arc::new(move || clock.load(Ordering::SeqCst)));
+    let decide = |x: PaymentIntent| {
+        let a = a.clone();
+        async move { a.approve(&x).await.expect("decision").outcome }
+    };
+    // Day 1: a-late is held for 25,000 and then spends 20,000 of that day; a-late2 is held for 25,000.
+    assert_eq!(decide(intent("a-late", "openai.com", 25_000, "m-late-1")).await, Outcome::NeedsReview);
+    assert_eq!(decide(intent("a-late", "openai.com", 20_000, "m-late-2")).await, Outcome::Approved);
+    assert_eq!(decide(intent("a-late2", "openai.com", 25_000, "m-late-3")).await, Outcome::NeedsReview);
+    // Day 2: a-late2 spends 10,000 of the new day; then both held intents are reviewed.
+    now.store(DAY_2_NOON, Ordering::SeqCst);
+    assert_eq!(decide(intent("a-late2", "openai.com", 10_000, "m-late-4")).await, Outcome::Approved);
+    let reviewed = |id: &'static str| {
+        let a = a.clone();
+        async move {
+            match a.review(id, true).await.expect("review") {
+                Settled::Done(m) => (m.decision.outcome, m.decision.code),
+                other => panic!("{id}: {other:?}"),
+            }
+        }
+    };
+    // Day 1's budget is spent (20,000 + 25,000 > 30,000), today's is free: approved, charged today.
+    assert_eq!(reviewed("m-late-1").await, (Outcome::Approved, "approved".to_string()));
+    // Day 1's budget is free, today's is not (10,000 + 25,000 > 30,000): over budget.
+    assert_eq!(reviewed("m-late-3").await, (Outcome::Denied, "review_over_budget".to_string()));
+    let (d1, d2) = (utc_day(DAY_1_NOON), utc_day(DAY_2_NOON));
+    let used = |agent: &'static str, day: String| {
+        let l = ledger.clone();
+        async move {
+            let u = l.usage_agent(&tid("tenant-1"), agent, &day).await.expect("usage");
+            (u.reserved, u.captured)
+        }
+    };
+    assert_eq!(used("a-late", d1.clone()).await, (20_000, 0), "the held day is not charged");
+    assert_eq!(used("a-late", d2.clone()).await, (25_000, 0), "the approval's day is");
+    assert_eq!(used("a-late2", d2.clone()).await, (10_000, 0));
+    // The reservation belongs to the approval's day: capturing it moves that day's money.
+    assert!(matches!(a.settle("m-late-1", Settle::Captured).await.expect("capture"), Settled::Done(_)));
+    assert_eq!(used("a-late", d2.clone()).await, (0, 25_000));
+    assert_eq!(used("a-late", d1).await, (20_000, 0));
+    let tenant_d2 = ledger.usage_tenant(&tid("tenant-1"), &d2).await.expect("usage");
+    assert_eq!((tenant_d2.reserved, tenant_d2.captured), (10_000, 25_000));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,7 +278,7 @@ async fn concurrent_intents_from_two_authorities_never_exceed_the_budget() {
         }
     }
     assert_eq!(approved, 100_000 / 300, "exactly floor(budget / amount)");
-    let used = one.ledger().usage_business("tenant-1", "biz-shared").await.expect("usage");
+    let used = one.ledger().usage_business(&tid("tenant-1"), "biz-shared").await.expect("usage");
     assert_eq!(used.reserved, 333 * 300);
 }
 
@@ -225,7 +299,7 @@ async fn one_mandate_under_concurrency_is_approved_once() {
     }
     let day = today();
     assert_eq!(
-        one.ledger().usage_agent("tenant-1", "a-dup", &day).await.expect("usage").reserved,
+        one.ledger().usage_agent(&tid("tenant-1"), "a-dup", &day).await.expect("usage").reserved,
         700,
         "reserved once"
     );
@@ -258,7 +332,7 @@ async fn settle_and_expire(ledger: Ledger) {
         short.expire_due().await.ok().filter(|n| *n == 1)
     })
     .await;
-    let used = ledger.usage_agent("tenant-1", "a-basic", &day).await.expect("usage");
+    let used = ledger.usage_agent(&tid("tenant-1"), "a-basic", &day).await.expect("usage");
     assert_eq!((used.reserved, used.captured), (0, 1000), "only the captured amount remains used");
     let sum = a.summary("biz-1").await.expect("summary");
     assert_eq!((sum.spent_cents, sum.reserved_cents, sum.released_cents), (1000, 0, 6000));
@@ -305,7 +379,7 @@ async fn two_tenants(ledger: Ledger) {
         let l = ledger.clone();
         let day = day.clone();
         async move {
-            let u = l.usage_agent(t, agent, &day).await.expect("usage");
+            let u = l.usage_agent(&tid(t), agent, &day).await.expect("usage");
             (u.reserved, u.captured)
         }
     };
@@ -342,7 +416,7 @@ async fn two_tenants(ledger: Ledger) {
     let all = ledger.log(&day, 1000).await.expect("log");
     let decided = |t: &str| all.iter().filter(|e| e.event == "decided" && e.tenant_id == t).count();
     assert_eq!((decided("tenant-1"), decided("tenant-2")), (3, 3));
-    let two = ledger.tenant_log("tenant-2", &day, 1000).await.expect("log");
+    let two = ledger.tenant_log(&tid("tenant-2"), &day, 1000).await.expect("log");
     assert!(two.iter().all(|e| e.tenant_id == "tenant-2") && two.len() == 6, "{two:?}");
     assert!(all.windows(2).all(|w| w[0].at_ms <= w[1].at_ms), "merged oldest first");
 
@@ -356,7 +430,7 @@ async fn two_tenants(ledger: Ledger) {
     assert_eq!(line("tenant-2", "business_total", "biz-2"), Some(1_000_000 - 2000));
     assert_eq!(line("tenant-1", "business_total", "biz-2"), None);
     assert_eq!(line("tenant-1", "tenant_daily", "tenant-1"), Some(1_000_000 - 26_000));
-    let only = a.budgets_report(&["a-basic".to_string()], &["tenant-2".to_string()]).await.expect("report");
+    let only = a.budgets_report(&["a-basic".to_string()], &[tid("tenant-2")]).await.expect("report");
     assert!(only.iter().all(|l| l.tenant == "tenant-2"));
 }
 
@@ -369,6 +443,80 @@ async fn two_tenants_keep_their_money_apart_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_tenants_keep_their_money_apart_memory() {
     two_tenants(Ledger::Memory(MemoryLedger::new())).await;
+}
+
+/// Money 3 and 10: after the retention a tenant's mandates and log are gone, and so is its place in the
+/// index of tenants (and its businesses' in the index of businesses) that the cross-tenant reads
+/// visit, once any tenant decides again; a business stays bound to its tenant.
+async fn retention_forgets_idle_tenants(ledger: Ledger) {
+    let mut s = settings();
+    s.retention = Duration::from_millis(400);
+    s.reservation_ttl = Duration::from_millis(100);
+    let a = Authority::new(s, ledger.clone(), None);
+    let old = |i| of("t-old", "biz-old", i);
+    assert_eq!(
+        a.approve(&old(intent("a-basic", "openai.com", 100, "r-old-1"))).await.expect("d").outcome,
+        Outcome::Approved
+    );
+    assert_eq!(
+        a.approve(&old(intent("a-basic", "example.com", 100, "r-old-2"))).await.expect("d").outcome,
+        Outcome::Denied
+    );
+    assert!(matches!(a.settle("r-old-1", Settle::Captured).await.expect("capture"), Settled::Done(_)));
+    let parties = ledger.known_parties().await.expect("parties");
+    assert_eq!(parties.get(&tid("t-old")).map(Vec::as_slice), Some(&["biz-old".to_string()][..]));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let new = |i| of("t-new", "biz-new", i);
+    assert_eq!(
+        a.approve(&new(intent("a-basic", "openai.com", 100, "r-new"))).await.expect("d").outcome,
+        Outcome::Approved
+    );
+    let parties = ledger.known_parties().await.expect("parties");
+    assert_eq!(parties.keys().map(|t| t.as_str()).collect::<Vec<_>>(), ["t-new"], "the idle tenant left the index");
+    assert_eq!(parties[&tid("t-new")], ["biz-new"]);
+    for id in ["r-old-1", "r-old-2"] {
+        assert_eq!(ledger.mandate(id).await.expect("mandate"), None, "{id} is past the retention");
+    }
+    let log = ledger.log(&today(), 1000).await.expect("log");
+    assert!(log.iter().all(|e| e.tenant_id == "t-new"), "{log:?}");
+    assert_eq!(ledger.business_tenant("biz-old").await.expect("owner").as_deref(), Some("t-old"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_forgets_idle_tenants_redis() {
+    let server = RedisServer::start();
+    retention_forgets_idle_tenants(redis_ledger(&server).await).await;
+    // The index of businesses expires with its tenant's last decision.
+    let ttl: i64 =
+        redis::cmd("PTTL").arg("genesis:{pay:t-new}:index:businesses:active").query(&mut server.conn()).expect("PTTL");
+    assert!(ttl > 0 && ttl <= 400, "{ttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_forgets_idle_tenants_memory() {
+    retention_forgets_idle_tenants(Ledger::Memory(MemoryLedger::new())).await;
+}
+
+/// The plain sets of tenants and businesses of earlier versions are adopted when a ledger opens, so
+/// their tenants' reviews and reservations stay visible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_of_an_earlier_version_is_adopted() {
+    let server = RedisServer::start();
+    let mut c = server.conn();
+    let _: () = redis::cmd("SADD").arg("genesis:pay:tenants").arg("tenant-9").query(&mut c).expect("SADD");
+    let _: () =
+        redis::cmd("SADD").arg("genesis:{pay:tenant-9}:index:businesses").arg("biz-9").query(&mut c).expect("SADD");
+    let ledger = redis_ledger(&server).await;
+    let parties = ledger.known_parties().await.expect("parties");
+    assert_eq!(parties.get(&tid("tenant-9")).map(Vec::as_slice), Some(&["biz-9".to_string()][..]));
+    let left: i64 = redis::cmd("EXISTS")
+        .arg("genesis:pay:tenants")
+        .arg("genesis:{pay:tenant-9}:index:businesses")
+        .query(&mut c)
+        .expect("EXISTS");
+    assert_eq!(left, 0, "the old sets are gone");
+    redis_ledger(&server).await; // a second open finds nothing to adopt
+    assert_eq!(ledger.known_parties().await.expect("parties").len(), 1);
 }
 
 /// Every scenario above on a one-node Redis Cluster, which refuses any script whose keys span two
@@ -490,7 +638,7 @@ async fn tasks_pay_through_the_meta_agent_and_replays_ask_idempotently() {
     let t = publish(&bus, "genesis.commerce", json!({"business_id": "biz-1", "simulate": {"panic_deliveries": 1, "pay": [{"vendor": "openai.com", "amount_cents": 400, "reason": "tokens"}]}})).await;
     let r = final_record(&bus, &t, WAIT).await;
     assert_eq!(r.status, TaskStatus::Succeeded, "{r:?}");
-    assert_eq!(ledger.usage_agent("tenant-test", "genesis.commerce", &today()).await.expect("u").reserved, 400);
+    assert_eq!(ledger.usage_agent(&tid("tenant-test"), "genesis.commerce", &today()).await.expect("u").reserved, 400);
     // A denied payment fails the task with the denial's code.
     let bad = publish(
         &bus,
@@ -502,4 +650,42 @@ async fn tasks_pay_through_the_meta_agent_and_replays_ask_idempotently() {
     assert_eq!(r.status, TaskStatus::Dead);
     assert!(r.error.as_deref().unwrap_or("").contains("vendor_lookalike"), "{r:?}");
     rt.shutdown().await.expect("clean shutdown");
+}
+
+/// `genesis payments intent`: the exit status tells the outcome apart (0 approved, 3 denied, 4 held for
+/// review) and the reason is printed as decided (mandate ids keep their case).
+#[test]
+fn payments_intent_cli_exit_status_and_reason() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_test_config(dir.path(), &shipped_roster());
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(
+        "[payments]\nhard_cap_cents = 20000\nreview_above_cents = 10000\n[payments.budgets]\nagent_daily_cents = 20000\n",
+    );
+    std::fs::write(&config, text).expect("config");
+    let intent = |mandate: &str, cents: &str| {
+        let out = std::process::Command::new(genesis_bin())
+            .arg("--config")
+            .arg(&config)
+            .args(["payments", "intent", "--agent", "genesis.commerce", "--vendor", "openai.com"])
+            .args(["--amount-cents", cents, "--mandate", mandate, "--tenant", "tenant-1"])
+            .env("GENESIS_REDIS_URL", server.url())
+            .output()
+            .expect("run genesis");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let (code, out) = intent("Order-A1", "500");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("approved [approved]"), "{out}");
+    let (code, out) = intent("Order-A1", "501");
+    assert_eq!(code, Some(3), "denied: {out}");
+    assert!(out.starts_with("denied [mandate_conflict]") && out.contains("`Order-A1`"), "case kept: {out}");
+    let (code, out) = intent("Order-B2", "15000");
+    assert_eq!(code, Some(4), "held: {out}");
+    assert!(out.starts_with("needs_review [needs_review]"), "{out}");
+    let help =
+        std::process::Command::new(genesis_bin()).args(["payments", "intent", "--help"]).output().expect("run genesis");
+    let help = String::from_utf8_lossy(&help.stdout).to_string();
+    assert!(help.contains("3 denied") && help.contains("4 held for review"), "{help}");
 }

@@ -172,7 +172,10 @@ async fn out_of_memory_waits_then_resumes() {
     // Every write now fails with OOM: the running tasks cannot write their outcomes.
     server.cli(&["CONFIG", "SET", "maxmemory", "1"]);
     let refused = bus
-        .publish(&genesis_actors::task::TaskEnvelope::new(support::topic(AGENT), "t", json!({})), support::TTL)
+        .publish(
+            &genesis_actors::task::TaskEnvelope::new(support::topic(AGENT), support::tenant("t"), json!({})),
+            support::TTL,
+        )
         .await
         .expect_err("a publish at maxmemory fails");
     assert_eq!(refused.class(), ErrorClass::Transient, "OOM is transient: {refused}");

@@ -223,7 +223,11 @@ async fn failover_keeps_every_acknowledged_publish(restart: Restart) {
             while !stop.load(Ordering::SeqCst) {
                 let env = retry.take().unwrap_or_else(|| {
                     i += 1;
-                    TaskEnvelope::new(topic(AGENT), "tenant-test", json!({"i": i, "simulate": {"sleep_ms": 20}}))
+                    TaskEnvelope::new(
+                        topic(AGENT),
+                        support::tenant("tenant-test"),
+                        json!({"i": i, "simulate": {"sleep_ms": 20}}),
+                    )
                 });
                 let outcome = match tokio::time::timeout(Duration::from_secs(10), bus.publish(&env, TTL)).await {
                     Ok(r) => r.map_err(|e| e.to_string()),

@@ -12,7 +12,7 @@
 //!   in-process [`bus::memory`] bus with the same semantics (not durable).
 //! - [`executor`] is the trait through which every agent's work runs, plus the simulated executor.
 //! - [`policy`] holds the pure decisions: backoff, restart intensity, the outcome of an attempt.
-//! - [`task`] and [`roster`] are the domain types parsed at the edge; [`settings`] the node's knobs;
+//! - [`task`], [`tenant`] and [`roster`] are the domain types parsed at the edge; [`settings`] the node's knobs;
 //!   [`events`] the supervision events anyone can subscribe to.
 //!
 //! The guarantees are stated in `docs/semantics.md` at the repository root.
@@ -32,4 +32,5 @@ pub mod secret;
 pub mod settings;
 pub mod supervision;
 pub mod task;
+pub mod tenant;
 pub mod trace;

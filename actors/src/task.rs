@@ -102,8 +102,7 @@ impl fmt::Display for TopicName {
     }
 }
 
-/// The tenant of a task or payment intent that names none (the CLI's and the HTTP API's default).
-pub const DEFAULT_TENANT: &str = "default";
+pub use crate::tenant::{TenantId, DEFAULT_TENANT};
 
 /// The envelope of one task. `attempt` starts at 1 and grows with each retry (a retry is a new stream
 /// entry carrying the same `task_id`).
@@ -111,7 +110,9 @@ pub const DEFAULT_TENANT: &str = "default";
 pub struct TaskEnvelope {
     pub task_id: TaskId,
     pub topic: TopicName,
-    pub tenant_id: String,
+    /// Parsed when the envelope is decoded: a stored entry with an invalid tenant is a decode error
+    /// (dead-lettered), never a task.
+    pub tenant_id: TenantId,
     pub correlation_id: String,
     pub attempt: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,12 +131,12 @@ pub struct TaskEnvelope {
 
 impl TaskEnvelope {
     /// A new first-attempt task; the correlation id defaults to the task id.
-    pub fn new(topic: TopicName, tenant_id: impl Into<String>, payload: serde_json::Value) -> Self {
+    pub fn new(topic: TopicName, tenant_id: TenantId, payload: serde_json::Value) -> Self {
         let task_id = TaskId::generate();
         TaskEnvelope {
             task_id,
             topic,
-            tenant_id: tenant_id.into(),
+            tenant_id,
             correlation_id: task_id.to_string(),
             attempt: 1,
             reply_to: None,
@@ -205,9 +206,24 @@ mod tests {
         s.parse().expect("valid topic")
     }
 
+    fn tenant(s: &str) -> TenantId {
+        TenantId::parse(s).expect("valid tenant")
+    }
+
+    #[test]
+    fn a_stored_envelope_with_an_invalid_tenant_is_a_decode_error() {
+        let env = TaskEnvelope::new(topic("genesis.build"), tenant("t1"), serde_json::json!({}));
+        let raw = env.to_json().replace("\"tenant_id\":\"t1\"", "\"tenant_id\":\"t{1}\"");
+        assert!(raw.contains("t{1}"), "{raw}");
+        match TaskEnvelope::decode(&raw, 1 << 20) {
+            Err(DecodeError::Invalid(why)) => assert!(why.contains("tenant id \"t{1}\""), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn envelope_round_trips() {
-        let env = TaskEnvelope::new(topic("genesis.build"), "t1", serde_json::json!({"a": 1}));
+        let env = TaskEnvelope::new(topic("genesis.build"), tenant("t1"), serde_json::json!({"a": 1}));
         let back = TaskEnvelope::decode(&env.to_json(), 1 << 20).expect("decodes");
         assert_eq!(env, back);
     }
@@ -216,7 +232,7 @@ mod tests {
     fn decode_rejects_missing_fields_and_oversize() {
         assert!(matches!(TaskEnvelope::decode("{\"task_id\": 1}", 1024), Err(DecodeError::Invalid(_))));
         assert!(matches!(TaskEnvelope::decode("not json", 1024), Err(DecodeError::Invalid(_))));
-        let env = TaskEnvelope::new(topic("x"), "t", serde_json::json!("y".repeat(100)));
+        let env = TaskEnvelope::new(topic("x"), tenant("t"), serde_json::json!("y".repeat(100)));
         assert!(matches!(TaskEnvelope::decode(&env.to_json(), 50), Err(DecodeError::TooLarge { .. })));
     }
 

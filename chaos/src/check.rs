@@ -578,9 +578,12 @@ struct Usage {
 
 async fn money(c: &mut MultiplexedConnection, limits: Limits, r: &mut CheckReport) -> anyhow::Result<()> {
     // The ledger's tenants, each a shard of its own (the checker may SCAN: it runs on one Redis, offline).
-    let mut tenants: Vec<String> = redis::cmd("SMEMBERS").arg(keys::TENANTS).query_async(c).await?;
+    let mut tenants: Vec<String> = redis::cmd("ZRANGE").arg(keys::TENANTS).arg(0).arg(-1).query_async(c).await?;
     tenants.sort();
-    let shards: Vec<Shard> = tenants.iter().map(|t| Shard::of(t)).collect();
+    let shards: Vec<Shard> = tenants
+        .iter()
+        .map(|t| genesis_actors::tenant::TenantId::parse(t).map(|t| Shard::of(&t)))
+        .collect::<Result<_, _>>()?;
 
     // Usage hashes against the limits.
     let mut used: BTreeMap<String, Usage> = BTreeMap::new();

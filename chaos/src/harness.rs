@@ -220,7 +220,8 @@ async fn publish_all(
     for p in plan {
         tokio::time::sleep_until(start + p.at).await;
         let topic = p.topic.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-        let env = TaskEnvelope::new(topic, p.tenant.clone(), workload::with_report_to(&p, &report_to));
+        let tenant = genesis_actors::tenant::TenantId::parse(&p.tenant)?;
+        let env = TaskEnvelope::new(topic, tenant, workload::with_report_to(&p, &report_to));
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             match bus.publish(&env, RESULT_TTL).await {

@@ -109,7 +109,7 @@ async fn a_planted_violation_is_reported() {
     let mut tasks = Vec::new();
     for i in 0..6 {
         let payload = json!({"simulate": {"sleep_ms": 10 * i, "fail_attempts": i % 2, "report_to": receiver.url}});
-        let env = TaskEnvelope::new("genesis.qa".parse().expect("topic"), "tenant-0", payload);
+        let env = TaskEnvelope::new("genesis.qa".parse().expect("topic"), tenant0(), payload);
         bus.publish(&env, Duration::from_secs(3600)).await.expect("publish");
         tasks.push(task(&env, "sleep"));
     }
@@ -164,13 +164,19 @@ async fn a_planted_violation_is_reported() {
     let _: () =
         redis::cmd("DEL").arg(format!("genesis:{{genesis.qa}}:task:{lost}")).query_async(&mut c).await.expect("del");
     let _: () = redis::cmd("HSET")
-        .arg(Shard::of("tenant-0").used_agent("genesis.qa", "2026-01-01"))
+        .arg(Shard::of(&tenant0()).used_agent("genesis.qa", "2026-01-01"))
         .arg("reserved")
         .arg(20_001)
         .query_async(&mut c)
         .await
         .expect("plant usage");
-    let _: () = redis::cmd("SADD").arg(keys::TENANTS).arg("tenant-0").query_async(&mut c).await.expect("plant tenant");
+    let _: () = redis::cmd("ZADD")
+        .arg(keys::TENANTS)
+        .arg(genesis_actors::task::now_ms())
+        .arg("tenant-0")
+        .query_async(&mut c)
+        .await
+        .expect("plant tenant");
     let _: () = redis::cmd("ZADD")
         .arg("genesis:{genesis.build}:retry")
         .arg(1)
@@ -228,4 +234,8 @@ async fn a_planted_violation_is_reported() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("VIOLATION [1 none lost]"), "{stdout}");
     drop(redis);
+}
+
+fn tenant0() -> genesis_actors::tenant::TenantId {
+    genesis_actors::tenant::TenantId::parse("tenant-0").expect("a valid tenant id")
 }

@@ -16,6 +16,15 @@ use genesis_actors::connection::{Connector, RedisOptions, RedisTarget};
 use genesis_actors::executor::ExecutorRegistry;
 use genesis_actors::task::TopicName;
 
+/// A command that ran to the end and printed its result, but whose result is not a success: the
+/// process exits with `code` (and prints nothing more). Scripts tell the results apart by the code,
+/// e.g. `genesis payments intent`: 3 denied, 4 held for review.
+#[derive(Debug, thiserror::Error)]
+#[error("exit status {code}")]
+pub struct Exit {
+    pub code: u8,
+}
+
 pub async fn run(cli: Cli) -> Result<()> {
     let cfg = load(&cli)?;
     let level = if matches!(cli.command, Command::Serve { .. }) { "info" } else { "warn" };

@@ -2,6 +2,7 @@
 //! shared Redis ledger. Mandates are found by id and businesses by name whatever their tenant; only
 //! `budget show` and `payments ledger` take `--tenant`, to narrow what they list.
 
+use super::Exit;
 use crate::cli::{BudgetCommand, PaymentsCommand, RedisOpt, ReviewCommand};
 use crate::config::ServiceConfig;
 use anyhow::{bail, Context, Result};
@@ -10,9 +11,14 @@ use genesis_actors::payments::ledger::redis::RedisLedger;
 use genesis_actors::payments::ledger::{Ledger, MandateRecord, Settle, Settled};
 use genesis_actors::payments::notify::{self, Channel};
 use genesis_actors::payments::policy::utc_day;
-use genesis_actors::payments::types::{is_valid_id, PaymentIntent, MAX_ID_LEN};
+use genesis_actors::payments::types::{Outcome, PaymentIntent};
 use genesis_actors::task::now_ms;
 use serde::Serialize;
+
+/// Exit status of `payments intent` for a denial (1 is kept for "no decision could be made").
+pub const EXIT_DENIED: u8 = 3;
+/// Exit status of `payments intent` for an intent held for review (`genesis payments review`).
+pub const EXIT_HELD_FOR_REVIEW: u8 = 4;
 
 async fn authority(cfg: &ServiceConfig, redis: &RedisOpt) -> Result<Authority> {
     let Some(target) = super::redis_target(cfg, redis)? else {
@@ -65,7 +71,13 @@ pub async fn run(cfg: &ServiceConfig, command: PaymentsCommand) -> Result<()> {
                 tenant_id: tenant,
             };
             let d = a.approve(&intent).await?;
-            print(json, &d, || format!("{:?} [{}]: {}", d.outcome, d.code, d.reason).to_lowercase())
+            // The reason as decided: it quotes mandate ids, vendors and agents, whose case matters.
+            print(json, &d, || format!("{} [{}]: {}", d.outcome.as_str(), d.code, d.reason))?;
+            match d.outcome {
+                Outcome::Approved => Ok(()),
+                Outcome::Denied => Err(Exit { code: EXIT_DENIED }.into()),
+                Outcome::NeedsReview => Err(Exit { code: EXIT_HELD_FOR_REVIEW }.into()),
+            }
         }
         PaymentsCommand::Capture { redis, mandate, json } => {
             let s = authority(cfg, &redis).await?.settle(&mandate, Settle::Captured).await?;
@@ -100,7 +112,6 @@ pub async fn run(cfg: &ServiceConfig, command: PaymentsCommand) -> Result<()> {
             if genesis_actors::payments::ledger::redis::day_bounds(&day).is_none() {
                 bail!("--date {day}: not a date; write YYYY-MM-DD (UTC)");
             }
-            let tenant = tenant.map(checked_tenant).transpose()?;
             let a = authority(cfg, &redis).await?;
             let log = match &tenant {
                 Some(t) => a.ledger().tenant_log(t, &day, limit).await?,
@@ -142,17 +153,9 @@ pub async fn run(cfg: &ServiceConfig, command: PaymentsCommand) -> Result<()> {
     }
 }
 
-/// A `--tenant` value, checked as the ledger checks tenant ids (they are part of its key names).
-fn checked_tenant(t: String) -> Result<String> {
-    if !is_valid_id(&t) {
-        bail!("--tenant {t:?}: a tenant id is 1..={MAX_ID_LEN} characters of [A-Za-z0-9:._-]");
-    }
-    Ok(t)
-}
-
 pub async fn budget(cfg: &ServiceConfig, command: BudgetCommand) -> Result<()> {
     let BudgetCommand::Show { redis, tenant, json } = command;
-    let tenants: Vec<String> = tenant.map(checked_tenant).transpose()?.into_iter().collect();
+    let tenants: Vec<_> = tenant.into_iter().collect();
     let a = authority(cfg, &redis).await?;
     let agents: Vec<String> = cfg.roster.agents.iter().map(|a| a.name.clone()).collect();
     let lines = a.budgets_report(&agents, &tenants).await?;

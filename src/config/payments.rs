@@ -199,10 +199,26 @@ pub(crate) fn payments(file: PaymentsFile, issues: &mut Issues) -> PaymentsSetti
     };
 
     let b = file.budgets;
+    let bd = Budgets::default();
     let budgets = Budgets {
-        agent_daily_cents: cents(issues, "payments.budgets.agent_daily_cents", b.agent_daily_cents, 5_000),
-        business_total_cents: cents(issues, "payments.budgets.business_total_cents", b.business_total_cents, 50_000),
-        tenant_daily_cents: cents(issues, "payments.budgets.tenant_daily_cents", b.tenant_daily_cents, 20_000),
+        agent_daily_cents: cents(
+            issues,
+            "payments.budgets.agent_daily_cents",
+            b.agent_daily_cents,
+            bd.agent_daily_cents,
+        ),
+        business_total_cents: cents(
+            issues,
+            "payments.budgets.business_total_cents",
+            b.business_total_cents,
+            bd.business_total_cents,
+        ),
+        tenant_daily_cents: cents(
+            issues,
+            "payments.budgets.tenant_daily_cents",
+            b.tenant_daily_cents,
+            bd.tenant_daily_cents,
+        ),
         per_agent_daily: overrides(issues, "payments.budgets.agent_daily", b.agent_daily),
         per_business_total: overrides(issues, "payments.budgets.business_total", b.business_total),
         per_tenant_daily: overrides(issues, "payments.budgets.tenant_daily", b.tenant_daily),
@@ -218,7 +234,7 @@ pub(crate) fn payments(file: PaymentsFile, issues: &mut Issues) -> PaymentsSetti
         ..nd
     };
 
-    PaymentsSettings {
+    let settings = PaymentsSettings {
         rules: PaymentRules {
             hard_cap_cents: hard_cap,
             auto_approve_cents: auto,
@@ -251,6 +267,83 @@ pub(crate) fn payments(file: PaymentsFile, issues: &mut Issues) -> PaymentsSetti
             true,
         ),
         notify,
+    };
+    let raw = Raw { reservation_ttl: file.reservation_ttl.as_deref(), retention: file.retention.as_deref() };
+    coherence(&settings, raw, issues);
+    settings
+}
+
+/// The durations as written, for messages.
+struct Raw<'a> {
+    reservation_ttl: Option<&'a str>,
+    retention: Option<&'a str>,
+}
+
+/// Thresholds that are each valid alone but contradict each other. Each issue is reported under one
+/// key and names the other, with both values and what would go wrong:
+///
+/// - a review threshold at or above a default budget (while reviews can happen at all, i.e. below the
+///   hard cap): every held intent is above that budget, so no reviewer could ever approve one;
+/// - a hard cap above a default budget: the cap lets through amounts that no budget could pay, so the
+///   cap is not the real limit;
+/// - a velocity sum below the hard cap: one intent the cap allows would be denied as fraud
+///   (`velocity_sum`) on its own;
+/// - a retention shorter than the reservation TTL: the mandate would be forgotten while its money is
+///   still reserved, so the reservation could never be captured or released.
+///
+/// `auto_approve ≤ review_above ≤ hard_cap` is checked where the three are read. Per-name budget
+/// overrides are not compared with the thresholds: a small budget for one agent, business or tenant
+/// is a deliberate restriction of it, not a contradiction of the defaults.
+fn coherence(p: &PaymentsSettings, raw: Raw<'_>, issues: &mut Issues) {
+    let (r, b) = (&p.rules, &p.budgets);
+    let budgets = [
+        ("payments.budgets.agent_daily_cents", b.agent_daily_cents),
+        ("payments.budgets.business_total_cents", b.business_total_cents),
+        ("payments.budgets.tenant_daily_cents", b.tenant_daily_cents),
+    ];
+    for (key, budget) in budgets {
+        if r.review_above_cents < r.hard_cap_cents && r.review_above_cents >= budget {
+            issues.push(
+                "payments.review_above_cents",
+                Some(r.review_above_cents.to_string()),
+                format!(
+                    "must be below {key} ({budget}): every intent held for review is above that budget, so \
+                     no review could approve it (or set it to payments.hard_cap_cents to hold nothing)"
+                ),
+            );
+        }
+        if r.hard_cap_cents > budget {
+            issues.push(
+                "payments.hard_cap_cents",
+                Some(r.hard_cap_cents.to_string()),
+                format!("must not exceed {key} ({budget}): the cap would let through amounts no budget can pay"),
+            );
+        }
+    }
+    if r.fraud.velocity_max_sum_cents < r.hard_cap_cents {
+        issues.push(
+            "payments.fraud.velocity_max_sum_cents",
+            Some(r.fraud.velocity_max_sum_cents.to_string()),
+            format!(
+                "must not be below payments.hard_cap_cents ({}): a single intent the cap allows would be \
+                 denied as velocity_sum fraud",
+                r.hard_cap_cents
+            ),
+        );
+    }
+    if p.retention < p.reservation_ttl {
+        let show = |raw: Option<&str>, d: Duration| {
+            raw.map(quote).unwrap_or_else(|| quote(&humantime_serde::re::humantime::format_duration(d).to_string()))
+        };
+        issues.push(
+            "payments.retention",
+            Some(show(raw.retention, p.retention)),
+            format!(
+                "must not be shorter than payments.reservation_ttl ({}): a mandate would be forgotten while \
+                 its money is still reserved, and the reservation could then never be captured or released",
+                show(raw.reservation_ttl, p.reservation_ttl)
+            ),
+        );
     }
 }
 

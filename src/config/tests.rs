@@ -276,3 +276,76 @@ fn node_id_from_elsewhere_uses_the_same_rules() {
     assert_eq!(err.to_string(), "--node-id = \"a/b\": may only contain letters, digits, '.', '_' and '-'");
     assert!(validate_node_id("--node-id", &"n".repeat(65)).is_err());
 }
+
+/// The defaults (in code and in the shipped file) let a reviewer approve what is held for review, and
+/// let any amount the hard cap allows fit every budget.
+#[test]
+fn payment_defaults_are_coherent() {
+    let shipped = load_with_env(&shipped("genesis.toml"), &["simulated"], &no_env).expect("shipped config loads");
+    let code = genesis("").expect("defaults are valid");
+    for (what, p) in [("shipped", &shipped.payments), ("code", &code.payments)] {
+        let (r, b) = (&p.rules, &p.budgets);
+        for budget in [b.agent_daily_cents, b.business_total_cents, b.tenant_daily_cents] {
+            assert!(
+                r.review_above_cents < budget,
+                "{what}: review threshold {} ≥ budget {budget}",
+                r.review_above_cents
+            );
+            assert!(r.hard_cap_cents <= budget, "{what}: hard cap {} > budget {budget}", r.hard_cap_cents);
+        }
+        assert!(r.auto_approve_cents <= r.review_above_cents && r.review_above_cents < r.hard_cap_cents, "{what}");
+    }
+    assert_eq!(
+        shipped.payments.rules,
+        genesis_actors::payments::policy::PaymentRules {
+            known_agents: shipped.payments.rules.known_agents.clone(),
+            ..code.payments.rules.clone()
+        }
+    );
+    assert_eq!(shipped.payments.budgets, code.payments.budgets, "the file says what the code does");
+}
+
+/// Thresholds that contradict each other are refused, and the message names both keys.
+#[test]
+fn contradicting_payment_thresholds_name_both_keys() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "[payments]\nreview_above_cents = 50000\nhard_cap_cents = 1000000\n[payments.budgets]\nagent_daily_cents = 5000\nbusiness_total_cents = 2000000\ntenant_daily_cents = 2000000",
+            "payments.review_above_cents = 50000: must be below payments.budgets.agent_daily_cents (5000)",
+            "payments.hard_cap_cents = 1000000: must not exceed payments.budgets.agent_daily_cents (5000)",
+        ),
+        (
+            "[payments]\nauto_approve_cents = 5000\nreview_above_cents = 4000",
+            "payments.auto_approve_cents = 5000: must not exceed payments.review_above_cents (4000)",
+            "",
+        ),
+        (
+            "[payments.budgets]\ntenant_daily_cents = 15000",
+            "payments.hard_cap_cents = 20000: must not exceed payments.budgets.tenant_daily_cents (15000)",
+            "",
+        ),
+        (
+            "[payments.budgets]\nbusiness_total_cents = 10000",
+            "payments.review_above_cents = 10000: must be below payments.budgets.business_total_cents (10000)",
+            "",
+        ),
+        (
+            "[payments.fraud]\nvelocity_max_sum_cents = 15000",
+            "payments.fraud.velocity_max_sum_cents = 15000: must not be below payments.hard_cap_cents (20000)",
+            "",
+        ),
+        (
+            "[payments]\nretention = \"1h\"\nreservation_ttl = \"2h\"",
+            "payments.retention = \"1h\": must not be shorter than payments.reservation_ttl (\"2h\")",
+            "",
+        ),
+    ];
+    for (text, first, second) in cases {
+        let err = genesis_err(text);
+        assert!(err.contains(first), "{text}\n→ {err}");
+        assert!(err.contains(second), "{text}\n→ {err}");
+    }
+    // No reviews at all (the threshold at the cap) is not a contradiction.
+    let p = genesis("[payments]\nreview_above_cents = 20000\n[payments.budgets]\nagent_daily_cents = 20000\n");
+    assert!(p.is_ok(), "{:?}", p.err().map(|e| e.to_string()));
+}

@@ -28,9 +28,8 @@ impl RedisCluster {
     /// [`RedisCluster::start`] with the given persistence on every node (benchmarks use `None`).
     pub fn start_with(masters: usize, persistence: crate::Persistence) -> RedisCluster {
         assert!(masters >= 3, "Redis Cluster needs at least 3 masters, asked for {masters}");
-        let nodes: Vec<RedisServer> = (0..masters)
-            .map(|_| RedisServer::builder().persistence(persistence).cluster_node().start())
-            .collect();
+        let nodes: Vec<RedisServer> =
+            (0..masters).map(|_| RedisServer::builder().persistence(persistence).cluster_node().start()).collect();
         let cluster = RedisCluster { nodes };
 
         let output = Command::new("redis-cli")

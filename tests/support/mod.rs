@@ -177,7 +177,7 @@ pub fn fast_settings(node_id: &str) -> RuntimeSettings {
 pub const TTL: Duration = Duration::from_secs(3600);
 
 pub async fn publish(bus: &Bus, topic_name: &str, payload: serde_json::Value) -> TaskEnvelope {
-    let env = TaskEnvelope::new(topic(topic_name), "tenant-test", payload);
+    let env = TaskEnvelope::new(topic(topic_name), tenant("tenant-test"), payload);
     bus.publish(&env, TTL).await.expect("publish");
     env
 }
@@ -196,6 +196,11 @@ pub fn status_of(r: &TaskRecord) -> TaskStatus {
 }
 
 /// The shipped roster, absolute, so test configs in temp dirs can point at it.
+/// A tenant id the test knows is valid.
+pub fn tenant(t: &str) -> genesis_actors::task::TenantId {
+    genesis_actors::task::TenantId::parse(t).expect("a valid tenant id")
+}
+
 pub fn shipped_roster() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/agents.toml")
 }

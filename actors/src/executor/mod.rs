@@ -18,7 +18,7 @@ pub struct TaskContext {
     pub attempt: u32,
     /// Redis's delivery counter for this entry (1 on first delivery; grows on replays after crashes).
     pub deliveries: u32,
-    pub tenant_id: String,
+    pub tenant_id: crate::tenant::TenantId,
     pub correlation_id: String,
     /// The way to ask the MetaAgent for money; `approve` fails if payments are not configured.
     pub payments: crate::payments::meta_agent::PaymentsClient,

@@ -157,7 +157,7 @@ mod tests {
             task_id: TaskId::generate(),
             attempt,
             deliveries,
-            tenant_id: "t".into(),
+            tenant_id: crate::tenant::TenantId::default(),
             correlation_id: "c".into(),
             payments: Default::default(),
         }

@@ -6,16 +6,22 @@ use super::notify::{Channel, Notifier};
 use super::policy;
 use super::types::{is_fraud_code, Decision, Outcome, PaymentIntent};
 use super::{Budgets, PaymentsSettings};
-use crate::task::{now_ms, DEFAULT_TENANT};
+use crate::task::now_ms;
+use crate::tenant::TenantId;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// Where the authority reads the time (ms since the Unix epoch). Days, windows and deadlines all come
+/// from it, so tests can decide on one UTC day and review on the next.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 #[derive(Clone)]
 pub struct Authority {
     settings: Arc<PaymentsSettings>,
     ledger: Ledger,
     notifier: Option<Notifier>,
+    clock: Clock,
 }
 
 /// Spend summary of one business.
@@ -78,7 +84,7 @@ pub struct BudgetLine {
 }
 
 impl BudgetLine {
-    fn new(tenant: &str, kind: &'static str, name: &str, limit: u64, u: Usage) -> Self {
+    fn new(tenant: &TenantId, kind: &'static str, name: &str, limit: u64, u: Usage) -> Self {
         BudgetLine {
             tenant: tenant.to_string(),
             kind,
@@ -93,7 +99,16 @@ impl BudgetLine {
 
 impl Authority {
     pub fn new(settings: PaymentsSettings, ledger: Ledger, notifier: Option<Notifier>) -> Self {
-        Authority { settings: Arc::new(settings), ledger, notifier }
+        Authority { settings: Arc::new(settings), ledger, notifier, clock: Arc::new(now_ms) }
+    }
+
+    /// The same authority reading the time from `clock` instead of the system clock.
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Authority { clock, ..self }
+    }
+
+    fn now(&self) -> u64 {
+        (self.clock)()
     }
 
     pub fn settings(&self) -> &PaymentsSettings {
@@ -110,7 +125,7 @@ impl Authority {
 
     /// Decide one intent. Every check runs for every amount; see `policy::evaluate` for the order.
     pub async fn approve(&self, raw: &PaymentIntent) -> Result<Decision, LedgerError> {
-        let now = now_ms();
+        let now = self.now();
         let s = &self.settings;
         let valid = match policy::validate(raw, &s.rules, &s.whitelist) {
             Ok(v) => v,
@@ -124,7 +139,7 @@ impl Authority {
                     vendor: raw.vendor.clone(),
                     amount_cents: raw.amount_cents.max(0) as u64,
                     business_id: raw.business_id.clone(),
-                    tenant_id: raw.tenant_id.clone(),
+                    tenant_id: raw.tenant_id.to_string(),
                     decided_at_ms: now,
                 };
                 self.after(&d, true);
@@ -135,7 +150,7 @@ impl Authority {
             intent: &valid,
             rules: &s.rules,
             whitelist: &s.whitelist,
-            limits: self.budgets().limits(&valid.agent_id, &valid.business_id, &valid.tenant_id),
+            limits: self.budgets().limits(&valid.agent_id, &valid.business_id, valid.tenant_id.as_str()),
             now_ms: now,
             reservation_ttl_ms: s.reservation_ttl.as_millis() as u64,
             retention_ms: s.retention.as_millis() as u64,
@@ -153,7 +168,7 @@ impl Authority {
                     vendor: valid.vendor.as_str().to_string(),
                     amount_cents: valid.amount.get(),
                     business_id: valid.business_id.clone(),
-                    tenant_id: valid.tenant_id.clone(),
+                    tenant_id: valid.tenant_id.to_string(),
                     decided_at_ms: now,
                 },
                 true,
@@ -192,12 +207,12 @@ impl Authority {
     }
 
     pub async fn settle(&self, mandate: &str, to: Settle) -> Result<Settled, LedgerError> {
-        self.ledger.settle(mandate, to, now_ms(), self.settings.retention.as_millis() as u64).await
+        self.ledger.settle(mandate, to, self.now(), self.settings.retention.as_millis() as u64).await
     }
 
     /// Release every reservation past its deadline; returns how many were released.
     pub async fn expire_due(&self) -> Result<usize, LedgerError> {
-        let now = now_ms();
+        let now = self.now();
         let mut n = 0;
         for id in self.ledger.due_reservations(now, 500).await? {
             if matches!(
@@ -211,6 +226,8 @@ impl Authority {
         Ok(n)
     }
 
+    /// Decide a held intent. An approval re-checks the budgets of today (the day of the approval) and
+    /// reserves against them; see [`Ledger::review`].
     pub async fn review(&self, mandate: &str, approve: bool) -> Result<Settled, LedgerError> {
         let Some(m) = self.ledger.mandate(mandate).await? else { return Ok(Settled::Missing) };
         let d = &m.decision;
@@ -221,7 +238,7 @@ impl Authority {
                 mandate,
                 approve,
                 limits,
-                now_ms(),
+                self.now(),
                 s.reservation_ttl.as_millis() as u64,
                 s.retention.as_millis() as u64,
             )
@@ -265,15 +282,19 @@ impl Authority {
 
     /// Every budget with its limit and use, tenant by tenant: each agent's (today, in that tenant), the
     /// tenant's businesses', the tenant's (today). `tenants` empty: every tenant the ledger knows, or
-    /// [`DEFAULT_TENANT`] when it knows none (so a fresh ledger still shows the agents' limits).
-    pub async fn budgets_report(&self, agents: &[String], tenants: &[String]) -> Result<Vec<BudgetLine>, LedgerError> {
-        let day = policy::utc_day(now_ms());
+    /// [`crate::tenant::DEFAULT_TENANT`] when it knows none (so a fresh ledger still shows the agents' limits).
+    pub async fn budgets_report(
+        &self,
+        agents: &[String],
+        tenants: &[TenantId],
+    ) -> Result<Vec<BudgetLine>, LedgerError> {
+        let day = policy::utc_day(self.now());
         let b = self.budgets();
         let mut known = self.ledger.known_parties().await?;
-        let tenants: Vec<String> = match (tenants.is_empty(), known.is_empty()) {
+        let tenants: Vec<TenantId> = match (tenants.is_empty(), known.is_empty()) {
             (false, _) => tenants.to_vec(),
             (true, false) => known.keys().cloned().collect(),
-            (true, true) => vec![DEFAULT_TENANT.to_string()],
+            (true, true) => vec![TenantId::default()],
         };
         let mut out = Vec::new();
         for t in &tenants {
@@ -285,8 +306,8 @@ impl Authority {
                 let limit = *b.per_business_total.get(&x).unwrap_or(&b.business_total_cents);
                 out.push(BudgetLine::new(t, "business_total", &x, limit, self.ledger.usage_business(t, &x).await?));
             }
-            let limit = *b.per_tenant_daily.get(t).unwrap_or(&b.tenant_daily_cents);
-            out.push(BudgetLine::new(t, "tenant_daily", t, limit, self.ledger.usage_tenant(t, &day).await?));
+            let limit = *b.per_tenant_daily.get(t.as_str()).unwrap_or(&b.tenant_daily_cents);
+            out.push(BudgetLine::new(t, "tenant_daily", t.as_str(), limit, self.ledger.usage_tenant(t, &day).await?));
         }
         Ok(out)
     }

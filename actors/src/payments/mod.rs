@@ -34,6 +34,22 @@ pub struct Budgets {
     pub per_tenant_daily: BTreeMap<String, u64>,
 }
 
+impl Default for Budgets {
+    /// $200 per agent per tenant per UTC day, $5,000 per business in all, $1,000 per tenant per UTC
+    /// day: each at least the default hard cap ([`PaymentRules::default`]), so any single intent the
+    /// cap allows, reviewed or not, fits a fresh budget.
+    fn default() -> Self {
+        Budgets {
+            agent_daily_cents: 20_000,
+            business_total_cents: 500_000,
+            tenant_daily_cents: 100_000,
+            per_agent_daily: BTreeMap::new(),
+            per_business_total: BTreeMap::new(),
+            per_tenant_daily: BTreeMap::new(),
+        }
+    }
+}
+
 impl Budgets {
     pub fn limits(&self, agent: &str, business: &str, tenant: &str) -> Limits {
         Limits {

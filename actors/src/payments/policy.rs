@@ -62,11 +62,13 @@ impl Default for FraudRules {
 /// Payment thresholds and fraud rules.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PaymentRules {
-    /// 1_000_000 ($10,000): larger amounts are refused at the edge (`over_hard_cap`).
+    /// 20_000 ($200): larger amounts are refused at the edge (`over_hard_cap`). Not above any default
+    /// budget, so every amount the cap lets through can be paid by an agent that has spent nothing yet.
     pub hard_cap_cents: u64,
     /// 1000 ($10): the structuring threshold; under it only means "no review needed".
     pub auto_approve_cents: u64,
-    /// 50_000 ($500): larger amounts get `needs_review`.
+    /// 10_000 ($100): larger amounts get `needs_review`. Below every default budget, so a reviewer's
+    /// approval can fit (`genesis config check` refuses thresholds that would make it impossible).
     pub review_above_cents: u64,
     pub fraud: FraudRules,
     pub known_agents: BTreeSet<String>,
@@ -77,9 +79,9 @@ pub struct PaymentRules {
 impl Default for PaymentRules {
     fn default() -> Self {
         PaymentRules {
-            hard_cap_cents: 1_000_000,
+            hard_cap_cents: 20_000,
             auto_approve_cents: 1000,
-            review_above_cents: 50_000,
+            review_above_cents: 10_000,
             fraud: FraudRules::default(),
             known_agents: BTreeSet::new(),
             suspicious_patterns: Vec::new(),
@@ -137,13 +139,13 @@ pub enum Step {
 }
 
 /// Turns a wire intent into a [`ValidIntent`], checking in this order: amount, vendor (may already be
-/// `vendor_lookalike` for non-ASCII/punycode hosts), mandate, business, tenant, reason, known agent.
+/// `vendor_lookalike` for non-ASCII/punycode hosts), mandate, business, reason, known agent. (The
+/// tenant is already a [`crate::tenant::TenantId`].)
 pub fn validate(raw: &PaymentIntent, rules: &PaymentRules, whitelist: &Whitelist) -> Result<ValidIntent, Rejection> {
     let amount = AmountCents::parse(raw.amount_cents, rules.hard_cap_cents)?;
     let vendor = normalize_for(&raw.vendor, whitelist)?;
     let mandate = MandateId::parse(&raw.mandate_id)?;
     let business_id = parse_id(&raw.business_id, code::INVALID_BUSINESS, "business_id")?;
-    let tenant_id = parse_id(&raw.tenant_id, code::INVALID_TENANT, "tenant_id")?;
     if raw.reason.chars().count() > MAX_REASON_LEN {
         return Err(Rejection::new(code::INVALID_REASON, format!("reason is longer than {MAX_REASON_LEN} characters")));
     }
@@ -158,7 +160,7 @@ pub fn validate(raw: &PaymentIntent, rules: &PaymentRules, whitelist: &Whitelist
         reason: raw.reason.clone(),
         mandate,
         business_id,
-        tenant_id,
+        tenant_id: raw.tenant_id.clone(),
     })
 }
 

@@ -1,12 +1,16 @@
 use super::*;
 use crate::payments::types::code;
+use crate::tenant::TenantId;
 use proptest::prelude::*;
 use std::collections::HashMap;
 
 const NOW: u64 = 1_709_164_800_000; // 2024-02-29T00:00:00Z
 
+/// The table's thresholds, pinned (not the shipped defaults): cap $10,000, review above $500.
 fn rules() -> PaymentRules {
     PaymentRules {
+        hard_cap_cents: 1_000_000,
+        review_above_cents: 50_000,
         known_agents: ["agent-a", "agent-b", "agent-c"].map(String::from).into(),
         suspicious_patterns: vec!["ignore previous".into(), "gift card".into(), "evil".into()],
         ..PaymentRules::default()
@@ -29,7 +33,7 @@ fn raw(agent: &str, vendor: &str, amount: i64, mandate: &str) -> PaymentIntent {
         reason: "monthly API credits".into(),
         mandate_id: mandate.into(),
         business_id: "biz-1".into(),
-        tenant_id: "tenant-1".into(),
+        tenant_id: TenantId::parse("tenant-1").unwrap(),
     }
 }
 
@@ -59,7 +63,7 @@ fn validation_table() {
     assert_eq!(with(|_| ()), Ok("api.openai.com".into()));
     assert_eq!(with(|r| r.reason = "é".repeat(1000)), Ok("api.openai.com".into()));
     type Edit = fn(&mut PaymentIntent);
-    let table: [(Edit, &str); 12] = [
+    let table: [(Edit, &str); 11] = [
         (|r| r.amount_cents = 0, code::INVALID_AMOUNT),
         (|r| r.amount_cents = -1, code::INVALID_AMOUNT),
         (|r| (r.amount_cents, r.vendor) = (0, "bad host".into()), code::INVALID_AMOUNT),
@@ -69,7 +73,6 @@ fn validation_table() {
         (|r| (r.vendor, r.mandate_id) = ("1.2.3.4".into(), String::new()), code::INVALID_VENDOR),
         (|r| r.mandate_id = "m 1".into(), code::INVALID_MANDATE),
         (|r| r.business_id = "{biz}".into(), code::INVALID_BUSINESS),
-        (|r| r.tenant_id = String::new(), code::INVALID_TENANT),
         (|r| r.reason = "x".repeat(1001), code::INVALID_REASON),
         (|r| r.agent_id = "mallory".into(), code::UNKNOWN_AGENT),
     ];
@@ -270,7 +273,7 @@ struct Rec {
 impl Sim {
     fn view(&self, i: &ValidIntent, r: &PaymentRules, now: u64) -> LedgerView {
         let day = utc_day(now);
-        let same_agent = |x: &&Rec| x.agent == i.agent_id && x.tenant == i.tenant_id;
+        let same_agent = |x: &&Rec| x.agent == i.agent_id && x.tenant == i.tenant_id.as_str();
         let same_av = |x: &&Rec| same_agent(x) && x.vendor == i.vendor.as_str();
         LedgerView {
             existing: self.mandates.get(i.mandate.as_str()).cloned(),
@@ -289,11 +292,11 @@ impl Sim {
                 .filter(same_av)
                 .map(|x| x.amount)
                 .collect(),
-            agent_day_used: (self.agent_day.get(&(i.tenant_id.clone(), i.agent_id.clone(), day.clone())))
+            agent_day_used: (self.agent_day.get(&(i.tenant_id.to_string(), i.agent_id.clone(), day.clone())))
                 .copied()
                 .unwrap_or(0),
             business_used: self.business.get(&i.business_id).copied().unwrap_or(0),
-            tenant_day_used: self.tenant_day.get(&(i.tenant_id.clone(), day)).copied().unwrap_or(0),
+            tenant_day_used: self.tenant_day.get(&(i.tenant_id.to_string(), day)).copied().unwrap_or(0),
         }
     }
 
@@ -305,7 +308,7 @@ impl Sim {
         now: u64,
     ) -> Result<(ValidIntent, Step), Rejection> {
         let i = validate(raw, r, &whitelist())?;
-        let tenant = &i.tenant_id;
+        let tenant = &i.tenant_id.to_string();
         let business = self.business_tenant.entry(i.business_id.clone()).or_insert_with(|| tenant.clone()).clone();
         let mandate =
             self.mandate_tenant.entry(i.mandate.as_str().to_owned()).or_insert_with(|| tenant.clone()).clone();
@@ -318,13 +321,14 @@ impl Sim {
             let (approved, day) = (step == Step::Approve, utc_day(now));
             let amount = i.amount.get();
             if approved {
-                *self.agent_day.entry((i.tenant_id.clone(), i.agent_id.clone(), day.clone())).or_default() += amount;
+                *self.agent_day.entry((i.tenant_id.to_string(), i.agent_id.clone(), day.clone())).or_default() +=
+                    amount;
                 *self.business.entry(i.business_id.clone()).or_default() += amount;
-                *self.tenant_day.entry((i.tenant_id.clone(), day.clone())).or_default() += amount;
+                *self.tenant_day.entry((i.tenant_id.to_string(), day.clone())).or_default() += amount;
                 *self.approvals.entry(i.mandate.as_str().to_owned()).or_default() += 1;
             }
             let (agent, vendor) = (i.agent_id.clone(), i.vendor.as_str().to_owned());
-            let (business, tenant) = (i.business_id.clone(), i.tenant_id.clone());
+            let (business, tenant) = (i.business_id.clone(), i.tenant_id.to_string());
             self.log.push(Rec { agent, vendor, business, tenant, day, amount, at: now, approved });
             let stored = StoredMandate { fingerprint: fingerprint(&i), decision: decision(&i, &step, now) };
             self.mandates.insert(i.mandate.as_str().to_owned(), stored);
@@ -341,12 +345,12 @@ impl Sim {
         let sum = |it: &mut dyn Iterator<Item = &Rec>| it.map(|x| x.amount).sum::<u64>();
         let ok = |cond: bool, what: &str| if cond { Ok(()) } else { Err(what.to_owned()) };
         ok(!self.mandates.contains_key(i.mandate.as_str()), "mandate reused")?;
-        let own = |m: &HashMap<String, String>, k: &str| m.get(k).is_none_or(|t| *t == i.tenant_id);
+        let own = |m: &HashMap<String, String>, k: &str| m.get(k).is_none_or(|t| *t == i.tenant_id.as_str());
         ok(own(&self.business_tenant, &i.business_id), "business of another tenant")?;
         ok(own(&self.mandate_tenant, i.mandate.as_str()), "mandate of another tenant")?;
         let reason = i.reason.to_lowercase();
         ok(!r.suspicious_patterns.iter().any(|p| reason.contains(p) || i.vendor.as_str().contains(p)), "pattern")?;
-        let mine = |x: &&Rec| x.agent == i.agent_id && x.tenant == i.tenant_id;
+        let mine = |x: &&Rec| x.agent == i.agent_id && x.tenant == i.tenant_id.as_str();
         let vel: Vec<&Rec> = self.log.iter().filter(mine).filter(|x| within(x.at, f.velocity_window_ms)).collect();
         ok(vel.len() < f.velocity_max_count as usize, "velocity count")?;
         ok(sum(&mut vel.iter().copied()) + amt <= f.velocity_max_sum_cents, "velocity sum")?;
@@ -381,7 +385,7 @@ impl Sim {
         };
         ok(used(&|x| mine(&x) && x.day == day) + amt <= l.agent_daily_cents, "agent budget")?;
         ok(used(&|x| x.business == i.business_id) + amt <= l.business_total_cents, "business budget")?;
-        ok(used(&|x| x.tenant == i.tenant_id && x.day == day) + amt <= l.tenant_daily_cents, "tenant budget")
+        ok(used(&|x| x.tenant == i.tenant_id.as_str() && x.day == day) + amt <= l.tenant_daily_cents, "tenant budget")
     }
 }
 
@@ -440,7 +444,7 @@ proptest! {
             now += delta;
             let mut intent = PaymentIntent {
                 business_id: format!("biz-{biz}"),
-                tenant_id: format!("tenant-{tenant}"),
+                tenant_id: TenantId::parse(&format!("tenant-{tenant}")).unwrap(),
                 ..raw(AGENTS[agent], VENDORS[vendor], amount as i64, &format!("m-{mandate}"))
             };
             if let Some(idx) = replay.filter(|_| !sent.is_empty()) {

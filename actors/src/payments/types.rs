@@ -4,6 +4,7 @@
 //! [`super::policy::validate`]; everything after that trusts the types. Every refusal carries a
 //! [`Rejection`]: a stable machine-readable code from [`code`] and a human-readable reason.
 
+use crate::tenant::TenantId;
 use serde::{Deserialize, Serialize};
 
 /// Stable, machine-readable decision codes. Clients and dashboards match on these strings.
@@ -13,6 +14,8 @@ pub mod code {
     pub const INVALID_VENDOR: &str = "invalid_vendor";
     pub const INVALID_MANDATE: &str = "invalid_mandate";
     pub const INVALID_BUSINESS: &str = "invalid_business";
+    /// Not decided any more: a tenant is a [`crate::tenant::TenantId`], parsed before an intent exists.
+    /// Kept so clients that match on it still compile.
     pub const INVALID_TENANT: &str = "invalid_tenant";
     pub const INVALID_REASON: &str = "invalid_reason";
     pub const UNKNOWN_AGENT: &str = "unknown_agent";
@@ -113,7 +116,7 @@ impl std::fmt::Display for VendorHost {
     }
 }
 
-/// Longest mandate id, business id and tenant id, in characters.
+/// Longest mandate id and business id, in characters (tenant ids: [`crate::tenant::MAX_TENANT_LEN`]).
 pub const MAX_ID_LEN: usize = 128;
 /// Longest free-text reason, in characters.
 pub const MAX_REASON_LEN: usize = 1000;
@@ -149,7 +152,8 @@ impl MandateId {
     }
 }
 
-/// A payment intent exactly as an agent submits it. Nothing here is trusted yet.
+/// A payment intent exactly as an agent submits it. Nothing here is trusted yet, except the tenant:
+/// it is the tenant of the task asking (or of the CLI's `--tenant`), parsed where it entered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentIntent {
     pub agent_id: String,
@@ -159,7 +163,7 @@ pub struct PaymentIntent {
     pub reason: String,
     pub mandate_id: String,
     pub business_id: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
 }
 
 /// A payment intent that passed input validation: every field is well-formed and the agent is known.
@@ -171,7 +175,7 @@ pub struct ValidIntent {
     pub reason: String,
     pub mandate: MandateId,
     pub business_id: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
 }
 
 /// The three possible outcomes of a payment decision.
@@ -181,6 +185,17 @@ pub enum Outcome {
     Approved,
     Denied,
     NeedsReview,
+}
+
+impl Outcome {
+    /// The wire name (`approved`, `denied`, `needs_review`), as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Approved => "approved",
+            Outcome::Denied => "denied",
+            Outcome::NeedsReview => "needs_review",
+        }
+    }
 }
 
 /// The decision returned to the agent and stored per mandate (for idempotent replies).
@@ -210,7 +225,7 @@ impl Decision {
             vendor: i.vendor.as_str().to_owned(),
             amount_cents: i.amount.get(),
             business_id: i.business_id.clone(),
-            tenant_id: i.tenant_id.clone(),
+            tenant_id: i.tenant_id.to_string(),
             decided_at_ms: now_ms,
         }
     }
@@ -227,7 +242,7 @@ impl Decision {
             vendor: raw.vendor.clone(),
             amount_cents: u64::try_from(raw.amount_cents).unwrap_or(0),
             business_id: raw.business_id.clone(),
-            tenant_id: raw.tenant_id.clone(),
+            tenant_id: raw.tenant_id.to_string(),
             decided_at_ms: now_ms,
         }
     }
@@ -267,7 +282,7 @@ mod tests {
             reason: String::new(),
             mandate_id: "m".into(),
             business_id: "b".into(),
-            tenant_id: "t".into(),
+            tenant_id: TenantId::default(),
         };
         let d = Decision::rejected_input(&raw, &Rejection::new(code::INVALID_AMOUNT, "neg"), 7);
         let back: Option<Decision> = serde_json::to_string(&d).ok().and_then(|s| serde_json::from_str(&s).ok());

@@ -6,10 +6,11 @@
 //! (the TLD) must contain a letter, which rules out IPv4 literals (`1.2.3.4`); IPv6 literals fail on `[`/`:`.
 //!
 //! **Non-ASCII and punycode** hosts are never accepted as vendors. [`normalize_for`] maps them to an ASCII
-//! *skeleton* (common Cyrillic/Greek/Armenian/accented/fullwidth confusables → ASCII; `xn--` labels are
-//! punycode-decoded first; unmapped characters are dropped) and refuses with `vendor_lookalike` if the
-//! skeleton equals, is under, or resembles a whitelisted vendor, else with `invalid_vendor`. An `xn--`
-//! host that is itself whitelisted (or a subdomain of an entry) is accepted.
+//! *skeleton* (`xn--` labels decoded and the UTS 46 mapping applied by `idna`, then the Unicode UTS 39
+//! confusables skeleton from `unicode-security`; characters still not ASCII are dropped) and refuses
+//! with `vendor_lookalike` if the skeleton equals, is under, or resembles a whitelisted vendor, else
+//! with `invalid_vendor`. An `xn--` host that is itself whitelisted (or a subdomain of an entry) is
+//! accepted.
 //!
 //! **Whitelist**: a host is allowed iff it equals an entry or ends with `"." + entry`. A host that is not
 //! allowed *resembles* an entry when some label of the host other than the last one is *similar* to the
@@ -134,54 +135,19 @@ fn has_punycode(host: &str) -> bool {
     host.split('.').any(|l| l.starts_with("xn--"))
 }
 
-/// ASCII skeleton of a (lowercased) host: `xn--` labels decoded, confusables mapped, the rest dropped.
+/// ASCII skeleton of a (lowercased) host. The Unicode work is done by well-kept crates, not by a
+/// table of our own: `idna` applies the UTS 46 mapping (case, full-width forms, ideographic full
+/// stops such as `。`, NFC) and decodes `xn--` labels; `unicode-security` gives each label's UTS 39
+/// confusables skeleton (Cyrillic `о` and Greek `ο` → `o`, accents split off, …). What is still not
+/// ASCII after that is dropped. Errors of the mapping are ignored: such a host is refused anyway,
+/// the skeleton only says whether as a look-alike.
 fn skeleton(host: &str) -> String {
-    let mut out = String::with_capacity(host.len());
-    for (n, label) in host.split('.').enumerate() {
-        if n > 0 {
-            out.push('.');
-        }
-        let decoded = label.strip_prefix("xn--").map(|p| punycode_decode(p).unwrap_or_else(|| p.to_owned()));
-        let text = decoded.as_deref().unwrap_or(label);
-        out.extend(text.chars().flat_map(|c| c.to_lowercase()).filter_map(confusable));
-    }
-    out
-}
-
-/// The ASCII character a host character is commonly confused with; `None` drops it.
-fn confusable(c: char) -> Option<char> {
-    Some(match c {
-        'a'..='z' | '0'..='9' | '-' | '.' => c,
-        '\u{ff10}'..='\u{ff19}' => char::from(b'0' + (c as u32 - 0xff10) as u8),
-        '\u{ff41}'..='\u{ff5a}' => char::from(b'a' + (c as u32 - 0xff41) as u8),
-        '。' | '．' | '｡' => '.',
-        '－' | '‐' | '‑' | '–' => '-',
-        'а' | 'α' | 'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => 'a',
-        'β' | 'ь' | 'ƅ' => 'b',
-        'с' | 'ç' | 'ć' | 'č' | 'ϲ' => 'c',
-        'ԁ' | 'ď' | 'đ' => 'd',
-        'е' | 'ё' | 'ε' | 'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ė' | 'ę' | 'ě' => 'e',
-        'ɡ' | 'ğ' | 'ġ' => 'g',
-        'һ' | 'ħ' => 'h',
-        'і' | 'ї' | 'ι' | 'ı' | 'ɩ' | 'ì' | 'í' | 'î' | 'ï' | 'ī' | 'į' => 'i',
-        'ј' | 'ϳ' => 'j',
-        'к' | 'κ' => 'k',
-        'ł' | 'ǀ' | 'ӏ' => 'l',
-        'м' => 'm',
-        'ո' | 'η' | 'ñ' | 'ń' | 'ň' => 'n',
-        'о' | 'ο' | 'օ' | 'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => 'o',
-        'р' | 'ρ' => 'p',
-        'ԛ' => 'q',
-        'ѕ' | 'ś' | 'š' | 'ş' => 's',
-        'т' | 'τ' | 'ť' => 't',
-        'υ' | 'ս' | 'μ' | 'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' => 'u',
-        'ν' | 'ѵ' => 'v',
-        'ԝ' | 'ω' | 'ŵ' => 'w',
-        'х' | 'χ' => 'x',
-        'у' | 'γ' | 'ý' | 'ÿ' => 'y',
-        'ź' | 'ż' | 'ž' => 'z',
-        _ => return None,
-    })
+    let (unicode, _errors) = idna::domain_to_unicode(host);
+    let labels = unicode.split('.').map(|label| {
+        let skel: String = unicode_security::skeleton(label).collect();
+        skel.to_lowercase().chars().filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-').collect()
+    });
+    labels.collect::<Vec<String>>().join(".")
 }
 
 /// Folds ASCII look-alikes together: digits to the letters they imitate, `i`/`1` to `l`, `rn` to `m`,
@@ -218,57 +184,6 @@ fn within_one_edit(a: &[u8], b: &[u8]) -> bool {
     } else {
         short[prefix..] == long[prefix + 1..]
     }
-}
-
-/// RFC 3492 punycode decoding of one label (without its `xn--` prefix); `None` if malformed.
-fn punycode_decode(input: &str) -> Option<String> {
-    const BASE: u32 = 36;
-    const TMIN: u32 = 1;
-    const TMAX: u32 = 26;
-    let adapt = |delta: u32, points: u32, first: bool| {
-        let mut delta = if first { delta / 700 } else { delta / 2 };
-        delta += delta / points;
-        let mut k = 0;
-        while delta > ((BASE - TMIN) * TMAX) / 2 {
-            delta /= BASE - TMIN;
-            k += BASE;
-        }
-        k + (BASE - TMIN + 1) * delta / (delta + 38)
-    };
-    let (basic, extended) = input.rsplit_once('-').unwrap_or(("", input));
-    let mut out: Vec<char> = basic.chars().collect();
-    let (mut n, mut i, mut bias) = (128u32, 0u32, 72u32);
-    let mut digits = extended.bytes();
-    let mut next = digits.next();
-    while let Some(first) = next {
-        let (old_i, mut w, mut k, mut byte) = (i, 1u32, BASE, first);
-        loop {
-            let digit = match byte {
-                b'a'..=b'z' => u32::from(byte - b'a'),
-                b'0'..=b'9' => u32::from(byte - b'0') + 26,
-                _ => return None,
-            };
-            i = i.checked_add(digit.checked_mul(w)?)?;
-            let t = k.saturating_sub(bias).clamp(TMIN, TMAX);
-            if digit < t {
-                break;
-            }
-            w = w.checked_mul(BASE - t)?;
-            k += BASE;
-            byte = digits.next()?;
-        }
-        let len = u32::try_from(out.len()).ok()? + 1;
-        bias = adapt(i - old_i, len, old_i == 0);
-        n = n.checked_add(i / len)?;
-        i %= len;
-        out.insert(usize::try_from(i).ok()?, char::from_u32(n)?);
-        i += 1;
-        if out.len() > MAX_LABEL_LEN {
-            return None;
-        }
-        next = digits.next();
-    }
-    Some(out.into_iter().collect())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,8 +7,10 @@
 //! they spread over the slots too), written and read by single-key commands outside the scripts:
 //! [`TENANTS`], [`business_tenant`], [`mandate_tenant`] and [`revenue`].
 //!
-//! This is the only file that writes a hash tag. Tenant ids are `[A-Za-z0-9:._-]` (validated at the
-//! edge), so a tenant id never contains the `{` or `}` that would move the tag.
+//! This is the only file that writes a hash tag. A shard is built from a [`TenantId`] only, and a
+//! tenant id never contains the `{` or `}` that would move the tag (the type forbids them).
+
+use crate::tenant::TenantId;
 
 /// The keys of one tenant's shard: all in the hash slot of `pay:<tenant>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +20,7 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub fn of(tenant: &str) -> Self {
+    pub fn of(tenant: &TenantId) -> Self {
         Shard { prefix: format!("genesis:{{pay:{tenant}}}:") }
     }
 
@@ -73,8 +75,15 @@ impl Shard {
     pub fn log(&self) -> String {
         self.key(format_args!("log"))
     }
-    /// The businesses of this tenant that asked for money (set).
+    /// The businesses of this tenant that asked for money (zset: business → ms of its last decision),
+    /// pruned of businesses idle for the retention by each decision, and expiring with the tenant's
+    /// last decision (DECIDE). Only `budget show` reads it.
     pub fn businesses(&self) -> String {
+        self.key(format_args!("index:businesses:active"))
+    }
+    /// The set the businesses index was before it had a lifetime; read once, by
+    /// [`super::index::adopt_legacy`], then deleted.
+    pub fn legacy_businesses(&self) -> String {
         self.key(format_args!("index:businesses"))
     }
     pub fn business_stats(&self, business: &str) -> String {
@@ -82,9 +91,16 @@ impl Shard {
     }
 }
 
-/// Every tenant that asked for money (set): what cross-tenant reads iterate (no SCAN: Redis Cluster
-/// does not guarantee one across slots).
-pub const TENANTS: &str = "genesis:pay:tenants";
+/// Every tenant that asked for money in the last `retention` (zset: tenant → ms of its last decision
+/// or review approval): what cross-tenant reads iterate (no SCAN: Redis Cluster does not guarantee one
+/// across slots). Each decision removes the tenants idle for longer than the retention, whose
+/// mandates, log entries and held reviews have expired by then (a reservation never outlives the
+/// retention: `payments.retention ≥ payments.reservation_ttl`).
+pub const TENANTS: &str = "genesis:pay:tenants:active";
+
+/// The plain set of tenants of earlier versions (no lifetime); adopted into [`TENANTS`] and deleted
+/// when a ledger opens ([`super::index::adopt_legacy`]).
+pub const LEGACY_TENANTS: &str = "genesis:pay:tenants";
 
 /// The tenant a business is bound to (string, no expiry): set once, by the business's first decision.
 pub fn business_tenant(business: &str) -> String {
@@ -118,11 +134,13 @@ mod tests {
 
     #[test]
     fn shard_keys_carry_the_tenant_tag_and_global_keys_none() {
-        let s = Shard::of("tenant-1");
+        let s = Shard::of(&TenantId::parse("tenant-1").expect("tenant"));
         for k in [s.mandate("m"), s.used_agent("a", "2024-02-29"), s.used_tenant("2024-02-29"), s.log()] {
             assert_eq!(hash_tag(&k), "pay:tenant-1", "{k}");
         }
-        for k in [TENANTS.to_string(), business_tenant("b"), mandate_tenant("m"), revenue("b")] {
+        for k in
+            [TENANTS.to_string(), LEGACY_TENANTS.to_string(), business_tenant("b"), mandate_tenant("m"), revenue("b")]
+        {
             assert_eq!(hash_tag(&k), k, "{k} must not be tagged");
         }
         assert_eq!(hash_tag("a{}b{c}"), "a{}b{c}");

@@ -1,11 +1,18 @@
 //! The ledger in one process's memory: the same contract as the Redis ledger, deciding with the
 //! reference policy (`policy::check_ownership`, then `policy::evaluate`) under one mutex. It keeps the
 //! Redis ledger's per-tenant state apart the same way (usage under the same key names). Not durable.
+//!
+//! Nothing here grows without bound: what Redis expires (mandates and the decision log after the
+//! retention, fraud windows, daily usage [`DAY_USAGE_TTL_MS`] after its last reservation, a tenant's
+//! place in the index `retention` after its last decision) is pruned here too, by [`State::prune`] at
+//! most every [`PRUNE_EVERY_MS`] of decisions. What Redis keeps forever is kept here too: which tenant
+//! a business belongs to, business totals and stats.
 
 use super::keys::Shard;
 use super::*;
 use crate::payments::policy::{self, in_window, LedgerView, Limits, Step, StoredMandate};
 use crate::payments::types::{code, Outcome};
+use crate::tenant::TenantId;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -16,44 +23,99 @@ pub struct MemoryLedger {
 
 struct Stored {
     record: MandateRecord,
+    tenant: TenantId,
     fingerprint: String,
     day: String,
     deadline: u64,
+    /// When the mandate is forgotten: `retention` after its decision, or after its approval by a
+    /// reviewer (as the Redis ledger's PEXPIRE). A mandate still holding a reservation is kept.
+    expires_at: u64,
 }
+
+/// A tenant in the index, with its businesses; each with the time of its last decision.
+#[derive(Default)]
+struct Party {
+    seen: u64,
+    businesses: BTreeMap<String, u64>,
+}
+
+/// Pruning runs at most this often (in the ledger's time), and more often for a shorter retention.
+pub const PRUNE_EVERY_MS: u64 = 1000;
 
 #[derive(Default)]
 struct State {
     mandates: HashMap<String, Stored>,
     /// By (tenant, agent).
-    agent_windows: HashMap<(String, String), Vec<(u64, u64)>>,
+    agent_windows: HashMap<(TenantId, String), Vec<(u64, u64)>>,
     /// By (business, vendor): a business is in one tenant.
     near_windows: HashMap<(String, String), Vec<(u64, u64)>>,
     /// By (tenant, agent, vendor).
-    approved: HashMap<(String, String, String), VecDeque<u64>>,
+    approved: HashMap<(TenantId, String, String), VecDeque<u64>>,
     /// By the Redis ledger's usage key names.
     usage: HashMap<String, Usage>,
+    /// When a daily usage key expires (the business's, all-time, never does).
+    usage_expiry: HashMap<String, u64>,
     reviews: BTreeSet<(u64, String)>,
-    log: Vec<LogEntry>,
+    log: VecDeque<LogEntry>,
     stats: HashMap<String, BusinessStats>,
-    /// Every tenant that asked for money, with its businesses.
-    parties: BTreeMap<String, BTreeSet<String>>,
-    business_tenants: HashMap<String, String>,
-    mandate_tenants: HashMap<String, String>,
+    /// Every tenant that asked for money in the last `retention`, with its businesses.
+    parties: BTreeMap<TenantId, Party>,
+    business_tenants: HashMap<String, TenantId>,
+    /// The tenant a mandate id is bound to, until when (refreshed with the mandate).
+    mandate_tenants: HashMap<String, (TenantId, u64)>,
+    next_prune: u64,
 }
 
 impl State {
     fn usage_keys(&self, s: &Stored) -> [String; 3] {
         let d = &s.record.decision;
-        Shard::of(&d.tenant_id).budgets(&d.agent_id, &d.business_id, &s.day)
+        Shard::of(&s.tenant).budgets(&d.agent_id, &d.business_id, &s.day)
     }
 
     fn used(&self, key: &str) -> u64 {
         self.usage.get(key).map(Usage::used).unwrap_or(0)
     }
 
+    /// Forget what the Redis ledger would have expired by `now`: mandates (except live reservations)
+    /// and log entries older than the retention, fraud windows past their window, daily usage past its
+    /// TTL, and tenants (with their windows and amounts) and businesses idle for the retention.
+    fn prune(&mut self, now: u64, retention: u64, windows: (u64, u64)) {
+        if now < self.next_prune {
+            return;
+        }
+        self.next_prune = now.saturating_add((retention / 8).clamp(1, PRUNE_EVERY_MS));
+        let alive = |at: u64| at.saturating_add(retention) > now;
+        self.mandates.retain(|_, m| m.expires_at > now || m.record.status == "approved");
+        let mandates = &self.mandates;
+        self.reviews.retain(|(_, id)| mandates.contains_key(id));
+        self.mandate_tenants.retain(|id, (_, until)| *until > now || mandates.contains_key(id));
+        self.log.retain(|e| alive(e.at_ms));
+        let (velocity, structuring) = windows;
+        self.agent_windows.retain(|_, v| {
+            v.retain(|(at, _)| in_window(*at, velocity, now));
+            !v.is_empty()
+        });
+        self.near_windows.retain(|_, v| {
+            v.retain(|(at, _)| in_window(*at, structuring, now));
+            !v.is_empty()
+        });
+        let expired: Vec<String> =
+            self.usage_expiry.iter().filter(|(_, until)| **until <= now).map(|(k, _)| k.clone()).collect();
+        for k in expired {
+            self.usage_expiry.remove(&k);
+            self.usage.remove(&k);
+        }
+        self.parties.retain(|_, p| {
+            p.businesses.retain(|_, seen| alive(*seen));
+            alive(p.seen)
+        });
+        let parties = &self.parties;
+        self.approved.retain(|(t, _, _), _| parties.contains_key(t));
+    }
+
     fn log(&mut self, event: &str, m: &MandateRecord, day: &str, now: u64) {
         let d = &m.decision;
-        self.log.push(LogEntry {
+        self.log.push_back(LogEntry {
             at_ms: now,
             event: event.to_string(),
             mandate_id: d.mandate_id.clone(),
@@ -77,6 +139,19 @@ fn outcome_str(o: Outcome) -> &'static str {
     }
 }
 
+impl State {
+    /// Reserve `amount` against the three budgets; the daily ones expire [`DAY_USAGE_TTL_MS`] after
+    /// their last reservation, as in Redis.
+    fn reserve(&mut self, budgets: &[String; 3], amount: u64, now: u64) {
+        for (n, k) in budgets.iter().enumerate() {
+            self.usage.entry(k.clone()).or_default().reserved += amount;
+            if n != 1 {
+                self.usage_expiry.insert(k.clone(), now.saturating_add(DAY_USAGE_TTL_MS));
+            }
+        }
+    }
+}
+
 impl MemoryLedger {
     pub fn new() -> Self {
         Self::default()
@@ -94,13 +169,16 @@ impl MemoryLedger {
         let (agent, vendor, business, tenant) =
             (i.agent_id.clone(), i.vendor.as_str().to_string(), i.business_id.clone(), i.tenant_id.clone());
         let mut s = self.lock();
+        s.prune(now, x.retention_ms, (f.velocity_window_ms, f.structuring_window_ms));
+        let until = now.saturating_add(x.retention_ms);
         // Ownership first, bound as the Redis ledger binds it: by the first intent that reaches the
         // ledger, whatever its decision.
         let business_owner = s.business_tenants.entry(business.clone()).or_insert_with(|| tenant.clone()).clone();
-        let mandate_owner =
-            s.mandate_tenants.entry(i.mandate.as_str().to_string()).or_insert_with(|| tenant.clone()).clone();
-        s.parties.entry(tenant.clone()).or_default();
-        if let Err(r) = policy::check_ownership(i, Some(&business_owner), Some(&mandate_owner)) {
+        let (mandate_owner, _) =
+            s.mandate_tenants.entry(i.mandate.as_str().to_string()).or_insert_with(|| (tenant.clone(), until)).clone();
+        let party = s.parties.entry(tenant.clone()).or_default();
+        party.seen = party.seen.max(now);
+        if let Err(r) = policy::check_ownership(i, Some(business_owner.as_str()), Some(mandate_owner.as_str())) {
             return Ok(Decided::Refused(r));
         }
         let existing = s
@@ -144,7 +222,8 @@ impl MemoryLedger {
         if policy::is_near_threshold(amount, x.rules) {
             s.near_windows.entry(near_key).or_default().push((now, amount));
         }
-        s.parties.entry(tenant.clone()).or_default().insert(business.clone());
+        let seen = s.parties.entry(tenant.clone()).or_default().businesses.entry(business.clone()).or_default();
+        *seen = (*seen).max(now);
         let mut deadline = 0;
         let stats = s.stats.entry(business.clone()).or_default();
         match decision.outcome {
@@ -152,9 +231,7 @@ impl MemoryLedger {
                 stats.approved += 1;
                 stats.reserved_cents += amount;
                 deadline = now + x.reservation_ttl_ms;
-                for k in budgets {
-                    s.usage.entry(k).or_default().reserved += amount;
-                }
+                s.reserve(&budgets, amount, now);
                 let hist = s.approved.entry(av_key).or_default();
                 hist.push_front(amount);
                 hist.truncate(f.anomaly_history.max(1) as usize);
@@ -176,7 +253,14 @@ impl MemoryLedger {
         s.log("decided", &record, &day, now);
         s.mandates.insert(
             i.mandate.as_str().to_string(),
-            Stored { record, fingerprint: policy::fingerprint(i), day, deadline },
+            Stored {
+                record,
+                tenant: tenant.clone(),
+                fingerprint: policy::fingerprint(i),
+                day,
+                deadline,
+                expires_at: until,
+            },
         );
         Ok(Decided::New(decision))
     }
@@ -199,7 +283,11 @@ impl MemoryLedger {
             let d = &m.record.decision;
             (d.amount_cents, d.business_id.clone(), d.vendor.clone(), d.agent_id.clone(), m.day.clone())
         };
-        for k in keys {
+        for (n, k) in keys.into_iter().enumerate() {
+            if n != 1 {
+                // A daily usage settled after it expired comes back for another TTL, not forever.
+                s.usage_expiry.entry(k.clone()).or_insert(now_ms.saturating_add(DAY_USAGE_TTL_MS));
+            }
             let u = s.usage.entry(k).or_default();
             u.reserved = u.reserved.saturating_sub(amount);
             if to == Settle::Captured {
@@ -233,17 +321,20 @@ impl MemoryLedger {
         limits: Limits,
         now_ms: u64,
         reservation_ttl_ms: u64,
-        _retention_ms: u64,
+        retention_ms: u64,
     ) -> Result<Settled, LedgerError> {
         let mut s = self.lock();
         let Some(m) = s.mandates.get(id) else { return Ok(Settled::Missing) };
+        let m_tenant = m.tenant.clone();
         if m.record.status != "needs_review" {
             return Ok(Settled::Refused(m.record.clone()));
         }
-        let keys = s.usage_keys(m);
+        // An approval reserves against the budgets of the day it is given (semantics.md, Money 5), not
+        // of the day the intent was held: a review on a later day must not spend a closed day's budget.
+        let today = policy::utc_day(now_ms);
         let d = &m.record.decision;
+        let keys = Shard::of(&m.tenant).budgets(&d.agent_id, &d.business_id, &today);
         let amount = d.amount_cents;
-        let day = m.day.clone();
         let business = d.business_id.clone();
         // The same words as the Redis ledger's REVIEW script.
         let whose = [
@@ -265,8 +356,12 @@ impl MemoryLedger {
             }
         };
         if outcome == Outcome::Approved {
-            for k in &keys {
-                s.usage.entry(k.clone()).or_default().reserved += amount;
+            s.reserve(&keys, amount, now_ms);
+            let tenant = m_tenant.clone();
+            let party = s.parties.entry(tenant).or_default();
+            party.seen = party.seen.max(now_ms);
+            if let Some((_, until)) = s.mandate_tenants.get_mut(id) {
+                *until = now_ms.saturating_add(retention_ms);
             }
         }
         let st = s.stats.entry(business).or_default();
@@ -282,7 +377,7 @@ impl MemoryLedger {
             }
         }
         s.reviews.retain(|(_, m)| m != id);
-        let record = match s.mandates.get_mut(id) {
+        let (record, day) = match s.mandates.get_mut(id) {
             Some(m) => {
                 m.record.decision.outcome = outcome;
                 m.record.decision.code = code.to_string();
@@ -290,8 +385,10 @@ impl MemoryLedger {
                 m.record.status = outcome_str(outcome).to_string();
                 if outcome == Outcome::Approved {
                     m.deadline = now_ms + reservation_ttl_ms;
+                    m.day = today;
+                    m.expires_at = now_ms.saturating_add(retention_ms);
                 }
-                m.record.clone()
+                (m.record.clone(), m.day.clone())
             }
             None => return Ok(Settled::Missing),
         };
@@ -320,12 +417,12 @@ impl MemoryLedger {
         Ok(self.lock().usage.get(key).copied().unwrap_or_default())
     }
 
-    pub async fn known_parties(&self) -> Result<BTreeMap<String, Vec<String>>, LedgerError> {
-        Ok(self.lock().parties.iter().map(|(t, b)| (t.clone(), b.iter().cloned().collect())).collect())
+    pub async fn known_parties(&self) -> Result<BTreeMap<TenantId, Vec<String>>, LedgerError> {
+        Ok(self.lock().parties.iter().map(|(t, p)| (t.clone(), p.businesses.keys().cloned().collect())).collect())
     }
 
     pub async fn business_tenant(&self, business: &str) -> Result<Option<String>, LedgerError> {
-        Ok(self.lock().business_tenants.get(business).cloned())
+        Ok(self.lock().business_tenants.get(business).map(TenantId::to_string))
     }
 
     pub async fn business_stats(&self, business: &str) -> Result<BusinessStats, LedgerError> {
@@ -337,9 +434,16 @@ impl MemoryLedger {
         Ok(())
     }
 
-    pub async fn log(&self, tenant: Option<&str>, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
+    pub async fn log(&self, tenant: Option<&TenantId>, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
         let s = self.lock();
-        let wanted = |e: &&LogEntry| e.day == day && tenant.is_none_or(|t| e.tenant_id == t);
+        // By the time of the entry, as the Redis ledger reads its log stream by id (a settlement or a
+        // review on a later day is in that later day's log).
+        let wanted =
+            |e: &&LogEntry| policy::utc_day(e.at_ms) == day && tenant.is_none_or(|t| e.tenant_id == t.as_str());
         Ok(s.log.iter().filter(wanted).take(limit).cloned().collect())
     }
 }
+
+#[cfg(test)]
+#[path = "memory_tests.rs"]
+mod tests;

@@ -13,6 +13,7 @@
 //!
 //! [`policy::check_ownership`]: super::policy::check_ownership
 
+mod index;
 pub mod keys;
 pub mod memory;
 pub mod redis;
@@ -22,8 +23,14 @@ mod scripts;
 use super::policy::{Limits, PaymentRules};
 use super::types::{Decision, Rejection, ValidIntent};
 use super::vendor::Whitelist;
+use crate::tenant::TenantId;
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+/// How long a daily usage (agent or tenant, one UTC day) is kept after its last reservation: long
+/// enough to settle a reservation made just before midnight, and to show yesterday in `budget show`.
+/// The Redis scripts use the same number (`3 * 86400000`).
+pub const DAY_USAGE_TTL_MS: u64 = 3 * 86_400_000;
 
 /// Everything one decision needs.
 pub struct DecideInput<'a> {
@@ -161,7 +168,9 @@ impl Ledger {
     pub async fn settle(&self, id: &str, to: Settle, now_ms: u64, retention_ms: u64) -> Result<Settled, LedgerError> {
         dispatch!(self, l => l.settle(id, to, now_ms, retention_ms).await)
     }
-    /// Decide a held review; the budget is checked again now.
+    /// Decide a held review. An approval checks and reserves against the budgets of the UTC day of
+    /// `now_ms` (the review's day, not the day the intent was held); the reservation then belongs to
+    /// that day, and its mandate is kept for `retention_ms` from now.
     pub async fn review(
         &self,
         id: &str,
@@ -182,18 +191,18 @@ impl Ledger {
         dispatch!(self, l => l.due_reservations(now_ms, limit).await)
     }
     /// Usage of an agent's daily budget in one tenant (an agent has a budget per tenant it works for).
-    pub async fn usage_agent(&self, tenant: &str, agent: &str, day: &str) -> Result<Usage, LedgerError> {
+    pub async fn usage_agent(&self, tenant: &TenantId, agent: &str, day: &str) -> Result<Usage, LedgerError> {
         dispatch!(self, l => l.usage(&keys::Shard::of(tenant).used_agent(agent, day)).await)
     }
     /// Usage of a business's budget; `tenant` is the tenant the business belongs to.
-    pub async fn usage_business(&self, tenant: &str, business: &str) -> Result<Usage, LedgerError> {
+    pub async fn usage_business(&self, tenant: &TenantId, business: &str) -> Result<Usage, LedgerError> {
         dispatch!(self, l => l.usage(&keys::Shard::of(tenant).used_business(business)).await)
     }
-    pub async fn usage_tenant(&self, tenant: &str, day: &str) -> Result<Usage, LedgerError> {
+    pub async fn usage_tenant(&self, tenant: &TenantId, day: &str) -> Result<Usage, LedgerError> {
         dispatch!(self, l => l.usage(&keys::Shard::of(tenant).used_tenant(day)).await)
     }
     /// Every tenant that has asked for money, with its businesses (both sorted), for `budget show`.
-    pub async fn known_parties(&self) -> Result<BTreeMap<String, Vec<String>>, LedgerError> {
+    pub async fn known_parties(&self) -> Result<BTreeMap<TenantId, Vec<String>>, LedgerError> {
         dispatch!(self, l => l.known_parties().await)
     }
     /// The tenant a business is bound to, if it has asked for money.
@@ -211,7 +220,7 @@ impl Ledger {
         dispatch!(self, l => l.log(None, day, limit).await)
     }
     /// Log entries of one UTC day of one tenant, oldest first.
-    pub async fn tenant_log(&self, tenant: &str, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
+    pub async fn tenant_log(&self, tenant: &TenantId, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
         dispatch!(self, l => l.log(Some(tenant), day, limit).await)
     }
 }

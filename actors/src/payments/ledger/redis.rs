@@ -3,6 +3,7 @@
 //! business or a mandate belongs to, and the set of tenants — is read and written with single-key
 //! commands around it; reads across tenants visit the set of tenants, never SCAN.
 
+use super::index;
 use super::keys::{self, Shard};
 use super::reply::{self, items, log_entries, num, pairs, record, scored, text};
 use super::scripts::{self, LedgerScripts};
@@ -10,6 +11,7 @@ use super::*;
 use crate::connection::Conn;
 use crate::payments::policy::{self, Limits};
 use crate::payments::types::Decision;
+use crate::tenant::TenantId;
 use ::redis::Value;
 use std::sync::Arc;
 
@@ -38,6 +40,12 @@ pub fn day_bounds(day: &str) -> Option<(u64, u64)> {
     Some((start, start + 86_400_000))
 }
 
+/// A tenant id read back from Redis (written from a [`TenantId`], so only a foreign writer can make
+/// this fail).
+fn stored_tenant(raw: &str) -> Result<TenantId, LedgerError> {
+    TenantId::parse(raw).map_err(|e| LedgerError::Protocol(format!("stored tenant: {e}")))
+}
+
 impl RedisLedger {
     /// Connect to a plain URL (one attempt). For tools and tests; the node uses [`RedisLedger::open`]
     /// with the same connector as its bus (TLS, Sentinel, Cluster alike).
@@ -56,6 +64,7 @@ impl RedisLedger {
     /// Open the ledger's connection (one attempt).
     pub async fn open(connector: &crate::connection::Connector) -> Result<Self, LedgerError> {
         let conn = connector.connect(std::time::Duration::from_secs(5)).await?;
+        index::adopt_legacy(&conn, crate::task::now_ms()).await?;
         Ok(RedisLedger { conn, scripts: Arc::new(LedgerScripts::load()) })
     }
 
@@ -79,18 +88,18 @@ impl RedisLedger {
         // single-key commands, sent together on the multiplexed connection: on Redis Cluster the
         // three keys live on different shards, and a pipeline may not cross slots.
         let bind_business =
-            ::redis::cmd("SET").arg(keys::business_tenant(business)).arg(tenant).arg("NX").arg("GET").clone();
+            ::redis::cmd("SET").arg(keys::business_tenant(business)).arg(tenant.as_str()).arg("NX").arg("GET").clone();
         let bind_mandate = ::redis::cmd("SET")
             .arg(keys::mandate_tenant(mandate))
-            .arg(tenant)
+            .arg(tenant.as_str())
             .arg("NX")
             .arg("PX")
             .arg(x.retention_ms.max(1))
             .arg("GET")
             .clone();
-        let join_tenants = ::redis::cmd("SADD").arg(keys::TENANTS).arg(tenant).clone();
+        let join_tenants = index::touch_tenant(tenant, x.now_ms, x.retention_ms);
         let (mut c1, mut c2) = (conn.clone(), conn.clone());
-        let (before_business, before_mandate, _): (Option<String>, Option<String>, i64) = futures::try_join!(
+        let (before_business, before_mandate, ()): (Option<String>, Option<String>, ()) = futures::try_join!(
             bind_business.query_async(&mut c1),
             bind_mandate.query_async(&mut c2),
             join_tenants.query_async(&mut conn),
@@ -115,7 +124,7 @@ impl RedisLedger {
             .arg(agent)
             .arg(vendor)
             .arg(business)
-            .arg(tenant)
+            .arg(tenant.as_str())
             .arg(&i.reason)
             .arg(&day)
             .arg(pat_code)
@@ -154,7 +163,7 @@ impl RedisLedger {
                 vendor: vendor.to_string(),
                 amount_cents: amount,
                 business_id: business.clone(),
-                tenant_id: tenant.clone(),
+                tenant_id: tenant.to_string(),
                 decided_at_ms: x.now_ms,
             })),
             other => Err(LedgerError::Protocol(format!("decide returned {other:?}"))),
@@ -165,7 +174,7 @@ impl RedisLedger {
     async fn shard_of(&self, id: &str) -> Result<Option<Shard>, LedgerError> {
         let tenant: Option<String> =
             ::redis::cmd("GET").arg(keys::mandate_tenant(id)).query_async(&mut self.conn.clone()).await?;
-        Ok(tenant.map(|t| Shard::of(&t)))
+        tenant.map(|t| stored_tenant(&t).map(|t| Shard::of(&t))).transpose()
     }
 
     /// The mandate hash's fields in `shard`.
@@ -219,9 +228,11 @@ impl RedisLedger {
         reservation_ttl_ms: u64,
         retention_ms: u64,
     ) -> Result<Settled, LedgerError> {
-        let Some((shard, m, day)) = self.stored(id).await? else { return Ok(Settled::Missing) };
+        let Some((shard, m, _held_on)) = self.stored(id).await? else { return Ok(Settled::Missing) };
+        // The budgets of the day of the review, not of the day the intent was held (Money 5).
+        let today = policy::utc_day(now_ms);
         let mut inv = self.scripts.review.prepare_invoke();
-        for k in scripts::review_keys(&shard, id, &m.decision, &day) {
+        for k in scripts::review_keys(&shard, id, &m.decision, &today) {
             inv.key(k);
         }
         inv.arg(now_ms)
@@ -230,9 +241,23 @@ impl RedisLedger {
             .arg(limits.business_total_cents)
             .arg(limits.tenant_daily_cents)
             .arg(reservation_ttl_ms)
-            .arg(retention_ms);
+            .arg(retention_ms)
+            .arg(&today);
         let reply = items(inv.invoke_async(&mut self.conn.clone()).await?);
         let after = self.record_in(&shard, id).await?.unwrap_or(m);
+        let ok = reply.first().map(text).as_deref() == Some("ok");
+        if ok && after.status == "approved" {
+            // The script kept the mandate for the retention from now; its tenant entry (which finds
+            // it) and the tenant's place in the index (which finds its reservation) must live as long,
+            // or the reservation could not be settled or expired.
+            let _: i64 = ::redis::cmd("PEXPIRE")
+                .arg(keys::mandate_tenant(id))
+                .arg(retention_ms.max(1))
+                .query_async(&mut self.conn.clone())
+                .await?;
+            let tenant = stored_tenant(&after.decision.tenant_id)?;
+            let () = index::touch_tenant(&tenant, now_ms, retention_ms).query_async(&mut self.conn.clone()).await?;
+        }
         Ok(match reply.first().map(text).as_deref() {
             Some("ok") => Settled::Done(after),
             Some("bad") => Settled::Refused(after),
@@ -241,9 +266,9 @@ impl RedisLedger {
     }
 
     /// Every tenant that asked for money, sorted.
-    async fn tenants(&self) -> Result<Vec<String>, LedgerError> {
-        let mut t: Vec<String> =
-            ::redis::cmd("SMEMBERS").arg(keys::TENANTS).query_async(&mut self.conn.clone()).await?;
+    async fn tenants(&self) -> Result<Vec<TenantId>, LedgerError> {
+        let t: Vec<String> = index::tenants_cmd().query_async(&mut self.conn.clone()).await?;
+        let mut t: Vec<TenantId> = t.iter().map(|t| stored_tenant(t)).collect::<Result<_, _>>()?;
         t.sort();
         Ok(t)
     }
@@ -253,7 +278,7 @@ impl RedisLedger {
     /// live on different nodes.
     async fn per_tenant(
         &self,
-        tenants: &[String],
+        tenants: &[TenantId],
         cmd: impl Fn(&Shard) -> ::redis::Cmd,
     ) -> Result<Vec<Value>, LedgerError> {
         let calls = tenants.iter().map(|t| {
@@ -271,9 +296,9 @@ impl RedisLedger {
             c.arg(s.reviews()).arg(0).arg(-1).arg("WITHSCORES");
             c
         });
-        let mut held: Vec<(u64, String, &str)> = Vec::new();
+        let mut held: Vec<(u64, String, &TenantId)> = Vec::new();
         for (t, v) in tenants.iter().zip(replies.await?) {
-            held.extend(scored(v).into_iter().map(|(id, at)| (at, id, t.as_str())));
+            held.extend(scored(v).into_iter().map(|(id, at)| (at, id, t)));
         }
         held.sort();
         let mut out = Vec::new();
@@ -304,13 +329,9 @@ impl RedisLedger {
         Ok(Usage { reserved: r.unwrap_or(0).max(0) as u64, captured: c.unwrap_or(0).max(0) as u64 })
     }
 
-    pub async fn known_parties(&self) -> Result<BTreeMap<String, Vec<String>>, LedgerError> {
+    pub async fn known_parties(&self) -> Result<BTreeMap<TenantId, Vec<String>>, LedgerError> {
         let tenants = self.tenants().await?;
-        let replies = self.per_tenant(&tenants, |s| {
-            let mut c = ::redis::cmd("SMEMBERS");
-            c.arg(s.businesses());
-            c
-        });
+        let replies = self.per_tenant(&tenants, index::businesses_cmd);
         Ok(tenants
             .iter()
             .cloned()
@@ -331,7 +352,8 @@ impl RedisLedger {
         let mut conn = self.conn.clone();
         let m = match self.business_tenant(business).await? {
             Some(t) => {
-                pairs(::redis::cmd("HGETALL").arg(Shard::of(&t).business_stats(business)).query_async(&mut conn).await?)
+                let shard = Shard::of(&stored_tenant(&t)?);
+                pairs(::redis::cmd("HGETALL").arg(shard.business_stats(business)).query_async(&mut conn).await?)
             }
             None => BTreeMap::new(),
         };
@@ -366,10 +388,10 @@ impl RedisLedger {
     }
 
     /// The day's log of one tenant, or of every tenant merged by time.
-    pub async fn log(&self, tenant: Option<&str>, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
+    pub async fn log(&self, tenant: Option<&TenantId>, day: &str, limit: usize) -> Result<Vec<LogEntry>, LedgerError> {
         let Some((start, end)) = day_bounds(day) else { return Ok(Vec::new()) };
         let tenants = match tenant {
-            Some(t) => vec![t.to_string()],
+            Some(t) => vec![t.clone()],
             None => self.tenants().await?,
         };
         let replies = self.per_tenant(&tenants, |s| {

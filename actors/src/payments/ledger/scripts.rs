@@ -40,7 +40,8 @@ pub fn settle_keys(shard: &Shard, id: &str, d: &Decision, day: &str) -> [String;
     [shard.mandate(id), ua, ub, ut, shard.reservations(), shard.log(), shard.business_stats(&d.business_id)]
 }
 
-/// The KEYS of [`REVIEW`] for mandate `id` stored in `shard` with decision `d` of UTC day `day`.
+/// The KEYS of [`REVIEW`] for mandate `id` stored in `shard` with decision `d`; `day` is the UTC day
+/// of the review, whose budgets an approval is checked against and charged to.
 pub fn review_keys(shard: &Shard, id: &str, d: &Decision, day: &str) -> [String; 8] {
     let [ua, ub, ut] = shard.budgets(&d.agent_id, &d.business_id, day);
     let (ex, rv, log, sb) = (shard.reservations(), shard.reviews(), shard.log(), shard.business_stats(&d.business_id));
@@ -48,7 +49,7 @@ pub fn review_keys(shard: &Shard, id: &str, d: &Decision, day: &str) -> [String;
 }
 
 /// KEYS ([`decide_keys`]): mandate, agent window, near-threshold window, approved amounts, used agent/day,
-///       used business, used tenant/day, reservations, reviews, log, business stats, business index.
+///       used business, used tenant/day, reservations, reviews, log, business stats, business index (zset).
 /// ARGV: now, fingerprint, amount, mandate, agent, vendor, business, tenant, reason, day,
 ///       pattern_code, pattern_reason, whitelist_code, whitelist_reason,
 ///       velocity_window, velocity_max_count, velocity_max_sum,
@@ -145,7 +146,10 @@ local function evaluate()
 end
 
 local outcome, code, why = evaluate()
-redis.call('SADD', KEYS[12], business)
+-- the tenant's businesses, by last decision: idle ones leave, and the index expires with the tenant
+redis.call('ZADD', KEYS[12], now, business)
+redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', string.format('(%d', now - retention))
+redis.call('PEXPIRE', KEYS[12], retention)
 
 -- every evaluated intent counts toward the windows
 local member = mandate .. '|' .. amount
@@ -212,12 +216,14 @@ return {'ok', to}
 "#;
 
 /// Decide a held review. KEYS ([`review_keys`]): mandate, used agent/day, used business, used tenant/day, reservations,
-/// reviews, log, business stats. ARGV: now, approve (1|0), limit_agent, limit_business, limit_tenant,
-/// reservation_ttl, retention. Returns {'ok', outcome, code, reason} | {'bad', status} | {'missing'}.
+/// reviews, log, business stats (the budgets of the review's day). ARGV: now, approve (1|0), limit_agent,
+/// limit_business, limit_tenant, reservation_ttl, retention, day (of the review; an approval moves the
+/// mandate's budgets to it). Returns {'ok', outcome, code, reason} | {'bad', status} | {'missing'}.
 const REVIEW: &str = r#"
 local M, UA, UB, UT, EX, RV, LOG, SB = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local now, approve = tonumber(ARGV[1]), ARGV[2] == '1'
 local lim_a, lim_b, lim_t, ttl, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local today = ARGV[8]
 local st = redis.call('HGET', M, 'status')
 if not st then return {'missing'} end
 if st ~= 'needs_review' then return {'bad', st} end
@@ -239,20 +245,25 @@ if approve then
     outcome, code, why = 'approved', 'approved', 'approved by a reviewer; reserved'
   end
 end
+local day = f[7]
 if outcome == 'approved' then
   for _, k in ipairs({UA, UB, UT}) do redis.call('HINCRBY', k, 'reserved', amount) end
   redis.call('PEXPIRE', UA, 3 * 86400000)
   redis.call('PEXPIRE', UT, 3 * 86400000)
   redis.call('ZADD', EX, now + ttl, f[4])
   redis.call('HINCRBY', SB, 'reserved', amount)
+  -- the reservation is today's: settling it must return it to today's budgets; and the mandate
+  -- must outlive its reservation, so it is kept for the retention from now
+  day = today
+  redis.call('PEXPIRE', M, retention)
 end
 redis.call('HINCRBY', SB, 'needs_review', -1)
 redis.call('HINCRBY', SB, outcome, 1)
 if outcome == 'denied' then redis.call('HINCRBY', SB, 'd:' .. code, 1) end
 redis.call('ZREM', RV, f[4])
-redis.call('HSET', M, 'outcome', outcome, 'code', code, 'reason', why, 'status', outcome, 'reviewed_at_ms', now)
+redis.call('HSET', M, 'outcome', outcome, 'code', code, 'reason', why, 'status', outcome, 'reviewed_at_ms', now, 'day', day)
 redis.call('XADD', LOG, 'MINID', '~', now - retention, '*', 'event', 'reviewed', 'mandate_id', f[4], 'agent_id', f[3],
-  'vendor', f[2], 'amount_cents', amount, 'business_id', f[5], 'tenant_id', f[6], 'outcome', outcome, 'code', code, 'day', f[7])
+  'vendor', f[2], 'amount_cents', amount, 'business_id', f[5], 'tenant_id', f[6], 'outcome', outcome, 'code', code, 'day', day)
 return {'ok', outcome, code, why}
 "#;
 
@@ -275,6 +286,7 @@ mod tests {
     use crate::payments::policy::{self, PaymentRules};
     use crate::payments::types::{Outcome, PaymentIntent};
     use crate::payments::vendor::Whitelist;
+    use crate::tenant::TenantId;
 
     /// CRC16/XMODEM mod 16384: Redis Cluster's `CLUSTER KEYSLOT`.
     fn slot(key: &str) -> u16 {
@@ -296,7 +308,7 @@ mod tests {
             reason: String::new(),
             mandate_id: format!("m-{tenant}"),
             business_id: format!("biz-{tenant}"),
-            tenant_id: tenant.into(),
+            tenant_id: TenantId::parse(tenant).expect("tenant"),
         };
         let rules = PaymentRules { known_agents: ["agent-a".to_string()].into(), ..PaymentRules::default() };
         let whitelist = Whitelist::new(&["openai.com".to_string()]).expect("whitelist");
@@ -308,7 +320,7 @@ mod tests {
         let i = intent(tenant);
         let d = policy::decision(&i, &policy::Step::Approve, 0);
         assert_eq!(d.outcome, Outcome::Approved);
-        let shard = Shard::of(tenant);
+        let shard = Shard::of(&i.tenant_id);
         let id = i.mandate.as_str();
         vec![
             decide_keys(&i, "2024-02-29").to_vec(),
