@@ -122,7 +122,7 @@ async fn start_until_ready(
                     let delay = schedule.delay_random(failures);
                     let e = BusError::Redis(e);
                     slot.set_waiting(format!("waiting for Redis (payment ledger): {e}"));
-                    tracing::warn!(error = %e, ?delay, "payment ledger unreachable at start-up; retrying");
+                    tracing::warn!(error = %e, ?delay, "Redis not ready at start-up for the payment ledger (unreachable or loading); retrying");
                     tokio::time::sleep(delay).await;
                     continue;
                 }

@@ -233,7 +233,9 @@ impl Actor for AgentSupervisor {
                 }
             }
             AgentMsg::Capacity(reply) => {
-                let taken = st.queue.len() + st.replays.len() + st.granted;
+                // Credits granted to the fetcher are not subtracted: injected entries use them up
+                // (the fetcher counts them against its credits), so the total stays within the slots.
+                let taken = st.queue.len() + st.replays.len();
                 let _ = reply.send(if st.draining { 0 } else { st.free.saturating_sub(taken) });
             }
             AgentMsg::Crash(Child::Fetcher) => {
