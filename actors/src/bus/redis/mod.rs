@@ -1,5 +1,6 @@
 //! The Redis Streams bus: the distributed engine every node shares.
 
+mod args;
 mod batch;
 mod lost;
 mod reader;
@@ -11,9 +12,11 @@ pub use reader::RedisReader;
 use super::keys;
 use super::types::*;
 use super::GROUP;
+use crate::connection::script::ScriptArgs;
+use crate::connection::{Conn, Connector, ErrorClass, RedisOptions, RedisTarget};
 use crate::policy::backoff::Backoff;
 use crate::task::{TaskEnvelope, TopicName};
-use crate::connection::{Conn, Connector, ErrorClass, RedisOptions, RedisTarget};
+use args::*;
 use redis::Value;
 use reply::{field, int, items, pairs, text};
 use scripts::Scripts;
@@ -110,18 +113,8 @@ impl RedisBus {
     pub async fn publish(&self, env: &TaskEnvelope, ttl: Duration) -> Result<Published, BusError> {
         let id = env.task_id.to_string();
         let mut conn = self.conn().pinned();
-        let r: Option<String> = self
-            .inner
-            .scripts
-            .publish
-            .key(keys::stream(&env.topic))
-            .key(keys::result(&env.topic, &id))
-            .arg(env.to_json())
-            .arg(&id)
-            .arg(env.topic.as_str())
-            .arg(ttl_ms(ttl))
-            .invoke_async(&mut conn)
-            .await?;
+        let args = PublishArgs { topic: &env.topic, task_id: &id, envelope: env.to_json(), ttl_ms: ttl_ms(ttl) };
+        let r: Option<String> = self.inner.scripts.publish.call(&args).invoke_async(&mut conn).await?;
         self.confirm(&mut conn).await?;
         Ok(r.map(Published::Appended).unwrap_or(Published::Duplicate))
     }
@@ -142,11 +135,9 @@ impl RedisBus {
         ttl: Duration,
     ) -> Result<Vec<bool>, BusError> {
         let Some((first, _)) = items.first() else { return Ok(Vec::new()) };
-        let mut inv = self.inner.scripts.begin.prepare_invoke();
-        inv.key(keys::stream(&first.topic)).arg(ttl_ms(ttl)).arg(first.topic.as_str());
+        let mut inv = self.inner.scripts.begin.call(&BeginHead { topic: &first.topic, ttl_ms: ttl_ms(ttl) });
         for (d, env) in items {
-            let id = env.task_id.to_string();
-            inv.key(keys::result(&d.topic, &id)).arg(&d.entry_id).arg(id).arg(env.attempt);
+            BeginItem { topic: &d.topic, entry_id: &d.entry_id, task: env }.push(&mut inv);
         }
         let run: Vec<i64> = match inv.invoke_async(&mut self.conn()).await {
             Ok(r) => r,
@@ -175,29 +166,28 @@ impl RedisBus {
             Completion::Retry { next, .. } => next.attempt.saturating_sub(1),
             _ => task.map(|t| t.attempt).unwrap_or(0),
         };
-        let (kind, x, y, z) = match c {
-            Completion::Succeeded { result, .. } => ("ok", result.to_string(), String::new(), String::new()),
+        let outcome = match c {
+            Completion::Succeeded { result, .. } => ItemOutcome::Ok { result: result.to_string() },
             Completion::Retry { next, delay, error } => {
-                ("retry", error.clone(), (delay.as_millis() as u64).to_string(), next.to_json())
+                ItemOutcome::Retry { error: error.clone(), delay_ms: delay.as_millis() as u64, next: next.to_json() }
             }
-            Completion::Dead { reason, error, .. } => {
-                ("dead", error.clone(), reason.clone(), d.raw.clone().unwrap_or_default())
-            }
+            Completion::Dead { reason, error, .. } => ItemOutcome::Dead {
+                error: error.clone(),
+                reason: reason.clone(),
+                original: d.raw.clone().unwrap_or_default(),
+            },
         };
-        let args = [
-            d.entry_id.clone(),
-            consumer.to_string(),
-            kind.to_string(),
-            ttl_ms(ttl).to_string(),
-            task_id.clone(),
-            d.topic.to_string(),
-            attempt.to_string(),
-            d.deliveries.to_string(),
-            x,
-            y,
-            z,
-        ];
-        let written = match self.inner.completer.complete(&d.topic, keys::result(&d.topic, &task_id), args).await {
+        let item = CompleteItem {
+            result_key: keys::result(&d.topic, &task_id),
+            entry_id: d.entry_id.clone(),
+            consumer: consumer.to_string(),
+            ttl_ms: ttl_ms(ttl),
+            task_id,
+            attempt,
+            deliveries: d.deliveries,
+            outcome,
+        };
+        let written = match self.inner.completer.complete(&d.topic, item).await {
             Ok(w) => w,
             Err(e) => return Err(self.recover(&d.topic, e).await),
         };
@@ -210,15 +200,9 @@ impl RedisBus {
         topic: &TopicName,
         entry_id: &str,
     ) -> Result<Option<Delivery>, BusError> {
-        let r: redis::RedisResult<Value> = self
-            .inner
-            .scripts
-            .redeliver
-            .key(keys::stream(topic))
-            .arg(consumer)
-            .arg(entry_id)
-            .invoke_async(&mut self.conn())
-            .await;
+        let args = RedeliverArgs { topic, consumer, entry_id };
+        let r: redis::RedisResult<Value> =
+            self.inner.scripts.redeliver.call(&args).invoke_async(&mut self.conn()).await;
         let v = match r {
             Ok(v) => v,
             Err(e) => return Err(self.recover(topic, e.into()).await),
@@ -238,28 +222,25 @@ impl RedisBus {
     }
 
     pub async fn move_due_retries(&self, topic: &TopicName, limit: usize) -> Result<usize, BusError> {
-        let n: i64 = self
-            .inner
-            .scripts
-            .move_due
-            .key(keys::retries(topic))
-            .key(keys::stream(topic))
-            .arg(limit)
-            .invoke_async(&mut self.conn())
-            .await?;
+        let args = MoveDueArgs { topic, limit };
+        let n: i64 = self.inner.scripts.move_due.call(&args).invoke_async(&mut self.conn()).await?;
         Ok(n.max(0) as usize)
     }
 
     pub async fn trim(&self, topic: &TopicName) -> Result<usize, BusError> {
-        let n: i64 =
-            self.inner.scripts.trim.key(keys::stream(topic)).invoke_async(&mut self.conn()).await?;
+        let n: i64 = self.inner.scripts.trim.call(&TrimArgs { topic }).invoke_async(&mut self.conn()).await?;
         Ok(n.max(0) as usize)
     }
 
     pub async fn heartbeat(&self, node_id: &str, ttl: Duration, info: &str) -> Result<(), BusError> {
         let mut conn = self.conn();
-        let _: () =
-            redis::cmd("SET").arg(keys::node(node_id)).arg(info).arg("PX").arg(ttl_ms(ttl)).query_async(&mut conn).await?;
+        let _: () = redis::cmd("SET")
+            .arg(keys::node(node_id))
+            .arg(info)
+            .arg("PX")
+            .arg(ttl_ms(ttl))
+            .query_async(&mut conn)
+            .await?;
         // The index of nodes is one key of its own (no SCAN: on Redis Cluster a SCAN sees one shard).
         let expires = crate::task::now_ms().saturating_add(ttl_ms(ttl));
         let _: () = redis::cmd("ZADD").arg(keys::NODES).arg(expires).arg(node_id).query_async(&mut conn).await?;
@@ -303,11 +284,11 @@ impl RedisBus {
         limit: usize,
     ) -> Result<Vec<Delivery>, BusError> {
         let mut conn = self.conn();
-        let summary: Value = match redis::cmd("XPENDING").arg(keys::stream(topic)).arg(GROUP).query_async(&mut conn).await
-        {
-            Ok(v) => v,
-            Err(e) => return Err(self.recover(topic, e.into()).await),
-        };
+        let summary: Value =
+            match redis::cmd("XPENDING").arg(keys::stream(topic)).arg(GROUP).query_async(&mut conn).await {
+                Ok(v) => v,
+                Err(e) => return Err(self.recover(topic, e.into()).await),
+            };
         let holders: Vec<String> = items(summary)
             .into_iter()
             .nth(3)
@@ -327,17 +308,14 @@ impl RedisBus {
             if alive {
                 continue;
             }
-            let v: Value = self
-                .inner
-                .scripts
-                .reclaim
-                .key(keys::stream(topic))
-                .arg(&holder)
-                .arg(consumer)
-                .arg(min_idle.as_millis() as u64)
-                .arg(limit - out.len())
-                .invoke_async(&mut conn)
-                .await?;
+            let args = ReclaimArgs {
+                topic,
+                dead: &holder,
+                claimer: consumer,
+                min_idle_ms: min_idle.as_millis() as u64,
+                limit: limit - out.len(),
+            };
+            let v: Value = self.inner.scripts.reclaim.call(&args).invoke_async(&mut conn).await?;
             for (id, n, raw) in reply::id_count_fields(v)? {
                 out.push(Delivery { topic: topic.clone(), entry_id: id, raw, deliveries: n });
             }
@@ -346,8 +324,7 @@ impl RedisBus {
     }
 
     pub async fn task(&self, topic: &TopicName, task_id: &str) -> Result<Option<TaskRecord>, BusError> {
-        let v: Value =
-            redis::cmd("HGETALL").arg(keys::result(topic, task_id)).query_async(&mut self.conn()).await?;
+        let v: Value = redis::cmd("HGETALL").arg(keys::result(topic, task_id)).query_async(&mut self.conn()).await?;
         let p = pairs(v);
         if p.is_empty() {
             return Ok(None);
@@ -409,31 +386,14 @@ impl RedisBus {
     }
 
     pub async fn dlq_replay(&self, topic: &TopicName, dlq_id: &str, ttl: Duration) -> Result<TaskEnvelope, BusError> {
-        let v: Value = redis::cmd("XRANGE")
-            .arg(keys::dlq(topic))
-            .arg(dlq_id)
-            .arg(dlq_id)
-            .query_async(&mut self.conn())
-            .await?;
+        let v: Value =
+            redis::cmd("XRANGE").arg(keys::dlq(topic)).arg(dlq_id).arg(dlq_id).query_async(&mut self.conn()).await?;
         let Some((id, f)) = reply::stream_entries(v).into_iter().next() else {
             return Err(BusError::NotFound(format!("no dead letter {dlq_id} in the DLQ of {topic}")));
         };
         let env = replayable(&dead_letter(topic, id, pairs(f)))?;
-        let task_id = env.task_id.to_string();
-        let r: Option<String> = self
-            .inner
-            .scripts
-            .dlq_replay
-            .key(keys::dlq(topic))
-            .key(keys::stream(topic))
-            .key(keys::result(topic, &task_id))
-            .arg(dlq_id)
-            .arg(env.to_json())
-            .arg(&task_id)
-            .arg(topic.as_str())
-            .arg(ttl_ms(ttl))
-            .invoke_async(&mut self.conn())
-            .await?;
+        let args = DlqReplayArgs { topic, dlq_id, task: &env, ttl_ms: ttl_ms(ttl) };
+        let r: Option<String> = self.inner.scripts.dlq_replay.call(&args).invoke_async(&mut self.conn()).await?;
         match r {
             Some(_) => Ok(env),
             None => Err(BusError::NotFound(format!("dead letter {dlq_id} of {topic} was removed meanwhile"))),
