@@ -76,6 +76,7 @@ both_buses!(
     intensity_exceeded_escalates_to_the_root,
     root_gives_up_and_the_runtime_ends_with_an_error,
     trimming_removes_acknowledged_entries_only,
+    a_running_record_says_where_and_since_when,
 );
 
 /// An executor that counts its runs and fails (retryably) while `fail` is set.
@@ -285,6 +286,12 @@ async fn reply_to_publishes_the_result_as_a_new_task(h: Harness) {
     let reply = TaskEnvelope { task_id: t.task_id.reply_id(), topic: topic("genesis.build"), ..t.clone() };
     let r = final_record(&h.bus, &reply, WAIT).await;
     assert_eq!(r.status, TaskStatus::Succeeded);
+    // The reply's record names its parent; tenant and correlation id travel along the chain.
+    let parent = t.task_id.to_string();
+    assert_eq!(r.parent.as_deref(), Some(parent.as_str()), "{r:?}");
+    assert_eq!((r.tenant_id.as_deref(), r.correlation_id.as_deref()), (Some("tenant-a"), Some(parent.as_str())));
+    let first = final_record(&h.bus, &t, WAIT).await;
+    assert_eq!((first.parent, first.tenant_id.as_deref()), (None, Some("tenant-a")));
     rt.shutdown().await.expect("clean shutdown");
 }
 
@@ -342,5 +349,24 @@ async fn trimming_removes_acknowledged_entries_only(h: Harness) {
         h.bus.stats(&tp).await.ok().filter(|s| s.length <= 1 && s.pending == 0)
     })
     .await;
+    rt.shutdown().await.expect("clean shutdown");
+}
+
+/// docs/semantics.md, "Results": while a task runs, its record names the node and consumer running it
+/// and when it started.
+async fn a_running_record_says_where_and_since_when(h: Harness) {
+    let rt = h.run(fast_settings("n1"), vec![agent("genesis.support", 1, 3)]).await;
+    let before = genesis_actors::task::now_ms();
+    let t = publish(&h.bus, "genesis.support", json!({"simulate": {"sleep_ms": 1500}})).await;
+    let id = t.task_id.to_string();
+    let r = eventually(WAIT, "the task runs", || async {
+        h.bus.task(&t.topic, &id).await.ok().flatten().filter(|r| r.status == TaskStatus::Running)
+    })
+    .await;
+    assert_eq!((r.node.as_deref(), r.worker.as_deref()), (Some("n1"), Some("n1/genesis.support")), "{r:?}");
+    assert!(r.started_at.is_some_and(|s| s >= before.saturating_sub(1000)), "{r:?}");
+    assert_eq!(r.tenant_id.as_deref(), Some("tenant-test"));
+    assert_eq!(r.correlation_id.as_deref(), Some(id.as_str()));
+    assert_eq!(final_record(&h.bus, &t, WAIT).await.status, TaskStatus::Succeeded);
     rt.shutdown().await.expect("clean shutdown");
 }

@@ -81,7 +81,13 @@ impl State {
                 TaskRecord {
                     task_id: task_id.to_string(),
                     topic: t.to_string(),
+                    tenant_id: None,
+                    correlation_id: None,
+                    parent: None,
                     status: TaskStatus::Queued,
+                    node: None,
+                    worker: None,
+                    started_at: None,
                     attempts: 0,
                     result: None,
                     error: None,
@@ -95,6 +101,15 @@ impl State {
         entry.1 = Instant::now() + ttl;
         entry.0.updated_at = now_ms();
         &mut entry.0
+    }
+
+    /// The record of `env`'s task, with the identity every write states (as the scripts do).
+    fn record_of(&mut self, t: &TopicName, env: &TaskEnvelope, ttl: Duration) -> &mut TaskRecord {
+        let r = self.result_mut(t, &env.task_id.to_string(), ttl);
+        r.tenant_id = Some(env.tenant_id.clone());
+        r.correlation_id = Some(env.correlation_id.clone());
+        r.parent = env.parent_id().map(|p| p.to_string());
+        r
     }
 
     fn live_result(&self, t: &TopicName, task_id: &str) -> Option<&TaskRecord> {
@@ -142,7 +157,7 @@ impl MemoryBus {
                 return Ok(Published::Duplicate);
             }
             let entry = s.append(&env.topic, Some(env.to_json()));
-            let r = s.result_mut(&env.topic, &id, ttl);
+            let r = s.record_of(&env.topic, env, ttl);
             r.status = TaskStatus::Queued;
             entry
         };
@@ -175,10 +190,11 @@ impl MemoryBus {
 
     pub async fn begin(
         &self,
-        _consumer: &str,
+        consumer: &str,
         items: &[(&Delivery, &TaskEnvelope)],
         ttl: Duration,
     ) -> Result<Vec<bool>, BusError> {
+        let node = super::keys::node_of_consumer(consumer).to_string();
         let mut s = self.state();
         Ok(items
             .iter()
@@ -190,9 +206,12 @@ impl MemoryBus {
                     }
                     false
                 } else {
-                    let r = s.result_mut(&d.topic, &id, ttl);
+                    let r = s.record_of(&d.topic, env, ttl);
                     r.status = TaskStatus::Running;
                     r.attempts = env.attempt;
+                    r.node = Some(node.clone());
+                    r.worker = Some(consumer.to_string());
+                    r.started_at = Some(r.updated_at);
                     true
                 }
             })
@@ -215,7 +234,7 @@ impl MemoryBus {
         let now = now_ms();
         match c {
             Completion::Succeeded { task, result } => {
-                let r = s.result_mut(&d.topic, &task.task_id.to_string(), ttl);
+                let r = s.record_of(&d.topic, task, ttl);
                 r.status = TaskStatus::Succeeded;
                 r.attempts = task.attempt;
                 r.result = Some(result.clone());
@@ -224,7 +243,7 @@ impl MemoryBus {
             }
             Completion::Retry { next, delay, error } => {
                 let attempt = next.attempt.saturating_sub(1);
-                let r = s.result_mut(&d.topic, &next.task_id.to_string(), ttl);
+                let r = s.record_of(&d.topic, next, ttl);
                 r.status = TaskStatus::Retrying;
                 r.attempts = attempt;
                 r.error = Some(error.clone());
@@ -236,7 +255,7 @@ impl MemoryBus {
             Completion::Dead { task, reason, error } => {
                 let (task_id, attempts, history) = match task {
                     Some(task) => {
-                        let r = s.result_mut(&d.topic, &task.task_id.to_string(), ttl);
+                        let r = s.record_of(&d.topic, task, ttl);
                         r.status = TaskStatus::Dead;
                         r.attempts = task.attempt;
                         r.error = Some(error.clone());
@@ -397,7 +416,7 @@ impl MemoryBus {
                 s.topic(topic).dlq.remove(&q);
             }
             s.append(topic, Some(env.to_json()));
-            let r = s.result_mut(topic, &env.task_id.to_string(), ttl);
+            let r = s.record_of(topic, &env, ttl);
             r.status = TaskStatus::Queued;
             r.attempts = 0;
             r.error = None;

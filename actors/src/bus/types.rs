@@ -100,12 +100,24 @@ pub struct HistoryItem {
     pub at: u64,
 }
 
-/// The result record of a task.
+/// The result record of a task. The identity fields are written by every step (publish, begin, each
+/// outcome, replay), so a record re-created by any of them is complete; they are `None` only in
+/// records written by a version that did not have them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
     pub task_id: String,
     pub topic: String,
+    pub tenant_id: Option<String>,
+    pub correlation_id: Option<String>,
+    /// The task this one replies to (a `reply_to` hop).
+    pub parent: Option<String>,
     pub status: TaskStatus,
+    /// The node of the consumer that began the latest delivery (kept once it ends: where it last ran).
+    pub node: Option<String>,
+    /// The consumer (`<node>/<agent>`) that holds the latest delivery: whose pending entry it is.
+    pub worker: Option<String>,
+    /// When the latest delivery began running, ms since the Unix epoch.
+    pub started_at: Option<u64>,
     pub attempts: u32,
     pub result: Option<serde_json::Value>,
     pub error: Option<String>,

@@ -6,18 +6,47 @@ use crate::bus::{keys, GROUP};
 use crate::connection::script::{ScriptArgs, Sink};
 use crate::task::{TaskEnvelope, TopicName};
 
+/// Who a task is, as every write of its record states it (task id, tenant, correlation id, parent),
+/// so a record re-created by any step is complete. Empty for an entry that is not a task.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Identity {
+    pub task_id: String,
+    pub tenant_id: String,
+    pub correlation_id: String,
+    /// Empty when the task replies to none.
+    pub parent: String,
+}
+
+impl Identity {
+    pub fn of(env: &TaskEnvelope) -> Self {
+        Identity {
+            task_id: env.task_id.to_string(),
+            tenant_id: env.tenant_id.clone(),
+            correlation_id: env.correlation_id.clone(),
+            parent: env.parent_id().map(|p| p.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+impl ScriptArgs for Identity {
+    fn push<S: Sink>(&self, to: &mut S) {
+        to.arg(&self.task_id).arg(&self.tenant_id).arg(&self.correlation_id).arg(&self.parent);
+    }
+}
+
 /// `publish.lua`: append a task and record it as queued.
 pub struct PublishArgs<'a> {
-    pub topic: &'a TopicName,
-    pub task_id: &'a str,
-    pub envelope: String,
+    pub task: &'a TaskEnvelope,
     pub ttl_ms: u64,
 }
 
 impl ScriptArgs for PublishArgs<'_> {
     fn push<S: Sink>(&self, to: &mut S) {
-        to.key(keys::stream(self.topic)).key(keys::result(self.topic, self.task_id));
-        to.arg(&self.envelope).arg(self.task_id).arg(self.topic.as_str()).arg(self.ttl_ms);
+        let (topic, who) = (&self.task.topic, Identity::of(self.task));
+        to.key(keys::stream(topic)).key(keys::result(topic, &who.task_id));
+        to.arg(self.task.to_json());
+        who.push(to);
+        to.arg(topic.as_str()).arg(self.ttl_ms);
     }
 }
 
@@ -25,12 +54,15 @@ impl ScriptArgs for PublishArgs<'_> {
 pub struct BeginHead<'a> {
     pub topic: &'a TopicName,
     pub ttl_ms: u64,
+    /// The consumer that holds the deliveries, `<node>/<agent>`.
+    pub consumer: &'a str,
 }
 
 impl ScriptArgs for BeginHead<'_> {
     fn push<S: Sink>(&self, to: &mut S) {
         to.key(keys::stream(self.topic));
         to.arg(GROUP).arg(self.topic.as_str()).arg(self.ttl_ms);
+        to.arg(keys::node_of_consumer(self.consumer)).arg(self.consumer);
     }
 }
 
@@ -43,9 +75,11 @@ pub struct BeginItem<'a> {
 
 impl ScriptArgs for BeginItem<'_> {
     fn push<S: Sink>(&self, to: &mut S) {
-        let task_id = self.task.task_id.to_string();
-        to.key(keys::result(self.topic, &task_id));
-        to.arg(self.entry_id).arg(task_id).arg(self.task.attempt);
+        let who = Identity::of(self.task);
+        to.key(keys::result(self.topic, &who.task_id));
+        to.arg(self.entry_id);
+        who.push(to);
+        to.arg(self.task.attempt);
     }
 }
 
@@ -78,7 +112,7 @@ pub struct CompleteItem {
     pub consumer: String,
     pub ttl_ms: u64,
     /// Empty when the entry could not be decoded into a task.
-    pub task_id: String,
+    pub who: Identity,
     pub attempt: u32,
     pub deliveries: u32,
     pub outcome: ItemOutcome,
@@ -96,7 +130,8 @@ impl ScriptArgs for CompleteItem {
             }
         };
         to.key(&self.result_key);
-        to.arg(&self.entry_id).arg(&self.consumer).arg(kind).arg(self.ttl_ms).arg(&self.task_id);
+        to.arg(&self.entry_id).arg(&self.consumer).arg(kind).arg(self.ttl_ms);
+        self.who.push(to);
         to.arg(self.attempt).arg(self.deliveries).arg(result).arg(error).arg(delay_ms).arg(next);
         to.arg(reason).arg(original);
     }
@@ -182,9 +217,11 @@ pub struct DlqReplayArgs<'a> {
 
 impl ScriptArgs for DlqReplayArgs<'_> {
     fn push<S: Sink>(&self, to: &mut S) {
-        let task_id = self.task.task_id.to_string();
-        to.key(keys::dlq(self.topic)).key(keys::stream(self.topic)).key(keys::result(self.topic, &task_id));
-        to.arg(self.dlq_id).arg(self.task.to_json()).arg(task_id).arg(self.topic.as_str()).arg(self.ttl_ms);
+        let who = Identity::of(self.task);
+        to.key(keys::dlq(self.topic)).key(keys::stream(self.topic)).key(keys::result(self.topic, &who.task_id));
+        to.arg(self.dlq_id).arg(self.task.to_json());
+        who.push(to);
+        to.arg(self.topic.as_str()).arg(self.ttl_ms);
     }
 }
 
@@ -216,8 +253,9 @@ mod tests {
         let s = Scripts::load();
         let (t, e) = (topic(), env());
         let id = e.task_id.to_string();
-        single(&s.publish, &PublishArgs { topic: &t, task_id: &id, envelope: e.to_json(), ttl_ms: 1 });
-        batched(&s.begin, &BeginHead { topic: &t, ttl_ms: 1 }, &BeginItem { topic: &t, entry_id: "1-0", task: &e });
+        single(&s.publish, &PublishArgs { task: &e, ttl_ms: 1 });
+        let head = BeginHead { topic: &t, ttl_ms: 1, consumer: "n/a" };
+        batched(&s.begin, &head, &BeginItem { topic: &t, entry_id: "1-0", task: &e });
         for outcome in [
             ItemOutcome::Ok { result: "{}".into() },
             ItemOutcome::Retry { error: "e".into(), delay_ms: 5, next: e.to_json() },
@@ -228,7 +266,7 @@ mod tests {
                 entry_id: "1-0".into(),
                 consumer: "n/a".into(),
                 ttl_ms: 1,
-                task_id: id.clone(),
+                who: Identity::of(&e),
                 attempt: 1,
                 deliveries: 1,
                 outcome,

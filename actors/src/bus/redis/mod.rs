@@ -4,6 +4,7 @@ mod args;
 mod batch;
 mod lost;
 mod reader;
+mod record;
 mod reply;
 mod scripts;
 
@@ -111,9 +112,8 @@ impl RedisBus {
     }
 
     pub async fn publish(&self, env: &TaskEnvelope, ttl: Duration) -> Result<Published, BusError> {
-        let id = env.task_id.to_string();
         let mut conn = self.conn().pinned();
-        let args = PublishArgs { topic: &env.topic, task_id: &id, envelope: env.to_json(), ttl_ms: ttl_ms(ttl) };
+        let args = PublishArgs { task: env, ttl_ms: ttl_ms(ttl) };
         let r: Option<String> = self.inner.scripts.publish.call(&args).invoke_async(&mut conn).await?;
         self.confirm(&mut conn).await?;
         Ok(r.map(Published::Appended).unwrap_or(Published::Duplicate))
@@ -130,12 +130,12 @@ impl RedisBus {
 
     pub async fn begin(
         &self,
-        _consumer: &str,
+        consumer: &str,
         items: &[(&Delivery, &TaskEnvelope)],
         ttl: Duration,
     ) -> Result<Vec<bool>, BusError> {
         let Some((first, _)) = items.first() else { return Ok(Vec::new()) };
-        let mut inv = self.inner.scripts.begin.call(&BeginHead { topic: &first.topic, ttl_ms: ttl_ms(ttl) });
+        let mut inv = self.inner.scripts.begin.call(&BeginHead { topic: &first.topic, ttl_ms: ttl_ms(ttl), consumer });
         for (d, env) in items {
             BeginItem { topic: &d.topic, entry_id: &d.entry_id, task: env }.push(&mut inv);
         }
@@ -161,7 +161,7 @@ impl RedisBus {
             Completion::Retry { next, .. } => Some(next),
             Completion::Dead { task, .. } => task.as_ref(),
         };
-        let task_id = task.map(|t| t.task_id.to_string()).unwrap_or_default();
+        let who = task.map(Identity::of).unwrap_or_default();
         let attempt = match c {
             Completion::Retry { next, .. } => next.attempt.saturating_sub(1),
             _ => task.map(|t| t.attempt).unwrap_or(0),
@@ -178,11 +178,11 @@ impl RedisBus {
             },
         };
         let item = CompleteItem {
-            result_key: keys::result(&d.topic, &task_id),
+            result_key: keys::result(&d.topic, &who.task_id),
             entry_id: d.entry_id.clone(),
             consumer: consumer.to_string(),
             ttl_ms: ttl_ms(ttl),
-            task_id,
+            who,
             attempt,
             deliveries: d.deliveries,
             outcome,
@@ -325,25 +325,7 @@ impl RedisBus {
 
     pub async fn task(&self, topic: &TopicName, task_id: &str) -> Result<Option<TaskRecord>, BusError> {
         let v: Value = redis::cmd("HGETALL").arg(keys::result(topic, task_id)).query_async(&mut self.conn()).await?;
-        let p = pairs(v);
-        if p.is_empty() {
-            return Ok(None);
-        }
-        let nonempty = |k: &str| field(&p, k).filter(|s| !s.is_empty()).map(str::to_string);
-        let status = field(&p, "status")
-            .and_then(TaskStatus::parse)
-            .ok_or_else(|| BusError::Protocol(format!("task {task_id} has no valid status")))?;
-        Ok(Some(TaskRecord {
-            task_id: task_id.to_string(),
-            topic: topic.to_string(),
-            status,
-            attempts: field(&p, "attempts").and_then(|s| s.parse().ok()).unwrap_or(0),
-            result: nonempty("result").map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s))),
-            error: nonempty("error"),
-            reason: nonempty("reason"),
-            history: reply::history(field(&p, "history")),
-            updated_at: field(&p, "updated_at").and_then(|s| s.parse().ok()).unwrap_or(0),
-        }))
+        record::task_record(topic, task_id, pairs(v))
     }
 
     pub async fn stats(&self, topic: &TopicName) -> Result<TopicStats, BusError> {
@@ -382,7 +364,7 @@ impl RedisBus {
             .arg(limit.min(i64::MAX as usize))
             .query_async(&mut self.conn())
             .await?;
-        Ok(reply::stream_entries(v).into_iter().map(|(id, f)| dead_letter(topic, id, pairs(f))).collect())
+        Ok(reply::stream_entries(v).into_iter().map(|(id, f)| record::dead_letter(topic, id, pairs(f))).collect())
     }
 
     pub async fn dlq_replay(&self, topic: &TopicName, dlq_id: &str, ttl: Duration) -> Result<TaskEnvelope, BusError> {
@@ -391,7 +373,7 @@ impl RedisBus {
         let Some((id, f)) = reply::stream_entries(v).into_iter().next() else {
             return Err(BusError::NotFound(format!("no dead letter {dlq_id} in the DLQ of {topic}")));
         };
-        let env = replayable(&dead_letter(topic, id, pairs(f)))?;
+        let env = replayable(&record::dead_letter(topic, id, pairs(f)))?;
         let args = DlqReplayArgs { topic, dlq_id, task: &env, ttl_ms: ttl_ms(ttl) };
         let r: Option<String> = self.inner.scripts.dlq_replay.call(&args).invoke_async(&mut self.conn()).await?;
         match r {
@@ -424,23 +406,6 @@ pub(crate) fn replayable(dl: &DeadLetter) -> Result<TaskEnvelope, BusError> {
     })?;
     env.attempt = 1;
     Ok(env)
-}
-
-fn dead_letter(topic: &TopicName, id: String, f: Vec<(String, String)>) -> DeadLetter {
-    let num = |k: &str| field(&f, k).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-    DeadLetter {
-        id,
-        task_id: field(&f, "task_id").filter(|s| !s.is_empty()).map(str::to_string),
-        topic: field(&f, "topic").unwrap_or(topic.as_str()).to_string(),
-        reason: field(&f, "reason").unwrap_or_default().to_string(),
-        error: field(&f, "error").unwrap_or_default().to_string(),
-        attempts: num("attempts") as u32,
-        deliveries: num("deliveries") as u32,
-        history: reply::history(field(&f, "history")),
-        envelope: field(&f, "envelope").filter(|s| !s.is_empty()).map(str::to_string),
-        source_id: field(&f, "source_id").unwrap_or_default().to_string(),
-        dead_at: num("dead_at"),
-    }
 }
 
 fn ttl_ms(ttl: Duration) -> u64 {
