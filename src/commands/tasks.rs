@@ -84,6 +84,11 @@ fn text(r: &TaskRecord, now_ms: u64) -> String {
     if let Some(reason) = &r.reason {
         line("reason", reason.clone());
     }
+    if r.status == TaskStatus::Dead {
+        if let Some(id) = &r.dlq_id {
+            line("dead letter", format!("{id} (genesis dlq replay --topic {} --id {})", r.topic, r.task_id));
+        }
+    }
     for h in &r.history {
         out.push_str(&format!("  attempt {}: {}\n", h.attempt, h.error));
     }
@@ -110,6 +115,7 @@ mod tests {
             error: None,
             reason: None,
             history: Vec::new(),
+            dlq_id: None,
             updated_at: 1_000,
         }
     }

@@ -124,6 +124,9 @@ pub struct TaskRecord {
     /// Dead-letter reason code when `status` is `dead`.
     pub reason: Option<String>,
     pub history: Vec<HistoryItem>,
+    /// The DLQ entry the task became when it died (kept as history: the dead letter may since have
+    /// been deleted, purged or dropped by retention); cleared when it is replayed.
+    pub dlq_id: Option<String>,
     pub updated_at: u64,
 }
 
@@ -139,8 +142,15 @@ pub struct DeadLetter {
     pub attempts: u32,
     pub deliveries: u32,
     pub history: Vec<HistoryItem>,
-    /// The original entry's envelope text, as it was on the stream.
+    /// The original entry's envelope text as it was on the stream, or its first
+    /// `bus.dlq_max_entry_bytes` bytes if `truncated`.
     pub envelope: Option<String>,
+    /// The original entry's envelope size in bytes.
+    #[serde(default)]
+    pub envelope_bytes: u64,
+    /// Only the start of the original was kept: this dead letter cannot be replayed.
+    #[serde(default)]
+    pub truncated: bool,
     /// The stream entry id it came from.
     pub source_id: String,
     pub dead_at: u64,

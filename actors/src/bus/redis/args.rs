@@ -2,6 +2,7 @@
 //! batched ones). Each pushes its KEYS and ARGV in the order its `.lua` file reads them; the tests
 //! below check the counts against the constants each script declares.
 
+use crate::bus::dlq::{DlqRetention, Original};
 use crate::bus::{keys, GROUP};
 use crate::connection::script::{ScriptArgs, Sink};
 use crate::task::{TaskEnvelope, TopicName};
@@ -100,7 +101,7 @@ impl ScriptArgs for CompleteHead<'_> {
 pub enum ItemOutcome {
     Ok { result: String },
     Retry { error: String, delay_ms: u64, next: String },
-    Dead { error: String, reason: String, original: String },
+    Dead { error: String, reason: String, original: Original },
 }
 
 /// `complete_many.lua`, one outcome. Owned: it waits in the topic's completion lane.
@@ -120,20 +121,21 @@ pub struct CompleteItem {
 
 impl ScriptArgs for CompleteItem {
     fn push<S: Sink>(&self, to: &mut S) {
+        let none = Original { text: String::new(), bytes: 0, truncated: false };
         let (kind, result, error, delay_ms, next, reason, original) = match &self.outcome {
-            ItemOutcome::Ok { result } => ("ok", result.as_str(), "", 0, "", "", ""),
+            ItemOutcome::Ok { result } => ("ok", result.as_str(), "", 0, "", "", &none),
             ItemOutcome::Retry { error, delay_ms, next } => {
-                ("retry", "", error.as_str(), *delay_ms, next.as_str(), "", "")
+                ("retry", "", error.as_str(), *delay_ms, next.as_str(), "", &none)
             }
             ItemOutcome::Dead { error, reason, original } => {
-                ("dead", "", error.as_str(), 0, "", reason.as_str(), original.as_str())
+                ("dead", "", error.as_str(), 0, "", reason.as_str(), original)
             }
         };
         to.key(&self.result_key);
         to.arg(&self.entry_id).arg(&self.consumer).arg(kind).arg(self.ttl_ms);
         self.who.push(to);
         to.arg(self.attempt).arg(self.deliveries).arg(result).arg(error).arg(delay_ms).arg(next);
-        to.arg(reason).arg(original);
+        to.arg(reason).arg(&original.text).arg(original.bytes).arg(u8::from(original.truncated));
     }
 }
 
@@ -225,6 +227,20 @@ impl ScriptArgs for DlqReplayArgs<'_> {
     }
 }
 
+/// `dlq_trim.lua`: a retention applied to a topic's DLQ.
+pub struct DlqTrimArgs<'a> {
+    pub topic: &'a TopicName,
+    pub retention: &'a DlqRetention,
+}
+
+impl ScriptArgs for DlqTrimArgs<'_> {
+    fn push<S: Sink>(&self, to: &mut S) {
+        let max_age_ms = self.retention.max_age.as_millis().min(u128::from(u64::MAX)) as u64;
+        to.key(keys::dlq(self.topic));
+        to.arg(max_age_ms).arg(self.retention.max_len);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::scripts::Scripts;
@@ -259,7 +275,11 @@ mod tests {
         for outcome in [
             ItemOutcome::Ok { result: "{}".into() },
             ItemOutcome::Retry { error: "e".into(), delay_ms: 5, next: e.to_json() },
-            ItemOutcome::Dead { error: "e".into(), reason: "poison".into(), original: String::new() },
+            ItemOutcome::Dead {
+                error: "e".into(),
+                reason: "poison".into(),
+                original: Original { text: "{".into(), bytes: 9, truncated: true },
+            },
         ] {
             let item = CompleteItem {
                 result_key: keys::result(&t, &id),
@@ -279,6 +299,7 @@ mod tests {
         single(&s.move_due, &MoveDueArgs { topic: &t, limit: 1 });
         single(&s.trim, &TrimArgs { topic: &t });
         single(&s.dlq_replay, &DlqReplayArgs { topic: &t, dlq_id: "1-0", task: &e, ttl_ms: 1 });
+        single(&s.dlq_trim, &DlqTrimArgs { topic: &t, retention: &DlqRetention::default() });
     }
 
     #[test]

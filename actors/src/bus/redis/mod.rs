@@ -2,6 +2,7 @@
 
 mod args;
 mod batch;
+mod dlq;
 mod lost;
 mod reader;
 mod record;
@@ -10,6 +11,7 @@ mod scripts;
 
 pub use reader::RedisReader;
 
+use super::dlq::keep_original;
 use super::keys;
 use super::types::*;
 use super::GROUP;
@@ -29,6 +31,8 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct RedisBus {
     inner: Arc<Inner>,
+    /// `bus.dlq_max_entry_bytes`: how much of an original entry a dead letter keeps.
+    dlq_entry_limit: usize,
 }
 
 struct Inner {
@@ -70,7 +74,14 @@ impl RedisBus {
         let completer = batch::Completer::new(conn.clone(), scripts.clone(), replication);
         Ok(RedisBus {
             inner: Arc::new(Inner { connector, conn, completer, scripts, replication, lost: lost::LostLog::default() }),
+            dlq_entry_limit: crate::bus::dlq::DEFAULT_MAX_ENTRY_BYTES,
         })
+    }
+
+    /// See [`crate::bus::Bus::with_dlq_entry_limit`].
+    pub fn with_dlq_entry_limit(mut self, bytes: usize) -> Self {
+        self.dlq_entry_limit = bytes;
+        self
     }
 
     fn conn(&self) -> Conn {
@@ -174,7 +185,7 @@ impl RedisBus {
             Completion::Dead { reason, error, .. } => ItemOutcome::Dead {
                 error: error.clone(),
                 reason: reason.clone(),
-                original: d.raw.clone().unwrap_or_default(),
+                original: keep_original(d.raw.as_deref().unwrap_or_default(), self.dlq_entry_limit),
             },
         };
         let item = CompleteItem {
@@ -355,57 +366,10 @@ impl RedisBus {
         Ok(stats)
     }
 
-    pub async fn dlq_list(&self, topic: &TopicName, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
-        let v: Value = redis::cmd("XRANGE")
-            .arg(keys::dlq(topic))
-            .arg("-")
-            .arg("+")
-            .arg("COUNT")
-            .arg(limit.min(i64::MAX as usize))
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(reply::stream_entries(v).into_iter().map(|(id, f)| record::dead_letter(topic, id, pairs(f))).collect())
-    }
-
-    pub async fn dlq_replay(&self, topic: &TopicName, dlq_id: &str, ttl: Duration) -> Result<TaskEnvelope, BusError> {
-        let v: Value =
-            redis::cmd("XRANGE").arg(keys::dlq(topic)).arg(dlq_id).arg(dlq_id).query_async(&mut self.conn()).await?;
-        let Some((id, f)) = reply::stream_entries(v).into_iter().next() else {
-            return Err(BusError::NotFound(format!("no dead letter {dlq_id} in the DLQ of {topic}")));
-        };
-        let env = replayable(&record::dead_letter(topic, id, pairs(f)))?;
-        let args = DlqReplayArgs { topic, dlq_id, task: &env, ttl_ms: ttl_ms(ttl) };
-        let r: Option<String> = self.inner.scripts.dlq_replay.call(&args).invoke_async(&mut self.conn()).await?;
-        match r {
-            Some(_) => Ok(env),
-            None => Err(BusError::NotFound(format!("dead letter {dlq_id} of {topic} was removed meanwhile"))),
-        }
-    }
-
-    pub async fn dlq_purge(&self, topic: &TopicName) -> Result<usize, BusError> {
-        let mut conn = self.conn();
-        let n: u64 = redis::cmd("XLEN").arg(keys::dlq(topic)).query_async(&mut conn).await?;
-        let _: i64 = redis::cmd("DEL").arg(keys::dlq(topic)).query_async(&mut conn).await?;
-        Ok(n as usize)
-    }
-
     pub async fn ping(&self) -> Result<(), BusError> {
         let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
         Ok(())
     }
-}
-
-/// A dead letter's envelope, reset to attempt 1, ready to publish again.
-pub(crate) fn replayable(dl: &DeadLetter) -> Result<TaskEnvelope, BusError> {
-    let raw = dl.envelope.as_deref().unwrap_or("");
-    let mut env = TaskEnvelope::decode(raw, usize::MAX).map_err(|e| {
-        BusError::Invalid(format!(
-            "dead letter {} cannot be replayed: its entry is not a valid task ({e}); inspect it with `genesis dlq list` and publish a corrected task instead",
-            dl.id
-        ))
-    })?;
-    env.attempt = 1;
-    Ok(env)
 }
 
 fn ttl_ms(ttl: Duration) -> u64 {

@@ -38,6 +38,7 @@ pub fn task_record(topic: &TopicName, task_id: &str, p: Fields) -> Result<Option
         error: nonempty(&p, "error"),
         reason: nonempty(&p, "reason"),
         history: reply::history(field(&p, "history")),
+        dlq_id: nonempty(&p, "dlq_id"),
         updated_at: number(&p, "updated_at").unwrap_or(0),
     }))
 }
@@ -54,6 +55,9 @@ pub fn dead_letter(topic: &TopicName, id: String, f: Fields) -> DeadLetter {
         deliveries: number(&f, "deliveries").unwrap_or(0),
         history: reply::history(field(&f, "history")),
         envelope: nonempty(&f, "envelope"),
+        envelope_bytes: number(&f, "envelope_bytes")
+            .unwrap_or_else(|| field(&f, "envelope").map_or(0, |e| e.len() as u64)),
+        truncated: field(&f, "truncated") == Some("1"),
         source_id: field(&f, "source_id").unwrap_or_default().to_string(),
         dead_at: number(&f, "dead_at").unwrap_or(0),
     }

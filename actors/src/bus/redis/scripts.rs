@@ -16,6 +16,7 @@ pub struct Scripts {
     pub move_due: LuaScript,
     pub trim: LuaScript,
     pub dlq_replay: LuaScript,
+    pub dlq_trim: LuaScript,
 }
 
 macro_rules! bus_script {
@@ -36,6 +37,7 @@ impl Scripts {
             move_due: bus_script!("move_due"),
             trim: bus_script!("trim"),
             dlq_replay: bus_script!("dlq_replay"),
+            dlq_trim: bus_script!("dlq_trim"),
         }
     }
 }

@@ -12,6 +12,6 @@ local topic, ttl = ARGV[7], ARGV[8]
 if redis.call('XDEL', dlq, dlq_id) == 0 then return false end
 local id = redis.call('XADD', stream, '*', 'task', envelope)
 redis.call('HSET', result, 'task_id', task_id, 'topic', topic, 'tenant_id', tenant, 'correlation_id', corr, 'parent', parent,
-  'status', 'queued', 'attempts', 0, 'error', '', 'reason', '', 'updated_at', now_ms())
+  'status', 'queued', 'attempts', 0, 'error', '', 'reason', '', 'dlq_id', '', 'updated_at', now_ms())
 redis.call('PEXPIRE', result, ttl)
 return id

@@ -3,6 +3,12 @@
 //! process's memory. Nothing survives the process: it exists so the service runs on a fresh machine
 //! with no Redis, and so the conformance suite can check both buses against one contract.
 
+mod dlq;
+mod reader;
+
+pub use reader::MemoryReader;
+
+use super::dlq::{keep_original, DEFAULT_MAX_ENTRY_BYTES};
 use super::types::*;
 use crate::task::{now_ms, TaskEnvelope, TopicName, ENVELOPE_FIELD};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -10,9 +16,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryBus {
     inner: Arc<Inner>,
+    /// `bus.dlq_max_entry_bytes`, as on the Redis bus.
+    dlq_entry_limit: usize,
+}
+
+impl Default for MemoryBus {
+    fn default() -> Self {
+        MemoryBus { inner: Arc::default(), dlq_entry_limit: DEFAULT_MAX_ENTRY_BYTES }
+    }
 }
 
 #[derive(Default)]
@@ -93,6 +107,7 @@ impl State {
                     error: None,
                     reason: None,
                     history: Vec::new(),
+                    dlq_id: None,
                     updated_at: 0,
                 },
                 Instant::now(),
@@ -131,6 +146,12 @@ impl MemoryBus {
         // A panic while holding this lock cannot leave the maps half-updated in a way that matters more
         // than losing the process; recover the guard rather than poisoning every later call.
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// See [`crate::bus::Bus::with_dlq_entry_limit`].
+    pub fn with_dlq_entry_limit(mut self, bytes: usize) -> Self {
+        self.dlq_entry_limit = bytes;
+        self
     }
 
     pub fn describe(&self) -> String {
@@ -266,6 +287,10 @@ impl MemoryBus {
                     None => (None, 0, vec![HistoryItem { attempt: 0, error: error.clone(), at: now }]),
                 };
                 let id = s.next_seq();
+                if let Some(task) = task {
+                    s.record_of(&d.topic, task, ttl).dlq_id = Some(id_str(id));
+                }
+                let original = keep_original(d.raw.as_deref().unwrap_or_default(), self.dlq_entry_limit);
                 let dl = DeadLetter {
                     id: id_str(id),
                     task_id,
@@ -275,7 +300,9 @@ impl MemoryBus {
                     attempts,
                     deliveries: d.deliveries,
                     history,
-                    envelope: d.raw.clone(),
+                    envelope: (!original.text.is_empty()).then_some(original.text),
+                    envelope_bytes: original.bytes,
+                    truncated: original.truncated,
                     source_id: d.entry_id.clone(),
                     dead_at: now,
                 };
@@ -400,98 +427,7 @@ impl MemoryBus {
         })
     }
 
-    pub async fn dlq_list(&self, topic: &TopicName, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
-        Ok(self.state().topic(topic).dlq.values().take(limit).cloned().collect())
-    }
-
-    pub async fn dlq_replay(&self, topic: &TopicName, dlq_id: &str, ttl: Duration) -> Result<TaskEnvelope, BusError> {
-        let env = {
-            let mut s = self.state();
-            let seq = parse_id(dlq_id);
-            let dl = seq
-                .and_then(|q| s.topic(topic).dlq.get(&q).cloned())
-                .ok_or_else(|| BusError::NotFound(format!("no dead letter {dlq_id} in the DLQ of {topic}")))?;
-            let env = super::redis::replayable(&dl)?;
-            if let Some(q) = seq {
-                s.topic(topic).dlq.remove(&q);
-            }
-            s.append(topic, Some(env.to_json()));
-            let r = s.record_of(topic, &env, ttl);
-            r.status = TaskStatus::Queued;
-            r.attempts = 0;
-            r.error = None;
-            r.reason = None;
-            env
-        };
-        self.inner.appended.notify_waiters();
-        Ok(env)
-    }
-
-    pub async fn dlq_purge(&self, topic: &TopicName) -> Result<usize, BusError> {
-        let mut s = self.state();
-        let t = s.topic(topic);
-        let n = t.dlq.len();
-        t.dlq.clear();
-        Ok(n)
-    }
-
     pub async fn ping(&self) -> Result<(), BusError> {
         Ok(())
-    }
-}
-
-pub struct MemoryReader {
-    bus: MemoryBus,
-    consumer: String,
-}
-
-impl MemoryReader {
-    pub async fn read_new(
-        &mut self,
-        topic: &TopicName,
-        count: usize,
-        block: Duration,
-    ) -> Result<Vec<Delivery>, BusError> {
-        let deadline = tokio::time::Instant::now() + block;
-        loop {
-            // Register interest before looking, so an append between the look and the wait is not missed.
-            let notified = self.bus.inner.appended.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let got = self.bus.take_new(&self.consumer, topic, count);
-            if !got.is_empty() {
-                return Ok(got);
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Ok(Vec::new());
-            }
-        }
-    }
-
-    pub async fn read_pending(
-        &mut self,
-        topic: &TopicName,
-        after: &str,
-        count: usize,
-    ) -> Result<Vec<Delivery>, BusError> {
-        let after = if after == "0" { 0 } else { parse_id(after).unwrap_or(0) };
-        let mut s = self.bus.state();
-        let consumer = self.consumer.clone();
-        let t = s.topic(topic);
-        let now = Instant::now();
-        let mut out = Vec::new();
-        for (seq, p) in t.pending.range_mut(after + 1..) {
-            if out.len() >= count.max(1) {
-                break;
-            }
-            if p.consumer != consumer {
-                continue;
-            }
-            p.deliveries += 1;
-            p.delivered_at = now;
-            let raw = t.entries.get(seq).cloned().flatten();
-            out.push(Delivery { topic: topic.clone(), entry_id: id_str(*seq), raw, deliveries: p.deliveries });
-        }
-        Ok(out)
     }
 }
