@@ -196,9 +196,12 @@ impl MemoryBus {
     fn take_new(&self, consumer: &str, topic: &TopicName, count: usize) -> Vec<Delivery> {
         let mut s = self.state();
         let t = s.topic(topic);
-        t.consumers.insert(consumer.to_string());
         let ids: Vec<(u64, Option<String>)> =
             t.entries.range(t.last_delivered + 1..).take(count.max(1)).map(|(k, v)| (*k, v.clone())).collect();
+        // Like XREADGROUP `>`: a consumer becomes known to the group with the first entry it is handed.
+        if !ids.is_empty() {
+            t.consumers.insert(consumer.to_string());
+        }
         let now = Instant::now();
         ids.into_iter()
             .map(|(seq, raw)| {

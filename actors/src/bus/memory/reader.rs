@@ -43,6 +43,8 @@ impl MemoryReader {
         let mut s = self.bus.state();
         let consumer = self.consumer.clone();
         let t = s.topic(topic);
+        // Reading, even one's own pending entries, makes a consumer known to the group (as XREADGROUP).
+        t.consumers.insert(consumer.clone());
         let now = Instant::now();
         let mut out = Vec::new();
         for (seq, p) in t.pending.range_mut(after + 1..) {
