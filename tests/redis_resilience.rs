@@ -169,8 +169,7 @@ async fn out_of_memory_waits_then_resumes() {
     let refused = bus
         .publish(&genesis_actors::task::TaskEnvelope::new(support::topic(AGENT), "t", json!({})), support::TTL)
         .await
-        .err()
-        .expect("a publish at maxmemory fails");
+        .expect_err("a publish at maxmemory fails");
     assert_eq!(refused.class(), ErrorClass::Transient, "OOM is transient: {refused}");
     // The node's writes (heartbeat, outcomes) fail and are retried with backoff while memory is full;
     // then memory frees up and every task lands.

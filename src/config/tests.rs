@@ -114,7 +114,7 @@ fn documented_error_messages() {
     );
     assert_eq!(
         genesis_err("[bus]\nredis_url = \"http://x\""),
-        "config/genesis.toml: bus.redis_url = \"http://x\": must start with redis://, rediss:// or unix://"
+        "config/genesis.toml: bus.redis_url = \"http://x\": must start with redis://, rediss://, unix://, redis+sentinel://, rediss+sentinel://, redis+cluster:// or rediss+cluster://"
     );
     assert_eq!(
         genesis_err("[liveness]\nheartbeat_ttl = \"1s\""),
@@ -146,7 +146,7 @@ fn each_check_names_key_and_value() {
             "supervision.restart_backoff_max = \"5s\": must not be shorter",
         ),
         ("[retry]\nmultiplier = 0.5", "retry.multiplier = 0.5: must be a number of at least 1.0"),
-        ("[bus]\nredis_url = \"http://u:pw@h/0\"", "bus.redis_url = \"http://***@h/0\": must start"),
+        ("[bus]\nredis_url = \"http://u:pw@h/0\"", "bus.redis_url = \"http://***@h/***\": must start"),
         ("[http]\naddr = \"localhost\"", "http.addr = \"localhost\": must be an IP address and port"),
         ("roster = \"\"", "roster = \"\": must name the roster file"),
     ];

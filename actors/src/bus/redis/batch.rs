@@ -73,7 +73,7 @@ async fn run(
         let mut conn = conn.pinned();
         let mut outcome = inv.invoke_async::<Vec<i64>>(&mut conn).await.map_err(BusError::from);
         if let Ok(written) = &outcome {
-            if written.iter().any(|w| *w == 1) {
+            if written.contains(&1) {
                 if let Err(e) = super::wait_replicas(&mut conn, replication).await {
                     outcome = Err(e);
                 }
