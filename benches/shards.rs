@@ -121,6 +121,7 @@ async fn noop(url: &str, o: &Opts) -> (f64, usize) {
             retry_delay: Duration::from_secs(1),
             timeout: Duration::from_secs(30),
             executor: "simulated".into(),
+            dlq: Default::default(),
         })
         .collect();
     let t0 = Instant::now();

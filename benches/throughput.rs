@@ -197,6 +197,7 @@ fn agent(t: &TopicName, concurrency: usize) -> AgentSpec {
         retry_delay: Duration::from_secs(1),
         timeout: Duration::from_secs(60),
         executor: "simulated".into(),
+        dlq: Default::default(),
     }
 }
 

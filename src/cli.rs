@@ -109,12 +109,15 @@ pub enum TaskCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum DlqCommand {
-    /// List dead letters of a topic.
+    /// List dead letters of a topic, oldest first.
     List {
         #[command(flatten)]
         redis: RedisOpt,
         #[arg(long)]
         topic: String,
+        /// Only dead letters with this reason (poison, retries_exhausted, timeout, fatal_error, decode_error).
+        #[arg(long)]
+        reason: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: usize,
         #[arg(long)]
@@ -126,19 +129,41 @@ pub enum DlqCommand {
         redis: RedisOpt,
         #[arg(long)]
         topic: String,
+        /// The dead letter: its DLQ entry id, or the id of the task that died.
         #[arg(long, required_unless_present = "all", conflicts_with = "all")]
         id: Option<String>,
         #[arg(long)]
         all: bool,
+        /// With --all: only dead letters with this reason.
+        #[arg(long, requires = "all")]
+        reason: Option<String>,
         #[arg(long)]
         json: bool,
     },
-    /// Delete every dead letter of a topic.
+    /// Delete one dead letter for good.
+    Delete {
+        #[command(flatten)]
+        redis: RedisOpt,
+        #[arg(long)]
+        topic: String,
+        /// The dead letter: its DLQ entry id, or the id of the task that died.
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete every dead letter of a topic (or those with one reason). Asks first on a terminal.
     Purge {
         #[command(flatten)]
         redis: RedisOpt,
         #[arg(long)]
         topic: String,
+        /// Only dead letters with this reason.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Do not ask for confirmation (required when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
         #[arg(long)]
         json: bool,
     },

@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use genesis_actors::agent::supervisor::Child;
 use genesis_actors::bus::memory::MemoryBus;
 use genesis_actors::bus::redis::{RedisBus, Replication};
-use genesis_actors::bus::{Bus, TaskStatus};
+use genesis_actors::bus::{Bus, DeadLetterRef, DlqFilter, DlqOverride, DlqRetention, TaskStatus};
 use genesis_actors::connection::{Connector, RedisOptions, RedisTarget, Topology};
 use genesis_actors::events::RuntimeEvent;
 use genesis_actors::executor::{ExecError, Executor, ExecutorRegistry, TaskContext};
@@ -96,6 +96,8 @@ every_bus!(
     intensity_exceeded_escalates_to_the_root,
     root_gives_up_and_the_runtime_ends_with_an_error,
     trimming_removes_acknowledged_entries_only,
+    a_running_record_says_where_and_since_when,
+    dead_letters_are_truncated_and_kept_within_their_retention,
 );
 
 /// An executor that counts its runs and fails (retryably) while `fail` is set.
@@ -193,22 +195,24 @@ async fn exhausted_retries_dead_letter_with_history_and_replay(h: Harness) {
     assert_eq!(r.status, TaskStatus::Dead);
     assert_eq!(r.reason.as_deref(), Some("retries_exhausted"));
     assert_eq!(flaky.runs.load(Ordering::SeqCst), 3, "attempts = max_retries + 1");
-    let dlq = h.bus.dlq_list(&t.topic, 10).await.expect("dlq");
+    let dlq = h.bus.dlq_list(&t.topic, &DlqFilter::default(), 10).await.expect("dlq");
     assert_eq!(dlq.len(), 1);
     assert_eq!(dlq[0].task_id.as_deref(), Some(t.task_id.to_string().as_str()));
+    assert_eq!(r.dlq_id.as_deref(), Some(dlq[0].id.as_str()), "the record names its dead letter");
     assert_eq!(dlq[0].attempts, 3);
     assert_eq!(dlq[0].history.len(), 3);
     assert!(dlq[0].error.contains("flaky dependency"));
 
     flaky.fail.store(false, Ordering::SeqCst);
-    let replayed = h.bus.dlq_replay(&t.topic, &dlq[0].id, TTL).await.expect("replay");
+    // Replayed by its task id (the DLQ entry id works too: see the differential test).
+    let replayed = h.bus.dlq_replay(&t.topic, &DeadLetterRef::Task(t.task_id), TTL).await.expect("replay");
     assert_eq!(replayed.attempt, 1);
     let r = eventually(WAIT, "replayed task succeeds", || async {
         h.bus.task(&t.topic, &t.task_id.to_string()).await.ok().flatten().filter(|r| r.status == TaskStatus::Succeeded)
     })
     .await;
     assert_eq!(r.attempts, 1);
-    assert!(h.bus.dlq_list(&t.topic, 10).await.expect("dlq").is_empty());
+    assert!(h.bus.dlq_list(&t.topic, &DlqFilter::default(), 10).await.expect("dlq").is_empty());
     assert_eq!(flaky.runs.load(Ordering::SeqCst), 4);
     rt.shutdown().await.expect("clean shutdown");
 }
@@ -224,7 +228,7 @@ async fn poison_entry_is_dead_lettered_after_the_delivery_limit(h: Harness) {
     assert_eq!(r.reason.as_deref(), Some("poison"));
     let crashes = drain(&mut events).iter().filter(|e| matches!(e, RuntimeEvent::ChildFailed { .. })).count();
     assert_eq!(crashes, 3, "ran (and crashed) exactly max_deliveries times");
-    let dlq = h.bus.dlq_list(&t.topic, 10).await.expect("dlq");
+    let dlq = h.bus.dlq_list(&t.topic, &DlqFilter::default(), 10).await.expect("dlq");
     assert_eq!((dlq.len(), dlq[0].deliveries), (1, 4));
     // The agent keeps working after the poison entry is gone.
     let ok = publish(&h.bus, "genesis.content", json!({})).await;
@@ -257,9 +261,10 @@ async fn undecodable_entries_are_dead_lettered(h: Harness) {
     }
     let ok = publish(&h.bus, "genesis.email", json!({})).await;
     assert_eq!(final_record(&h.bus, &ok, WAIT).await.status, TaskStatus::Succeeded);
-    let dlq =
-        eventually(WAIT, "six dead letters", || async { h.bus.dlq_list(&tp, 100).await.ok().filter(|d| d.len() == 6) })
-            .await;
+    let dlq = eventually(WAIT, "six dead letters", || async {
+        h.bus.dlq_list(&tp, &DlqFilter::default(), 100).await.ok().filter(|d| d.len() == 6)
+    })
+    .await;
     assert!(dlq.iter().all(|d| d.reason == "decode_error" && d.task_id.is_none()), "{dlq:?}");
     let errors: Vec<&str> = dlq.iter().map(|d| d.error.as_str()).collect();
     assert!(errors.iter().any(|e| e.contains("no `task` field")), "{errors:?}");
@@ -314,6 +319,12 @@ async fn reply_to_publishes_the_result_as_a_new_task(h: Harness) {
     let reply = TaskEnvelope { task_id: t.task_id.reply_id(), topic: topic("genesis.build"), ..t.clone() };
     let r = final_record(&h.bus, &reply, WAIT).await;
     assert_eq!(r.status, TaskStatus::Succeeded);
+    // The reply's record names its parent; tenant and correlation id travel along the chain.
+    let parent = t.task_id.to_string();
+    assert_eq!(r.parent.as_deref(), Some(parent.as_str()), "{r:?}");
+    assert_eq!((r.tenant_id.as_deref(), r.correlation_id.as_deref()), (Some("tenant-a"), Some(parent.as_str())));
+    let first = final_record(&h.bus, &t, WAIT).await;
+    assert_eq!((first.parent, first.tenant_id.as_deref()), (None, Some("tenant-a")));
     rt.shutdown().await.expect("clean shutdown");
 }
 
@@ -372,5 +383,70 @@ async fn trimming_removes_acknowledged_entries_only(h: Harness) {
         h.bus.stats(&tp).await.ok().filter(|s| s.length <= 1 && s.pending == 0)
     })
     .await;
+    rt.shutdown().await.expect("clean shutdown");
+}
+
+/// docs/semantics.md, "Results": while a task runs, its record names the node and consumer running it
+/// and when it started.
+async fn a_running_record_says_where_and_since_when(h: Harness) {
+    let rt = h.run(fast_settings("n1"), vec![agent("genesis.support", 1, 3)]).await;
+    let before = genesis_actors::task::now_ms();
+    let t = publish(&h.bus, "genesis.support", json!({"simulate": {"sleep_ms": 1500}})).await;
+    let id = t.task_id.to_string();
+    let r = eventually(WAIT, "the task runs", || async {
+        h.bus.task(&t.topic, &id).await.ok().flatten().filter(|r| r.status == TaskStatus::Running)
+    })
+    .await;
+    assert_eq!((r.node.as_deref(), r.worker.as_deref()), (Some("n1"), Some("n1/genesis.support")), "{r:?}");
+    assert!(r.started_at.is_some_and(|s| s >= before.saturating_sub(1000)), "{r:?}");
+    assert_eq!(r.tenant_id.as_deref(), Some("tenant-test"));
+    assert_eq!(r.correlation_id.as_deref(), Some(id.as_str()));
+    assert_eq!(final_record(&h.bus, &t, WAIT).await.status, TaskStatus::Succeeded);
+    rt.shutdown().await.expect("clean shutdown");
+}
+
+/// docs/semantics.md, "Dead-letter retention": a large original is kept truncated (and cannot be
+/// replayed); the trimmer keeps each DLQ within its retention, an agent's override included.
+async fn dead_letters_are_truncated_and_kept_within_their_retention(h: Harness) {
+    let mut s = fast_settings("n1");
+    s.bus.max_payload_bytes = 2048;
+    s.bus.dlq.max_entry_bytes = 1024;
+    let mut spec = agent("genesis.commerce", 1, 3);
+    spec.dlq = DlqOverride { max_age: None, max_len: Some(2) };
+    let rt = h.run(s, vec![spec]).await;
+    let tp = topic("genesis.commerce");
+    let big = TaskEnvelope::new(tp.clone(), tenant("t"), json!("é".repeat(2000))).to_json();
+    for _ in 0..4 {
+        h.bus.append_raw(&tp, &[("task", big.as_str())]).await.expect("append");
+    }
+    let all = DlqFilter::default();
+    // Four decode errors die; the trimmer keeps the newest two (the agent's dlq_max_len).
+    let dlq = eventually(WAIT, "four dead letters trimmed to two", || async {
+        let stats = h.bus.stats(&tp).await.ok()?;
+        let list = h.bus.dlq_list(&tp, &all, 10).await.ok()?;
+        (stats.pending == 0 && stats.lag == 0 && list.len() == 2).then_some(list)
+    })
+    .await;
+    let handle = rt.handle();
+    let text = eventually(WAIT, "the trimmer counts what it dropped", || async {
+        let text = handle.metrics().encode();
+        text.contains("genesis_dlq_trimmed_total{topic=\"genesis.commerce\"} 2").then_some(text)
+    })
+    .await;
+    assert!(text.contains("genesis_dlq_max_len{topic=\"genesis.commerce\"} 2"), "{text}");
+    assert!(text.contains("genesis_dlq_max_age_seconds{topic=\"genesis.commerce\"} 1209600"), "{text}");
+    for d in &dlq {
+        assert!(d.truncated, "{d:?}");
+        assert_eq!(d.envelope_bytes, big.len() as u64);
+        let kept = d.envelope.as_deref().unwrap_or_default();
+        assert!(kept.len() <= 1024 && kept.len() >= 1023 && big.starts_with(kept), "{} bytes kept", kept.len());
+    }
+    let e = h.bus.dlq_replay(&tp, &DeadLetterRef::Entry(dlq[0].id.clone()), TTL).await.expect_err("truncated");
+    assert!(e.to_string().contains("cannot be replayed"), "{e}");
+    // By age: a retention of 1 ms drops them all.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let gone =
+        h.bus.dlq_trim(&tp, &DlqRetention { max_age: Duration::from_millis(1), max_len: 10 }).await.expect("trim");
+    assert_eq!((gone.by_age, gone.by_len, gone.remaining, gone.oldest_at), (2, 0, 0, None));
     rt.shutdown().await.expect("clean shutdown");
 }

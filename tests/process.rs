@@ -138,7 +138,39 @@ fn failed_task_lands_in_the_dlq_with_history_and_dlq_replay_brings_it_back() {
     let (_, stats, _) = cli(&config, &redis, &["bus", "stats", "--json"]);
     let stats: serde_json::Value = serde_json::from_str(stats.trim()).expect("stats json");
     assert_eq!(stats[0]["dlq"], 1, "{stats}");
-    let (ok_purge, out, _) = cli(&config, &redis, &["dlq", "purge", "--topic", "genesis.qa", "--json"]);
+    let list_reason = |reason: &str| {
+        let (_, out, _) = cli(&config, &redis, &["dlq", "list", "--topic", "genesis.qa", "--reason", reason, "--json"]);
+        serde_json::from_str::<serde_json::Value>(out.trim()).expect("dlq json").as_array().map_or(0, Vec::len)
+    };
+    assert_eq!((list_reason("retries_exhausted"), list_reason("poison")), (1, 0));
+
+    // Without a terminal, purge wants --yes and deletes nothing.
+    let (ok, _, err) = cli(&config, &redis, &["dlq", "purge", "--topic", "genesis.qa"]);
+    assert!(!ok && err.contains("not a terminal") && err.contains("--yes"), "{err}");
+    let (ok, out, _) =
+        cli(&config, &redis, &["dlq", "purge", "--topic", "genesis.qa", "--reason", "poison", "--yes", "--json"]);
+    assert!(ok && out.contains("\"purged\":0"), "{out}");
+
+    // Replay and delete by the task id: what an operator has from logs and `task get`.
+    let (ok, out, err) = cli(&config, &redis, &["dlq", "replay", "--topic", "genesis.qa", "--id", &bad, "--json"]);
+    assert!(ok, "{err}");
+    assert!(out.contains(bad.as_str()), "{out}");
+    let third = wait_blocking(WAIT, "dead-lettered a third time", || {
+        let (_, list, _) = cli(&config, &redis, &["dlq", "list", "--topic", "genesis.qa", "--json"]);
+        let list: serde_json::Value = serde_json::from_str(list.trim()).ok()?;
+        list.as_array().and_then(|a| a.first().cloned()).filter(|d| d["id"] != again["id"])
+    });
+    let t = wait_status(&config, &redis, &bad, &["dead"]);
+    assert_eq!(t["dlq_id"], third["id"], "{t}");
+    let (ok, out, err) = cli(&config, &redis, &["dlq", "delete", "--topic", "genesis.qa", "--id", &bad, "--json"]);
+    assert!(ok, "{err}");
+    assert!(out.contains(third["id"].as_str().unwrap_or("?")), "{out}");
+    let (ok, _, err) = cli(&config, &redis, &["dlq", "delete", "--topic", "genesis.qa", "--id", &bad]);
+    assert!(!ok && err.contains(&format!("no dead letter of task {bad} in the DLQ of genesis.qa")), "{err}");
+
+    let worse = publish(&config, &redis, "genesis.qa", r#"{"simulate": {"fail_attempts": 5}}"#);
+    assert_eq!(wait_status(&config, &redis, &worse, &["succeeded", "dead"])["status"], "dead");
+    let (ok_purge, out, _) = cli(&config, &redis, &["dlq", "purge", "--topic", "genesis.qa", "--yes", "--json"]);
     assert!(ok_purge);
     assert!(out.contains("\"purged\":1"), "{out}");
     assert!(node.terminate().success());

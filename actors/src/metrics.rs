@@ -58,6 +58,10 @@ pub struct Metrics {
     pub stream_pending: Family<TopicLabel, Gauge>,
     pub stream_lag: Family<TopicLabel, Gauge>,
     pub dlq_depth: Family<TopicLabel, Gauge>,
+    pub dlq_trimmed: Family<TopicLabel, Counter>,
+    pub dlq_oldest_age: Family<TopicLabel, FloatGauge>,
+    pub dlq_max_len: Family<TopicLabel, Gauge>,
+    pub dlq_max_age: Family<TopicLabel, FloatGauge>,
     pub retry_scheduled: Family<TopicLabel, Gauge>,
     pub actor_restarts: Family<RestartLabel, Counter>,
     pub payment_decisions: Family<DecisionLabel, Counter>,
@@ -92,6 +96,10 @@ impl Metrics {
             stream_pending: Family::default(),
             stream_lag: Family::default(),
             dlq_depth: Family::default(),
+            dlq_trimmed: Family::default(),
+            dlq_oldest_age: Family::default(),
+            dlq_max_len: Family::default(),
+            dlq_max_age: Family::default(),
             retry_scheduled: Family::default(),
             actor_restarts: Family::default(),
             payment_decisions: Family::default(),
@@ -111,6 +119,14 @@ impl Metrics {
         r.register("stream_pending", "Delivered, unacknowledged entries", m.stream_pending.clone());
         r.register("stream_lag", "Entries not yet delivered", m.stream_lag.clone());
         r.register("dlq_depth", "Dead letters of the topic", m.dlq_depth.clone());
+        r.register("dlq_trimmed", "Dead letters dropped by the DLQ's retention (age or count)", m.dlq_trimmed.clone());
+        r.register(
+            "dlq_oldest_age_seconds",
+            "Age of the topic's oldest dead letter (0: none)",
+            m.dlq_oldest_age.clone(),
+        );
+        r.register("dlq_max_len", "The topic's DLQ retention by count (bus.dlq_max_len)", m.dlq_max_len.clone());
+        r.register("dlq_max_age_seconds", "The topic's DLQ retention by age (bus.dlq_max_age)", m.dlq_max_age.clone());
         r.register("retry_scheduled", "Retries waiting for their due time", m.retry_scheduled.clone());
         r.register("actor_restarts", "Restarts by supervisor and child", m.actor_restarts.clone());
         r.register("payment_decisions", "Payment decisions by outcome and code", m.payment_decisions.clone());

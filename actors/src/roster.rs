@@ -1,5 +1,6 @@
 //! The roster: which agents run, on which topic, with what limits. Adding an agent is a config change.
 
+use crate::bus::dlq::DlqOverride;
 use crate::task::TopicName;
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ pub struct AgentSpec {
     pub timeout: Duration,
     /// Name of the executor that runs this agent's tasks.
     pub executor: String,
+    /// This agent's topic's DLQ retention, where it differs from `bus.dlq_*`.
+    pub dlq: DlqOverride,
 }
 
 /// The whole roster, in configuration order.

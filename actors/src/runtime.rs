@@ -180,6 +180,7 @@ impl Runtime {
         }
         let topics: Vec<_> = roster.topics().cloned().collect();
         bus.ensure_topics(&topics).await?;
+        let bus = bus.with_dlq_entry_limit(settings.bus.dlq.max_entry_bytes);
         let node = Arc::new(NodeContext {
             bus,
             settings: Arc::new(settings),

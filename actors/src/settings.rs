@@ -1,6 +1,7 @@
 //! Runtime settings of a node, already validated. The binary's `config` module builds them from
 //! `config/genesis.toml`; tests build them directly.
 
+use crate::bus::dlq::{DlqRetention, DEFAULT_MAX_ENTRY_BYTES};
 use crate::policy::backoff::Backoff;
 use crate::policy::intensity::Intensity;
 use std::time::Duration;
@@ -32,10 +33,28 @@ pub struct BusSettings {
     pub result_ttl: Duration,
     /// How often due retries are moved back into their streams.
     pub retry_poll: Duration,
-    /// How often streams are trimmed of acknowledged entries.
+    /// How often streams are trimmed of acknowledged entries (and DLQs of expired dead letters).
     pub trim_interval: Duration,
+    /// Dead-letter retention and size.
+    pub dlq: DlqSettings,
     /// Reconnect / retry schedule when the bus is unreachable.
     pub reconnect: Backoff,
+}
+
+/// `bus.dlq_*`: how long dead letters are kept and how much of each.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DlqSettings {
+    /// Every topic's retention, unless its agent overrides it (`AgentSpec::dlq`).
+    pub retention: DlqRetention,
+    /// How much of an original entry a dead letter keeps; a longer one is truncated (and cannot be
+    /// replayed).
+    pub max_entry_bytes: usize,
+}
+
+impl Default for DlqSettings {
+    fn default() -> Self {
+        DlqSettings { retention: DlqRetention::default(), max_entry_bytes: DEFAULT_MAX_ENTRY_BYTES }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +89,7 @@ impl RuntimeSettings {
                 result_ttl: Duration::from_secs(7 * 24 * 3600),
                 retry_poll: Duration::from_millis(100),
                 trim_interval: Duration::from_secs(30),
+                dlq: DlqSettings::default(),
                 reconnect: Backoff::new(Duration::from_millis(100), Duration::from_secs(10), 2.0),
             },
             supervision: SupervisionSettings {

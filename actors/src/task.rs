@@ -121,6 +121,10 @@ pub struct TaskEnvelope {
     /// idea → build → deploy).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub then: Vec<TopicName>,
+    /// The task whose result this task carries (set on a `reply_to` hop). Absent in envelopes written
+    /// before the field existed; see [`TaskEnvelope::parent_id`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<TaskId>,
     pub payload: serde_json::Value,
     /// Milliseconds since the Unix epoch.
     pub created_at: u64,
@@ -141,6 +145,7 @@ impl TaskEnvelope {
             attempt: 1,
             reply_to: None,
             then: Vec::new(),
+            parent: None,
             payload,
             created_at: now_ms(),
             traceparent: None,
@@ -157,10 +162,17 @@ impl TaskEnvelope {
             attempt: 1,
             reply_to: self.then.first().cloned(),
             then: self.then.iter().skip(1).cloned().collect(),
+            parent: Some(self.task_id),
             payload: serde_json::json!({ "in_reply_to": self.task_id, "from": self.topic, "result": result }),
             created_at: now_ms(),
             traceparent: self.traceparent.clone(),
         }
+    }
+
+    /// The task this one replies to: the `parent` field, or for a reply published before that field
+    /// existed, the `in_reply_to` its payload carries.
+    pub fn parent_id(&self) -> Option<TaskId> {
+        self.parent.or_else(|| self.payload.get("in_reply_to")?.as_str()?.parse().ok())
     }
 
     pub fn to_json(&self) -> String {
@@ -242,6 +254,19 @@ mod tests {
         for bad in ["", "Upper", "a{b}", "with space", &"x".repeat(129)] {
             assert!(bad.parse::<TopicName>().is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn a_reply_names_its_parent_and_old_replies_still_decode() {
+        let parent = TaskEnvelope::new(topic("genesis.idea.generate"), "t", serde_json::json!({}));
+        let reply = parent.reply(topic("genesis.build"), serde_json::json!({"idea": 1}));
+        assert_eq!(reply.parent, Some(parent.task_id));
+        // An envelope written before `parent` existed: no such field, the parent in the payload.
+        let mut old: serde_json::Value = serde_json::from_str(&reply.to_json()).expect("json");
+        old.as_object_mut().expect("object").remove("parent");
+        let old = TaskEnvelope::decode(&old.to_string(), 1 << 20).expect("old envelopes decode");
+        assert_eq!((old.parent, old.parent_id()), (None, Some(parent.task_id)));
+        assert_eq!(parent.parent_id(), None);
     }
 
     #[test]

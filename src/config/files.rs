@@ -64,6 +64,9 @@ pub(crate) struct BusFile {
     pub password_file: Option<String>,
     pub publish_replicas: Option<i64>,
     pub publish_timeout: Option<String>,
+    pub dlq_max_age: Option<String>,
+    pub dlq_max_len: Option<i64>,
+    pub dlq_max_entry_bytes: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,4 +139,8 @@ pub(crate) struct AgentFile {
     pub retry_delay: Option<String>,
     pub timeout: Option<String>,
     pub executor: Option<String>,
+    /// Overrides `bus.dlq_max_age` for this agent's topic.
+    pub dlq_max_age: Option<String>,
+    /// Overrides `bus.dlq_max_len` for this agent's topic.
+    pub dlq_max_len: Option<i64>,
 }

@@ -1,8 +1,9 @@
 //! `agents.toml` → [`Roster`]: `[defaults]` fill in what an `[[agent]]` leaves out.
 
 use super::files::{AgentFile, AgentsFile};
-use super::validate::{duration, int, quote};
+use super::validate::{duration, int, quote, DLQ_MAX_LEN_RANGE};
 use super::Issues;
+use genesis_actors::bus::DlqOverride;
 use genesis_actors::roster::{AgentSpec, Roster};
 use genesis_actors::task::TopicName;
 use std::collections::HashMap;
@@ -128,11 +129,19 @@ fn agent(
         None => defaults.executor.clone(),
     };
 
+    let dlq = DlqOverride {
+        max_age: entry
+            .dlq_max_age
+            .as_deref()
+            .map(|raw| duration(issues, &key("dlq_max_age"), Some(raw), Duration::ZERO, true)),
+        max_len: entry.dlq_max_len.map(|raw| int(issues, &key("dlq_max_len"), Some(raw), 1, DLQ_MAX_LEN_RANGE)),
+    };
+
     if issues.len() > first_issue {
         return None;
     }
     let topic = topic?;
-    Some(AgentSpec { name, topic, concurrency, max_retries, retry_delay, timeout, executor })
+    Some(AgentSpec { name, topic, concurrency, max_retries, retry_delay, timeout, executor, dlq })
 }
 
 /// Agent names become actor names and consumer names (`<node>/<agent>`).

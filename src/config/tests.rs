@@ -349,3 +349,27 @@ fn contradicting_payment_thresholds_name_both_keys() {
     let p = genesis("[payments]\nreview_above_cents = 20000\n[payments.budgets]\nagent_daily_cents = 20000\n");
     assert!(p.is_ok(), "{:?}", p.err().map(|e| e.to_string()));
 }
+
+#[test]
+fn dead_letter_retention_and_its_per_agent_overrides() {
+    let g = genesis("[bus]\ndlq_max_age = \"3d\"\ndlq_max_len = 500\ndlq_max_entry_bytes = 4096\n").expect("valid");
+    let dlq = g.settings.bus.dlq;
+    assert_eq!(
+        (dlq.retention.max_age, dlq.retention.max_len, dlq.max_entry_bytes),
+        (Duration::from_secs(3 * 86_400), 500, 4096)
+    );
+    let e = genesis_err("[bus]\ndlq_max_age = \"0s\"\ndlq_max_len = 0\ndlq_max_entry_bytes = 10\n");
+    assert!(e.contains("bus.dlq_max_age = \"0s\": must be longer than 0"), "{e}");
+    assert!(e.contains("bus.dlq_max_len = 0: must be at least 1"), "{e}");
+    assert!(e.contains("bus.dlq_max_entry_bytes = 10: must be between 1024 and"), "{e}");
+
+    let r = roster(&agents(2, "dlq_max_len = 7\ndlq_max_age = \"1h\"\n")).expect("valid");
+    assert_eq!(r.agents[0].dlq, genesis_actors::bus::DlqOverride::default());
+    assert_eq!(r.agents[1].dlq.max_len, Some(7));
+    assert_eq!(r.agents[1].dlq.max_age, Some(Duration::from_secs(3600)));
+    let e = roster_err(&agents(1, "dlq_max_len = -1\ndlq_max_age = \"soon\"\n"));
+    assert!(e.contains("agent[0].dlq_max_len = -1: must be at least 1"), "{e}");
+    assert!(e.contains("agent[0].dlq_max_age = \"soon\": not a duration"), "{e}");
+    let e = roster_err("[defaults]\ndlq_max_len = 7\n");
+    assert!(e.contains("dlq_max_len"), "a default for every agent belongs in [bus]: {e}");
+}

@@ -6,9 +6,10 @@
 use super::files::GenesisFile;
 use super::Issues;
 use genesis_actors::bus::redis::Replication;
+use genesis_actors::bus::DlqRetention;
 use genesis_actors::policy::backoff::Backoff;
 use genesis_actors::policy::intensity::Intensity;
-use genesis_actors::settings::{BusSettings, LivenessSettings, RuntimeSettings, SupervisionSettings};
+use genesis_actors::settings::{BusSettings, DlqSettings, LivenessSettings, RuntimeSettings, SupervisionSettings};
 use humantime_serde::re::humantime;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
@@ -21,6 +22,8 @@ pub(crate) const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9464";
 const BACKOFF_MULTIPLIER: f64 = 2.0;
 /// Redis refuses strings above 512 MiB.
 const MAX_PAYLOAD_LIMIT: i64 = 512 << 20;
+/// `bus.dlq_max_len` and an agent's `dlq_max_len`.
+pub(crate) const DLQ_MAX_LEN_RANGE: RangeInclusive<i64> = 1..=i64::MAX;
 
 /// What `genesis.toml` yields.
 #[derive(Debug, Clone, PartialEq)]
@@ -195,6 +198,25 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
         result_ttl: duration(issues, "bus.result_ttl", b.result_ttl.as_deref(), d.bus.result_ttl, true),
         retry_poll: duration(issues, "bus.retry_poll", b.retry_poll.as_deref(), d.bus.retry_poll, true),
         trim_interval: duration(issues, "bus.trim_interval", b.trim_interval.as_deref(), d.bus.trim_interval, true),
+        dlq: DlqSettings {
+            retention: DlqRetention {
+                max_age: duration(
+                    issues,
+                    "bus.dlq_max_age",
+                    b.dlq_max_age.as_deref(),
+                    d.bus.dlq.retention.max_age,
+                    true,
+                ),
+                max_len: int(issues, "bus.dlq_max_len", b.dlq_max_len, d.bus.dlq.retention.max_len, DLQ_MAX_LEN_RANGE),
+            },
+            max_entry_bytes: int(
+                issues,
+                "bus.dlq_max_entry_bytes",
+                b.dlq_max_entry_bytes,
+                d.bus.dlq.max_entry_bytes,
+                1024..=MAX_PAYLOAD_LIMIT,
+            ),
+        },
         reconnect: Backoff::new(reconnect_initial, reconnect_max, BACKOFF_MULTIPLIER),
     };
 

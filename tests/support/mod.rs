@@ -151,6 +151,7 @@ pub fn agent(name: &str, concurrency: usize, max_retries: u32) -> AgentSpec {
         retry_delay: Duration::from_millis(30),
         timeout: Duration::from_secs(10),
         executor: "simulated".into(),
+        dlq: Default::default(),
     }
 }
 

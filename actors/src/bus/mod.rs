@@ -9,12 +9,14 @@
 //! the acknowledgement, and only if the entry is still pending for the consumer that ran it (a fence
 //! against a node that was presumed dead and came back).
 
+pub mod dlq;
 pub mod keys;
 pub mod memory;
 pub mod redis;
 pub mod retrying;
 mod types;
 
+pub use dlq::{DeadLetterRef, DlqFilter, DlqOverride, DlqRetention, DlqTrimmed};
 pub use types::*;
 
 use crate::task::{TaskEnvelope, TopicName};
@@ -179,18 +181,54 @@ impl Bus {
         dispatch!(self, b => b.stats(topic).await)
     }
 
-    pub async fn dlq_list(&self, topic: &TopicName, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
-        dispatch!(self, b => b.dlq_list(topic, limit).await)
+    /// Dead letters of a topic matching `filter`, oldest first, at most `limit`.
+    pub async fn dlq_list(
+        &self,
+        topic: &TopicName,
+        filter: &DlqFilter,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, BusError> {
+        dispatch!(self, b => b.dlq_list(topic, filter, limit).await)
+    }
+
+    /// One dead letter, by its entry id or by its task id (the task's newest dead letter).
+    pub async fn dlq_get(&self, topic: &TopicName, id: &DeadLetterRef) -> Result<Option<DeadLetter>, BusError> {
+        dispatch!(self, b => b.dlq_get(topic, id).await)
     }
 
     /// Put a dead letter back on its topic as attempt 1 (status `queued`) and remove it from the DLQ.
-    pub async fn dlq_replay(&self, topic: &TopicName, dlq_id: &str, ttl: Duration) -> Result<TaskEnvelope, BusError> {
-        dispatch!(self, b => b.dlq_replay(topic, dlq_id, ttl).await)
+    /// A truncated dead letter cannot be replayed ([`dlq::replayable`]).
+    pub async fn dlq_replay(
+        &self,
+        topic: &TopicName,
+        id: &DeadLetterRef,
+        ttl: Duration,
+    ) -> Result<TaskEnvelope, BusError> {
+        dispatch!(self, b => b.dlq_replay(topic, id, ttl).await)
     }
 
-    /// Delete every dead letter of a topic; returns how many were removed.
-    pub async fn dlq_purge(&self, topic: &TopicName) -> Result<usize, BusError> {
-        dispatch!(self, b => b.dlq_purge(topic).await)
+    /// Remove one dead letter for good; returns it.
+    pub async fn dlq_delete(&self, topic: &TopicName, id: &DeadLetterRef) -> Result<DeadLetter, BusError> {
+        dispatch!(self, b => b.dlq_delete(topic, id).await)
+    }
+
+    /// Delete the dead letters of a topic matching `filter`; returns how many were removed.
+    pub async fn dlq_purge(&self, topic: &TopicName, filter: &DlqFilter) -> Result<usize, BusError> {
+        dispatch!(self, b => b.dlq_purge(topic, filter).await)
+    }
+
+    /// Apply a retention to a topic's DLQ (by age, then by count: XTRIM MINID, then MAXLEN).
+    pub async fn dlq_trim(&self, topic: &TopicName, retention: &DlqRetention) -> Result<DlqTrimmed, BusError> {
+        dispatch!(self, b => b.dlq_trim(topic, retention).await)
+    }
+
+    /// This handle, keeping at most `bytes` of an original entry in a dead letter
+    /// (`bus.dlq_max_entry_bytes`; [`dlq::DEFAULT_MAX_ENTRY_BYTES`] unless set).
+    pub fn with_dlq_entry_limit(self, bytes: usize) -> Bus {
+        match self {
+            Bus::Redis(b) => Bus::Redis(b.with_dlq_entry_limit(bytes)),
+            Bus::Memory(b) => Bus::Memory(b.with_dlq_entry_limit(bytes)),
+        }
     }
 
     /// Round-trip check, for readiness.

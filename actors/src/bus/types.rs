@@ -109,18 +109,33 @@ pub struct HistoryItem {
     pub at: u64,
 }
 
-/// The result record of a task.
+/// The result record of a task. The identity fields are written by every step (publish, begin, each
+/// outcome, replay), so a record re-created by any of them is complete; they are `None` only in
+/// records written by a version that did not have them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
     pub task_id: String,
     pub topic: String,
+    pub tenant_id: Option<String>,
+    pub correlation_id: Option<String>,
+    /// The task this one replies to (a `reply_to` hop).
+    pub parent: Option<String>,
     pub status: TaskStatus,
+    /// The node of the consumer that began the latest delivery (kept once it ends: where it last ran).
+    pub node: Option<String>,
+    /// The consumer (`<node>/<agent>`) that holds the latest delivery: whose pending entry it is.
+    pub worker: Option<String>,
+    /// When the latest delivery began running, ms since the Unix epoch.
+    pub started_at: Option<u64>,
     pub attempts: u32,
     pub result: Option<serde_json::Value>,
     pub error: Option<String>,
     /// Dead-letter reason code when `status` is `dead`.
     pub reason: Option<String>,
     pub history: Vec<HistoryItem>,
+    /// The DLQ entry the task became when it died (kept as history: the dead letter may since have
+    /// been deleted, purged or dropped by retention); cleared when it is replayed.
+    pub dlq_id: Option<String>,
     pub updated_at: u64,
 }
 
@@ -136,8 +151,15 @@ pub struct DeadLetter {
     pub attempts: u32,
     pub deliveries: u32,
     pub history: Vec<HistoryItem>,
-    /// The original entry's envelope text, as it was on the stream.
+    /// The original entry's envelope text as it was on the stream, or its first
+    /// `bus.dlq_max_entry_bytes` bytes if `truncated`.
     pub envelope: Option<String>,
+    /// The original entry's envelope size in bytes.
+    #[serde(default)]
+    pub envelope_bytes: u64,
+    /// Only the start of the original was kept: this dead letter cannot be replayed.
+    #[serde(default)]
+    pub truncated: bool,
     /// The stream entry id it came from.
     pub source_id: String,
     pub dead_at: u64,

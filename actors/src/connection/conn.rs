@@ -72,6 +72,8 @@ pub struct Connector {
     how: How,
 }
 
+// One per connector, built once: the size of the larger variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 enum How {
     Single(Arc<redis::Client>),

@@ -319,7 +319,7 @@ async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> 
             last_beat: node.last_beat.clone(),
             interval: std::time::Duration::from_secs(5),
         }),
-        RootChild::Trimmer => Box::new(Trimmer { bus: node.bus.clone(), topics, interval: s.bus.trim_interval }),
+        RootChild::Trimmer => Box::new(Trimmer::new(node.bus.clone(), &node.roster, &s.bus, node.metrics.clone())),
     };
     let (t, _) =
         Actor::spawn_linked(None, Ticker, TickerArgs { job, reconnect: s.bus.reconnect }, me.get_cell()).await?;

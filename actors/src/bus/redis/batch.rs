@@ -1,11 +1,13 @@
 //! Completions batched per topic. Workers finish tasks concurrently; instead of one script call per
 //! outcome, each topic's completer drains whatever outcomes are waiting and writes them with one
-//! `COMPLETE_MANY` call (still atomic and fenced per entry). No timer: a lone completion goes at once,
+//! `complete_many.lua` call (still atomic and fenced per entry). No timer: a lone completion goes at once,
 //! so batching adds no latency when the system is idle; under load it amortizes the round trip and
 //! Redis's per-call overhead.
 
+use super::args::{CompleteHead, CompleteItem};
 use super::scripts::Scripts;
-use crate::bus::{keys, BusError};
+use crate::bus::BusError;
+use crate::connection::script::ScriptArgs;
 use crate::connection::Conn;
 use crate::task::TopicName;
 use dashmap::DashMap;
@@ -15,9 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_BATCH: usize = 256;
 
 pub(super) struct Item {
-    pub result_key: String,
-    /// The 11 per-item arguments of `COMPLETE_MANY`.
-    pub args: [String; 11],
+    pub args: CompleteItem,
     pub reply: oneshot::Sender<Result<bool, BusError>>,
 }
 
@@ -34,7 +34,7 @@ impl Completer {
     }
 
     /// Queue one completion and wait for its outcome (`true`: written; `false`: not the owner).
-    pub async fn complete(&self, topic: &TopicName, result_key: String, args: [String; 11]) -> Result<bool, BusError> {
+    pub async fn complete(&self, topic: &TopicName, args: CompleteItem) -> Result<bool, BusError> {
         let lane = self
             .lanes
             .entry(topic.clone())
@@ -45,9 +45,7 @@ impl Completer {
             })
             .clone();
         let (tx, rx) = oneshot::channel();
-        lane.send(Item { result_key, args, reply: tx })
-            .await
-            .map_err(|_| BusError::Protocol("completion lane closed".into()))?;
+        lane.send(Item { args, reply: tx }).await.map_err(|_| BusError::Protocol("completion lane closed".into()))?;
         rx.await.map_err(|_| BusError::Protocol("completion lane dropped the reply".into()))?
     }
 }
@@ -59,7 +57,6 @@ async fn run(
     scripts: Arc<Scripts>,
     replication: super::Replication,
 ) {
-    let (stream, dlq, retries) = (keys::stream(&topic), keys::dlq(&topic), keys::retries(&topic));
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -68,13 +65,9 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let mut inv = scripts.complete_many.prepare_invoke();
-        inv.key(&stream).key(&dlq).key(&retries);
+        let mut inv = scripts.complete_many.call(&CompleteHead { topic: &topic });
         for item in &batch {
-            inv.key(&item.result_key);
-            for a in &item.args {
-                inv.arg(a);
-            }
+            item.args.push(&mut inv);
         }
         // One connection for the write and its WAIT, so WAIT covers this write (see `Conn::pinned`).
         let mut conn = conn.pinned();

@@ -1,19 +1,25 @@
 //! The Redis Streams bus: the distributed engine every node shares.
 
+mod args;
 mod batch;
+mod dlq;
 mod lost;
 mod reader;
+mod record;
 mod reply;
 mod scripts;
 
 pub use reader::RedisReader;
 
+use super::dlq::keep_original;
 use super::keys;
 use super::types::*;
 use super::GROUP;
+use crate::connection::script::ScriptArgs;
 use crate::connection::{Conn, Connector, ErrorClass, RedisOptions, RedisTarget};
 use crate::policy::backoff::Backoff;
 use crate::task::{TaskEnvelope, TopicName};
+use args::*;
 use redis::Value;
 use reply::{field, int, items, pairs, text};
 use scripts::Scripts;
@@ -25,6 +31,8 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct RedisBus {
     inner: Arc<Inner>,
+    /// `bus.dlq_max_entry_bytes`: how much of an original entry a dead letter keeps.
+    dlq_entry_limit: usize,
 }
 
 struct Inner {
@@ -66,7 +74,14 @@ impl RedisBus {
         let completer = batch::Completer::new(conn.clone(), scripts.clone(), replication);
         Ok(RedisBus {
             inner: Arc::new(Inner { connector, conn, completer, scripts, replication, lost: lost::LostLog::default() }),
+            dlq_entry_limit: crate::bus::dlq::DEFAULT_MAX_ENTRY_BYTES,
         })
+    }
+
+    /// See [`crate::bus::Bus::with_dlq_entry_limit`].
+    pub fn with_dlq_entry_limit(mut self, bytes: usize) -> Self {
+        self.dlq_entry_limit = bytes;
+        self
     }
 
     fn conn(&self) -> Conn {
@@ -108,20 +123,9 @@ impl RedisBus {
     }
 
     pub async fn publish(&self, env: &TaskEnvelope, ttl: Duration) -> Result<Published, BusError> {
-        let id = env.task_id.to_string();
         let mut conn = self.conn().pinned();
-        let r: Option<String> = self
-            .inner
-            .scripts
-            .publish
-            .key(keys::stream(&env.topic))
-            .key(keys::result(&env.topic, &id))
-            .arg(env.to_json())
-            .arg(&id)
-            .arg(env.topic.as_str())
-            .arg(ttl_ms(ttl))
-            .invoke_async(&mut conn)
-            .await?;
+        let args = PublishArgs { task: env, ttl_ms: ttl_ms(ttl) };
+        let r: Option<String> = self.inner.scripts.publish.call(&args).invoke_async(&mut conn).await?;
         self.confirm(&mut conn).await?;
         Ok(r.map(Published::Appended).unwrap_or(Published::Duplicate))
     }
@@ -137,16 +141,14 @@ impl RedisBus {
 
     pub async fn begin(
         &self,
-        _consumer: &str,
+        consumer: &str,
         items: &[(&Delivery, &TaskEnvelope)],
         ttl: Duration,
     ) -> Result<Vec<bool>, BusError> {
         let Some((first, _)) = items.first() else { return Ok(Vec::new()) };
-        let mut inv = self.inner.scripts.begin.prepare_invoke();
-        inv.key(keys::stream(&first.topic)).arg(ttl_ms(ttl)).arg(first.topic.as_str());
+        let mut inv = self.inner.scripts.begin.call(&BeginHead { topic: &first.topic, ttl_ms: ttl_ms(ttl), consumer });
         for (d, env) in items {
-            let id = env.task_id.to_string();
-            inv.key(keys::result(&d.topic, &id)).arg(&d.entry_id).arg(id).arg(env.attempt);
+            BeginItem { topic: &d.topic, entry_id: &d.entry_id, task: env }.push(&mut inv);
         }
         let run: Vec<i64> = match inv.invoke_async(&mut self.conn()).await {
             Ok(r) => r,
@@ -170,34 +172,33 @@ impl RedisBus {
             Completion::Retry { next, .. } => Some(next),
             Completion::Dead { task, .. } => task.as_ref(),
         };
-        let task_id = task.map(|t| t.task_id.to_string()).unwrap_or_default();
+        let who = task.map(Identity::of).unwrap_or_default();
         let attempt = match c {
             Completion::Retry { next, .. } => next.attempt.saturating_sub(1),
             _ => task.map(|t| t.attempt).unwrap_or(0),
         };
-        let (kind, x, y, z) = match c {
-            Completion::Succeeded { result, .. } => ("ok", result.to_string(), String::new(), String::new()),
+        let outcome = match c {
+            Completion::Succeeded { result, .. } => ItemOutcome::Ok { result: result.to_string() },
             Completion::Retry { next, delay, error } => {
-                ("retry", error.clone(), (delay.as_millis() as u64).to_string(), next.to_json())
+                ItemOutcome::Retry { error: error.clone(), delay_ms: delay.as_millis() as u64, next: next.to_json() }
             }
-            Completion::Dead { reason, error, .. } => {
-                ("dead", error.clone(), reason.clone(), d.raw.clone().unwrap_or_default())
-            }
+            Completion::Dead { reason, error, .. } => ItemOutcome::Dead {
+                error: error.clone(),
+                reason: reason.clone(),
+                original: keep_original(d.raw.as_deref().unwrap_or_default(), self.dlq_entry_limit),
+            },
         };
-        let args = [
-            d.entry_id.clone(),
-            consumer.to_string(),
-            kind.to_string(),
-            ttl_ms(ttl).to_string(),
-            task_id.clone(),
-            d.topic.to_string(),
-            attempt.to_string(),
-            d.deliveries.to_string(),
-            x,
-            y,
-            z,
-        ];
-        let written = match self.inner.completer.complete(&d.topic, keys::result(&d.topic, &task_id), args).await {
+        let item = CompleteItem {
+            result_key: keys::result(&d.topic, &who.task_id),
+            entry_id: d.entry_id.clone(),
+            consumer: consumer.to_string(),
+            ttl_ms: ttl_ms(ttl),
+            who,
+            attempt,
+            deliveries: d.deliveries,
+            outcome,
+        };
+        let written = match self.inner.completer.complete(&d.topic, item).await {
             Ok(w) => w,
             Err(e) => return Err(self.recover(&d.topic, e).await),
         };
@@ -210,15 +211,9 @@ impl RedisBus {
         topic: &TopicName,
         entry_id: &str,
     ) -> Result<Option<Delivery>, BusError> {
-        let r: redis::RedisResult<Value> = self
-            .inner
-            .scripts
-            .redeliver
-            .key(keys::stream(topic))
-            .arg(consumer)
-            .arg(entry_id)
-            .invoke_async(&mut self.conn())
-            .await;
+        let args = RedeliverArgs { topic, consumer, entry_id };
+        let r: redis::RedisResult<Value> =
+            self.inner.scripts.redeliver.call(&args).invoke_async(&mut self.conn()).await;
         let v = match r {
             Ok(v) => v,
             Err(e) => return Err(self.recover(topic, e.into()).await),
@@ -238,20 +233,13 @@ impl RedisBus {
     }
 
     pub async fn move_due_retries(&self, topic: &TopicName, limit: usize) -> Result<usize, BusError> {
-        let n: i64 = self
-            .inner
-            .scripts
-            .move_due
-            .key(keys::retries(topic))
-            .key(keys::stream(topic))
-            .arg(limit)
-            .invoke_async(&mut self.conn())
-            .await?;
+        let args = MoveDueArgs { topic, limit };
+        let n: i64 = self.inner.scripts.move_due.call(&args).invoke_async(&mut self.conn()).await?;
         Ok(n.max(0) as usize)
     }
 
     pub async fn trim(&self, topic: &TopicName) -> Result<usize, BusError> {
-        let n: i64 = self.inner.scripts.trim.key(keys::stream(topic)).invoke_async(&mut self.conn()).await?;
+        let n: i64 = self.inner.scripts.trim.call(&TrimArgs { topic }).invoke_async(&mut self.conn()).await?;
         Ok(n.max(0) as usize)
     }
 
@@ -346,17 +334,14 @@ impl RedisBus {
             if alive {
                 continue;
             }
-            let v: Value = self
-                .inner
-                .scripts
-                .reclaim
-                .key(keys::stream(topic))
-                .arg(&holder)
-                .arg(consumer)
-                .arg(min_idle.as_millis() as u64)
-                .arg(limit - out.len())
-                .invoke_async(&mut conn)
-                .await?;
+            let args = ReclaimArgs {
+                topic,
+                dead: &holder,
+                claimer: consumer,
+                min_idle_ms: min_idle.as_millis() as u64,
+                limit: limit - out.len(),
+            };
+            let v: Value = self.inner.scripts.reclaim.call(&args).invoke_async(&mut conn).await?;
             for (id, n, raw) in reply::id_count_fields(v)? {
                 out.push(Delivery { topic: topic.clone(), entry_id: id, raw, deliveries: n });
             }
@@ -391,25 +376,7 @@ impl RedisBus {
 
     pub async fn task(&self, topic: &TopicName, task_id: &str) -> Result<Option<TaskRecord>, BusError> {
         let v: Value = redis::cmd("HGETALL").arg(keys::result(topic, task_id)).query_async(&mut self.conn()).await?;
-        let p = pairs(v);
-        if p.is_empty() {
-            return Ok(None);
-        }
-        let nonempty = |k: &str| field(&p, k).filter(|s| !s.is_empty()).map(str::to_string);
-        let status = field(&p, "status")
-            .and_then(TaskStatus::parse)
-            .ok_or_else(|| BusError::Protocol(format!("task {task_id} has no valid status")))?;
-        Ok(Some(TaskRecord {
-            task_id: task_id.to_string(),
-            topic: topic.to_string(),
-            status,
-            attempts: field(&p, "attempts").and_then(|s| s.parse().ok()).unwrap_or(0),
-            result: nonempty("result").map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s))),
-            error: nonempty("error"),
-            reason: nonempty("reason"),
-            history: reply::history(field(&p, "history")),
-            updated_at: field(&p, "updated_at").and_then(|s| s.parse().ok()).unwrap_or(0),
-        }))
+        record::task_record(topic, task_id, pairs(v))
     }
 
     pub async fn stats(&self, topic: &TopicName) -> Result<TopicStats, BusError> {
@@ -439,86 +406,9 @@ impl RedisBus {
         Ok(stats)
     }
 
-    pub async fn dlq_list(&self, topic: &TopicName, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
-        let v: Value = redis::cmd("XRANGE")
-            .arg(keys::dlq(topic))
-            .arg("-")
-            .arg("+")
-            .arg("COUNT")
-            .arg(limit.min(i64::MAX as usize))
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(reply::stream_entries(v).into_iter().map(|(id, f)| dead_letter(topic, id, pairs(f))).collect())
-    }
-
-    pub async fn dlq_replay(&self, topic: &TopicName, dlq_id: &str, ttl: Duration) -> Result<TaskEnvelope, BusError> {
-        let v: Value =
-            redis::cmd("XRANGE").arg(keys::dlq(topic)).arg(dlq_id).arg(dlq_id).query_async(&mut self.conn()).await?;
-        let Some((id, f)) = reply::stream_entries(v).into_iter().next() else {
-            return Err(BusError::NotFound(format!("no dead letter {dlq_id} in the DLQ of {topic}")));
-        };
-        let env = replayable(&dead_letter(topic, id, pairs(f)))?;
-        let task_id = env.task_id.to_string();
-        let r: Option<String> = self
-            .inner
-            .scripts
-            .dlq_replay
-            .key(keys::dlq(topic))
-            .key(keys::stream(topic))
-            .key(keys::result(topic, &task_id))
-            .arg(dlq_id)
-            .arg(env.to_json())
-            .arg(&task_id)
-            .arg(topic.as_str())
-            .arg(ttl_ms(ttl))
-            .invoke_async(&mut self.conn())
-            .await?;
-        match r {
-            Some(_) => Ok(env),
-            None => Err(BusError::NotFound(format!("dead letter {dlq_id} of {topic} was removed meanwhile"))),
-        }
-    }
-
-    pub async fn dlq_purge(&self, topic: &TopicName) -> Result<usize, BusError> {
-        let mut conn = self.conn();
-        let n: u64 = redis::cmd("XLEN").arg(keys::dlq(topic)).query_async(&mut conn).await?;
-        let _: i64 = redis::cmd("DEL").arg(keys::dlq(topic)).query_async(&mut conn).await?;
-        Ok(n as usize)
-    }
-
     pub async fn ping(&self) -> Result<(), BusError> {
         let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
         Ok(())
-    }
-}
-
-/// A dead letter's envelope, reset to attempt 1, ready to publish again.
-pub(crate) fn replayable(dl: &DeadLetter) -> Result<TaskEnvelope, BusError> {
-    let raw = dl.envelope.as_deref().unwrap_or("");
-    let mut env = TaskEnvelope::decode(raw, usize::MAX).map_err(|e| {
-        BusError::Invalid(format!(
-            "dead letter {} cannot be replayed: its entry is not a valid task ({e}); inspect it with `genesis dlq list` and publish a corrected task instead",
-            dl.id
-        ))
-    })?;
-    env.attempt = 1;
-    Ok(env)
-}
-
-fn dead_letter(topic: &TopicName, id: String, f: Vec<(String, String)>) -> DeadLetter {
-    let num = |k: &str| field(&f, k).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-    DeadLetter {
-        id,
-        task_id: field(&f, "task_id").filter(|s| !s.is_empty()).map(str::to_string),
-        topic: field(&f, "topic").unwrap_or(topic.as_str()).to_string(),
-        reason: field(&f, "reason").unwrap_or_default().to_string(),
-        error: field(&f, "error").unwrap_or_default().to_string(),
-        attempts: num("attempts") as u32,
-        deliveries: num("deliveries") as u32,
-        history: reply::history(field(&f, "history")),
-        envelope: field(&f, "envelope").filter(|s| !s.is_empty()).map(str::to_string),
-        source_id: field(&f, "source_id").unwrap_or_default().to_string(),
-        dead_at: num("dead_at"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! A consumer's reader: its own connection, because a blocking `XREADGROUP` holds the connection for
 //! the whole wait.
 
+use super::args::ReadPendingArgs;
 use super::scripts::Scripts;
 use super::{ensure_group, reply};
 use crate::bus::types::{BusError, Delivery};
@@ -25,19 +26,14 @@ impl RedisReader {
         count: usize,
         block: Duration,
     ) -> Result<Vec<Delivery>, BusError> {
-        let r: redis::RedisResult<Value> = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(GROUP)
-            .arg(&self.consumer)
-            .arg("COUNT")
-            .arg(count.max(1))
-            .arg("BLOCK")
-            .arg(block.as_millis() as u64)
-            .arg("STREAMS")
-            .arg(keys::stream(topic))
-            .arg(">")
-            .query_async(&mut self.conn)
-            .await;
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP").arg(GROUP).arg(&self.consumer).arg("COUNT").arg(count.max(1));
+        // `BLOCK 0` would wait forever: a zero wait means "do not block", as on the memory bus.
+        if !block.is_zero() {
+            cmd.arg("BLOCK").arg((block.as_millis() as u64).max(1));
+        }
+        let r: redis::RedisResult<Value> =
+            cmd.arg("STREAMS").arg(keys::stream(topic)).arg(">").query_async(&mut self.conn).await;
         let v = match r {
             Ok(v) => v,
             Err(e) if crate::connection::classify(&e) == crate::connection::ErrorClass::StateLost => {
@@ -64,15 +60,8 @@ impl RedisReader {
         after: &str,
         count: usize,
     ) -> Result<Vec<Delivery>, BusError> {
-        let r: redis::RedisResult<Value> = self
-            .scripts
-            .read_pending
-            .key(keys::stream(topic))
-            .arg(&self.consumer)
-            .arg(after)
-            .arg(count.max(1))
-            .invoke_async(&mut self.conn)
-            .await;
+        let args = ReadPendingArgs { topic, consumer: &self.consumer, after, count: count.max(1) };
+        let r: redis::RedisResult<Value> = self.scripts.read_pending.call(&args).invoke_async(&mut self.conn).await;
         let v = match r {
             Ok(v) => v,
             Err(e) if crate::connection::classify(&e) == crate::connection::ErrorClass::StateLost => {

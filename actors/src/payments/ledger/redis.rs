@@ -71,7 +71,6 @@ impl RedisLedger {
     pub async fn decide(&self, x: &DecideInput<'_>) -> Result<Decided, LedgerError> {
         let i = x.intent;
         let r = x.rules;
-        let f = &r.fraud;
         let amount = i.amount.get();
         let day = policy::utc_day(x.now_ms);
         let (agent, vendor, business, tenant) = (&i.agent_id, i.vendor.as_str(), &i.business_id, &i.tenant_id);
@@ -113,40 +112,13 @@ impl RedisLedger {
         let whitelist = x.whitelist.check(&i.vendor).err();
         let (pat_code, pat_reason) = pattern.as_ref().map(|p| (p.code, p.reason.as_str())).unwrap_or(("", ""));
         let (wl_code, wl_reason) = whitelist.as_ref().map(|p| (p.code, p.reason.as_str())).unwrap_or(("", ""));
-        let mut inv = self.scripts.decide.prepare_invoke();
-        for k in scripts::decide_keys(i, &day) {
-            inv.key(k);
-        }
-        inv.arg(x.now_ms)
-            .arg(policy::fingerprint(i))
-            .arg(amount)
-            .arg(mandate)
-            .arg(agent)
-            .arg(vendor)
-            .arg(business)
-            .arg(tenant.as_str())
-            .arg(&i.reason)
-            .arg(&day)
-            .arg(pat_code)
-            .arg(pat_reason)
-            .arg(wl_code)
-            .arg(wl_reason)
-            .arg(f.velocity_window_ms)
-            .arg(f.velocity_max_count)
-            .arg(f.velocity_max_sum_cents)
-            .arg(f.structuring_window_ms)
-            .arg(policy::near_threshold_floor(r))
-            .arg(r.auto_approve_cents)
-            .arg(f.structuring_min_count)
-            .arg(policy::hundredths(f.anomaly_factor))
-            .arg(f.anomaly_min_samples)
-            .arg(f.anomaly_history.max(1))
-            .arg(r.review_above_cents)
-            .arg(x.limits.agent_daily_cents)
-            .arg(x.limits.business_total_cents)
-            .arg(x.limits.tenant_daily_cents)
-            .arg(x.reservation_ttl_ms)
-            .arg(x.retention_ms);
+        let args = scripts::DecideArgs {
+            input: x,
+            day: &day,
+            pattern: (pat_code, pat_reason),
+            whitelist: (wl_code, wl_reason),
+        };
+        let inv = self.scripts.decide.call(&args);
         let reply = items(inv.invoke_async(&mut conn).await?);
         match reply.first().map(text).as_deref() {
             Some("stored") => match self.record_in(&Shard::of(tenant), mandate).await? {
@@ -204,11 +176,16 @@ impl RedisLedger {
 
     pub async fn settle(&self, id: &str, to: Settle, now_ms: u64, retention_ms: u64) -> Result<Settled, LedgerError> {
         let Some((shard, m, day)) = self.stored(id).await? else { return Ok(Settled::Missing) };
-        let mut inv = self.scripts.settle.prepare_invoke();
-        for k in scripts::settle_keys(&shard, id, &m.decision, &day) {
-            inv.key(k);
-        }
-        inv.arg(now_ms).arg(to.as_str()).arg(retention_ms);
+        let args = scripts::SettleArgs {
+            shard: &shard,
+            id,
+            decision: &m.decision,
+            day: &day,
+            now_ms,
+            to: to.as_str(),
+            retention_ms,
+        };
+        let inv = self.scripts.settle.call(&args);
         let reply = items(inv.invoke_async(&mut self.conn.clone()).await?);
         let after = self.record_in(&shard, id).await?.unwrap_or(m);
         Ok(match reply.first().map(text).as_deref() {
@@ -230,19 +207,19 @@ impl RedisLedger {
     ) -> Result<Settled, LedgerError> {
         let Some((shard, m, _held_on)) = self.stored(id).await? else { return Ok(Settled::Missing) };
         // The budgets of the day of the review, not of the day the intent was held (Money 5).
-        let today = policy::utc_day(now_ms);
-        let mut inv = self.scripts.review.prepare_invoke();
-        for k in scripts::review_keys(&shard, id, &m.decision, &today) {
-            inv.key(k);
-        }
-        inv.arg(now_ms)
-            .arg(if approve { "1" } else { "0" })
-            .arg(limits.agent_daily_cents)
-            .arg(limits.business_total_cents)
-            .arg(limits.tenant_daily_cents)
-            .arg(reservation_ttl_ms)
-            .arg(retention_ms)
-            .arg(&today);
+        let day = policy::utc_day(now_ms);
+        let args = scripts::ReviewArgs {
+            shard: &shard,
+            id,
+            decision: &m.decision,
+            day: &day,
+            now_ms,
+            approve,
+            limits,
+            reservation_ttl_ms,
+            retention_ms,
+        };
+        let inv = self.scripts.review.call(&args);
         let reply = items(inv.invoke_async(&mut self.conn.clone()).await?);
         let after = self.record_in(&shard, id).await?.unwrap_or(m);
         let ok = reply.first().map(text).as_deref() == Some("ok");

@@ -3,6 +3,12 @@
 //! process's memory. Nothing survives the process: it exists so the service runs on a fresh machine
 //! with no Redis, and so the conformance suite can check both buses against one contract.
 
+mod dlq;
+mod reader;
+
+pub use reader::MemoryReader;
+
+use super::dlq::{keep_original, DEFAULT_MAX_ENTRY_BYTES};
 use super::types::*;
 use crate::task::{now_ms, TaskEnvelope, TopicName, ENVELOPE_FIELD};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -10,9 +16,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryBus {
     inner: Arc<Inner>,
+    /// `bus.dlq_max_entry_bytes`, as on the Redis bus.
+    dlq_entry_limit: usize,
+}
+
+impl Default for MemoryBus {
+    fn default() -> Self {
+        MemoryBus { inner: Arc::default(), dlq_entry_limit: DEFAULT_MAX_ENTRY_BYTES }
+    }
 }
 
 #[derive(Default)]
@@ -82,12 +96,19 @@ impl State {
                 TaskRecord {
                     task_id: task_id.to_string(),
                     topic: t.to_string(),
+                    tenant_id: None,
+                    correlation_id: None,
+                    parent: None,
                     status: TaskStatus::Queued,
+                    node: None,
+                    worker: None,
+                    started_at: None,
                     attempts: 0,
                     result: None,
                     error: None,
                     reason: None,
                     history: Vec::new(),
+                    dlq_id: None,
                     updated_at: 0,
                 },
                 Instant::now(),
@@ -96,6 +117,15 @@ impl State {
         entry.1 = Instant::now() + ttl;
         entry.0.updated_at = now_ms();
         &mut entry.0
+    }
+
+    /// The record of `env`'s task, with the identity every write states (as the scripts do).
+    fn record_of(&mut self, t: &TopicName, env: &TaskEnvelope, ttl: Duration) -> &mut TaskRecord {
+        let r = self.result_mut(t, &env.task_id.to_string(), ttl);
+        r.tenant_id = Some(env.tenant_id.to_string());
+        r.correlation_id = Some(env.correlation_id.clone());
+        r.parent = env.parent_id().map(|p| p.to_string());
+        r
     }
 
     fn live_result(&self, t: &TopicName, task_id: &str) -> Option<&TaskRecord> {
@@ -117,6 +147,12 @@ impl MemoryBus {
         // A panic while holding this lock cannot leave the maps half-updated in a way that matters more
         // than losing the process; recover the guard rather than poisoning every later call.
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// See [`crate::bus::Bus::with_dlq_entry_limit`].
+    pub fn with_dlq_entry_limit(mut self, bytes: usize) -> Self {
+        self.dlq_entry_limit = bytes;
+        self
     }
 
     pub fn describe(&self) -> String {
@@ -143,7 +179,7 @@ impl MemoryBus {
                 return Ok(Published::Duplicate);
             }
             let entry = s.append(&env.topic, Some(env.to_json()));
-            let r = s.result_mut(&env.topic, &id, ttl);
+            let r = s.record_of(&env.topic, env, ttl);
             r.status = TaskStatus::Queued;
             entry
         };
@@ -161,9 +197,12 @@ impl MemoryBus {
     fn take_new(&self, consumer: &str, topic: &TopicName, count: usize) -> Vec<Delivery> {
         let mut s = self.state();
         let t = s.topic(topic);
-        t.consumers.insert(consumer.to_string());
         let ids: Vec<(u64, Option<String>)> =
             t.entries.range(t.last_delivered + 1..).take(count.max(1)).map(|(k, v)| (*k, v.clone())).collect();
+        // Like XREADGROUP `>`: a consumer becomes known to the group with the first entry it is handed.
+        if !ids.is_empty() {
+            t.consumers.insert(consumer.to_string());
+        }
         let now = Instant::now();
         ids.into_iter()
             .map(|(seq, raw)| {
@@ -176,10 +215,11 @@ impl MemoryBus {
 
     pub async fn begin(
         &self,
-        _consumer: &str,
+        consumer: &str,
         items: &[(&Delivery, &TaskEnvelope)],
         ttl: Duration,
     ) -> Result<Vec<bool>, BusError> {
+        let node = super::keys::node_of_consumer(consumer).to_string();
         let mut s = self.state();
         Ok(items
             .iter()
@@ -191,9 +231,12 @@ impl MemoryBus {
                     }
                     false
                 } else {
-                    let r = s.result_mut(&d.topic, &id, ttl);
+                    let r = s.record_of(&d.topic, env, ttl);
                     r.status = TaskStatus::Running;
                     r.attempts = env.attempt;
+                    r.node = Some(node.clone());
+                    r.worker = Some(consumer.to_string());
+                    r.started_at = Some(r.updated_at);
                     true
                 }
             })
@@ -216,7 +259,7 @@ impl MemoryBus {
         let now = now_ms();
         match c {
             Completion::Succeeded { task, result } => {
-                let r = s.result_mut(&d.topic, &task.task_id.to_string(), ttl);
+                let r = s.record_of(&d.topic, task, ttl);
                 r.status = TaskStatus::Succeeded;
                 r.attempts = task.attempt;
                 r.result = Some(result.clone());
@@ -225,7 +268,7 @@ impl MemoryBus {
             }
             Completion::Retry { next, delay, error } => {
                 let attempt = next.attempt.saturating_sub(1);
-                let r = s.result_mut(&d.topic, &next.task_id.to_string(), ttl);
+                let r = s.record_of(&d.topic, next, ttl);
                 r.status = TaskStatus::Retrying;
                 r.attempts = attempt;
                 r.error = Some(error.clone());
@@ -237,7 +280,7 @@ impl MemoryBus {
             Completion::Dead { task, reason, error } => {
                 let (task_id, attempts, history) = match task {
                     Some(task) => {
-                        let r = s.result_mut(&d.topic, &task.task_id.to_string(), ttl);
+                        let r = s.record_of(&d.topic, task, ttl);
                         r.status = TaskStatus::Dead;
                         r.attempts = task.attempt;
                         r.error = Some(error.clone());
@@ -248,6 +291,10 @@ impl MemoryBus {
                     None => (None, 0, vec![HistoryItem { attempt: 0, error: error.clone(), at: now }]),
                 };
                 let id = s.next_seq();
+                if let Some(task) = task {
+                    s.record_of(&d.topic, task, ttl).dlq_id = Some(id_str(id));
+                }
+                let original = keep_original(d.raw.as_deref().unwrap_or_default(), self.dlq_entry_limit);
                 let dl = DeadLetter {
                     id: id_str(id),
                     task_id,
@@ -257,7 +304,9 @@ impl MemoryBus {
                     attempts,
                     deliveries: d.deliveries,
                     history,
-                    envelope: d.raw.clone(),
+                    envelope: (!original.text.is_empty()).then_some(original.text),
+                    envelope_bytes: original.bytes,
+                    truncated: original.truncated,
                     source_id: d.entry_id.clone(),
                     dead_at: now,
                 };
@@ -399,41 +448,6 @@ impl MemoryBus {
         })
     }
 
-    pub async fn dlq_list(&self, topic: &TopicName, limit: usize) -> Result<Vec<DeadLetter>, BusError> {
-        Ok(self.state().topic(topic).dlq.values().take(limit).cloned().collect())
-    }
-
-    pub async fn dlq_replay(&self, topic: &TopicName, dlq_id: &str, ttl: Duration) -> Result<TaskEnvelope, BusError> {
-        let env = {
-            let mut s = self.state();
-            let seq = parse_id(dlq_id);
-            let dl = seq
-                .and_then(|q| s.topic(topic).dlq.get(&q).cloned())
-                .ok_or_else(|| BusError::NotFound(format!("no dead letter {dlq_id} in the DLQ of {topic}")))?;
-            let env = super::redis::replayable(&dl)?;
-            if let Some(q) = seq {
-                s.topic(topic).dlq.remove(&q);
-            }
-            s.append(topic, Some(env.to_json()));
-            let r = s.result_mut(topic, &env.task_id.to_string(), ttl);
-            r.status = TaskStatus::Queued;
-            r.attempts = 0;
-            r.error = None;
-            r.reason = None;
-            env
-        };
-        self.inner.appended.notify_waiters();
-        Ok(env)
-    }
-
-    pub async fn dlq_purge(&self, topic: &TopicName) -> Result<usize, BusError> {
-        let mut s = self.state();
-        let t = s.topic(topic);
-        let n = t.dlq.len();
-        t.dlq.clear();
-        Ok(n)
-    }
-
     pub async fn stale_own(
         &self,
         consumer: &str,
@@ -453,61 +467,5 @@ impl MemoryBus {
 
     pub async fn ping(&self) -> Result<(), BusError> {
         Ok(())
-    }
-}
-
-pub struct MemoryReader {
-    bus: MemoryBus,
-    consumer: String,
-}
-
-impl MemoryReader {
-    pub async fn read_new(
-        &mut self,
-        topic: &TopicName,
-        count: usize,
-        block: Duration,
-    ) -> Result<Vec<Delivery>, BusError> {
-        let deadline = tokio::time::Instant::now() + block;
-        loop {
-            // Register interest before looking, so an append between the look and the wait is not missed.
-            let notified = self.bus.inner.appended.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let got = self.bus.take_new(&self.consumer, topic, count);
-            if !got.is_empty() {
-                return Ok(got);
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Ok(Vec::new());
-            }
-        }
-    }
-
-    pub async fn read_pending(
-        &mut self,
-        topic: &TopicName,
-        after: &str,
-        count: usize,
-    ) -> Result<Vec<Delivery>, BusError> {
-        let after = if after == "0" { 0 } else { parse_id(after).unwrap_or(0) };
-        let mut s = self.bus.state();
-        let consumer = self.consumer.clone();
-        let t = s.topic(topic);
-        let now = Instant::now();
-        let mut out = Vec::new();
-        for (seq, p) in t.pending.range_mut(after + 1..) {
-            if out.len() >= count.max(1) {
-                break;
-            }
-            if p.consumer != consumer {
-                continue;
-            }
-            p.deliveries += 1;
-            p.delivered_at = now;
-            let raw = t.entries.get(seq).cloned().flatten();
-            out.push(Delivery { topic: topic.clone(), entry_id: id_str(*seq), raw, deliveries: p.deliveries });
-        }
-        Ok(out)
     }
 }

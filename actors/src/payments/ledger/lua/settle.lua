@@ -1,0 +1,33 @@
+-- Move a reservation to `captured` (spent) or back to the budget (`released` / `expired`).
+-- KEYS (`scripts::settle_keys`): mandate, used agent/day, used business, used tenant/day, reservations,
+--       log, business stats.
+-- ARGV: now, to (captured|released|expired), retention.
+-- Returns {'ok', status} | {'same', status} (already there) | {'bad', status} | {'missing'}.
+local NKEYS = 7
+local NARGV = 3
+arity('settle', NKEYS, NARGV)
+local M, UA, UB, UT, EX, LOG, SB = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local now, to, retention = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local st = redis.call('HGET', M, 'status')
+if not st then return {'missing'} end
+if st == to then return {'same', st} end
+if st ~= 'approved' then return {'bad', st} end
+local f = redis.call('HMGET', M, 'amount_cents', 'vendor', 'agent_id', 'mandate_id', 'business_id', 'tenant_id', 'day')
+local amount = tonumber(f[1])
+for _, k in ipairs({UA, UB, UT}) do
+  redis.call('HINCRBY', k, 'reserved', -amount)
+  if to == 'captured' then redis.call('HINCRBY', k, 'captured', amount) end
+end
+redis.call('HINCRBY', SB, 'reserved', -amount)
+if to == 'captured' then
+  redis.call('HINCRBY', SB, 'captured', amount)
+  redis.call('HINCRBY', SB, 'v:' .. f[2], amount)
+  redis.call('HINCRBY', SB, 'a:' .. f[3], amount)
+else
+  redis.call('HINCRBY', SB, 'released', amount)
+end
+redis.call('ZREM', EX, f[4])
+redis.call('HSET', M, 'status', to, 'settled_at_ms', now)
+redis.call('XADD', LOG, 'MINID', '~', now - retention, '*', 'event', to, 'mandate_id', f[4], 'agent_id', f[3],
+  'vendor', f[2], 'amount_cents', amount, 'business_id', f[5], 'tenant_id', f[6], 'outcome', to, 'code', to, 'day', f[7])
+return {'ok', to}
