@@ -258,7 +258,11 @@ mod tests {
 
     #[test]
     fn a_reply_names_its_parent_and_old_replies_still_decode() {
-        let parent = TaskEnvelope::new(topic("genesis.idea.generate"), "t", serde_json::json!({}));
+        let parent = TaskEnvelope::new(
+            topic("genesis.idea.generate"),
+            TenantId::parse("t").expect("tenant"),
+            serde_json::json!({}),
+        );
         let reply = parent.reply(topic("genesis.build"), serde_json::json!({"idea": 1}));
         assert_eq!(reply.parent, Some(parent.task_id));
         // An envelope written before `parent` existed: no such field, the parent in the payload.

@@ -310,7 +310,11 @@ fn decode(d: &Delivery) -> Option<TaskEnvelope> {
 
 fn envelope(topic: &TopicName, tenant: u8, big: bool, reply: bool, tasks: &[TaskEnvelope]) -> TaskEnvelope {
     let payload = if big { json!({"blob": "y".repeat(2 * DLQ_ENTRY_LIMIT)}) } else { json!({"n": tasks.len()}) };
-    let mut env = TaskEnvelope::new(topic.clone(), format!("tenant-{tenant}"), payload);
+    let mut env = TaskEnvelope::new(
+        topic.clone(),
+        genesis_actors::tenant::TenantId::parse(&format!("tenant-{tenant}")).expect("tenant"),
+        payload,
+    );
     if let (true, Some(parent)) = (reply, tasks.last()) {
         env.parent = Some(parent.task_id);
         env.correlation_id = parent.correlation_id.clone();

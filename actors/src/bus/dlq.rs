@@ -208,7 +208,11 @@ mod tests {
 
     #[test]
     fn a_truncated_dead_letter_says_why_it_cannot_be_replayed() {
-        let env = TaskEnvelope::new("genesis.qa".parse().expect("topic"), "t", serde_json::json!({}));
+        let env = TaskEnvelope::new(
+            "genesis.qa".parse().expect("topic"),
+            crate::tenant::TenantId::parse("t").expect("tenant"),
+            serde_json::json!({}),
+        );
         let mut dl = DeadLetter {
             id: "1-0".into(),
             task_id: Some(env.task_id.to_string()),

@@ -252,7 +252,7 @@ mod tests {
     }
 
     fn env() -> TaskEnvelope {
-        TaskEnvelope::new(topic(), "t", serde_json::json!({}))
+        TaskEnvelope::new(topic(), crate::tenant::TenantId::parse("t").expect("tenant"), serde_json::json!({}))
     }
 
     fn single(script: &LuaScript, args: &impl ScriptArgs) {

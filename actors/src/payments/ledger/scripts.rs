@@ -237,7 +237,7 @@ mod tests {
             retention_ms: 1,
         };
         let s = LedgerScripts::load();
-        let shard = Shard::of("tenant-1");
+        let shard = Shard::of(&TenantId::parse("tenant-1").expect("tenant"));
         let decide = DecideArgs { input: &input, day: "2024-02-29", pattern: ("", ""), whitelist: ("", "") };
         assert_eq!(pushed(&decide), declared_pair(&s.decide, "NKEYS", "NARGV"));
         let (id, day) = (i.mandate.as_str(), "2024-02-29");
