@@ -71,9 +71,9 @@ max_delay = "1s"
 addr = ""
 
 [payments]
-hard_cap_cents = 100000
+hard_cap_cents = 20000
 auto_approve_cents = 1000
-review_above_cents = 50000
+review_above_cents = 15000
 vendor_whitelist = [{whitelist}]
 
 [payments.budgets]
