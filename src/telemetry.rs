@@ -5,12 +5,13 @@
 //! shutdown). An unreachable collector never stops the service: one warning at start, and the SDK's
 //! own repeated export errors are silenced.
 
-use crate::config::validate::{OtlpProtocol, TelemetrySettings};
+use crate::config::{OtlpProtocol, TelemetrySettings};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
+use std::io::IsTerminal;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;

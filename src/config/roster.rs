@@ -1,8 +1,8 @@
 //! `agents.toml` → [`Roster`]: `[defaults]` fill in what an `[[agent]]` leaves out.
 
+use super::checks::{duration, int, quote};
 use super::files::{AgentFile, AgentsFile};
-use super::validate::{duration, int, quote};
-use super::Issues;
+use super::issues::Issues;
 use genesis_actors::roster::{AgentSpec, Roster};
 use genesis_actors::task::TopicName;
 use std::collections::HashMap;
