@@ -7,9 +7,10 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(name = "genesis", version, about = "Genesis Orchestrator: supervised AI business agents over Redis Streams")]
 pub struct Cli {
-    /// Service configuration file (names the roster file too).
-    #[arg(long, global = true, env = "GENESIS_CONFIG", default_value = "config/genesis.toml")]
-    pub config: PathBuf,
+    /// Service configuration file (it names the roster file too). Default: ./config/genesis.toml,
+    /// else /etc/genesis/genesis.toml, whichever exists first.
+    #[arg(long, global = true, env = "GENESIS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -31,16 +32,22 @@ pub enum Command {
         /// pending entries first.
         #[arg(long, env = "GENESIS_NODE_ID")]
         node_id: Option<String>,
+        /// Address of the HTTP listener (/healthz, /readyz, /metrics, /v1/tasks), e.g. 127.0.0.1:9465;
+        /// overrides http.addr. Empty: no HTTP.
+        #[arg(long, env = "GENESIS_HTTP_ADDR", value_name = "IP:PORT")]
+        http_addr: Option<String>,
     },
     /// Publish a task; prints its task id.
     Publish {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The roster topic to publish on, e.g. genesis.build.
         #[arg(long)]
         topic: String,
         /// The task payload, as JSON.
         #[arg(long)]
         payload: String,
+        /// The tenant the task runs for (its budgets and ledger).
         #[arg(long, default_value = DEFAULT_TENANT)]
         tenant: String,
         /// Topic that receives this task's result as a new task; `a,b` chains further hops.
@@ -49,6 +56,7 @@ pub enum Command {
         /// Correlation id (defaults to the task id).
         #[arg(long)]
         correlation_id: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -71,6 +79,7 @@ pub enum Command {
     Health {
         #[command(flatten)]
         redis: RedisOpt,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -97,10 +106,12 @@ pub enum TaskCommand {
     Get {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The task id that `publish` printed.
         id: String,
         /// Look only in this topic (default: every roster topic).
         #[arg(long)]
         topic: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -112,10 +123,13 @@ pub enum DlqCommand {
     List {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The roster topic whose dead letters to list.
         #[arg(long)]
         topic: String,
+        /// List at most this many (oldest first).
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -123,12 +137,16 @@ pub enum DlqCommand {
     Replay {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The roster topic whose dead letters to replay.
         #[arg(long)]
         topic: String,
+        /// The dead letter's id (from `dlq list`).
         #[arg(long, required_unless_present = "all", conflicts_with = "all")]
         id: Option<String>,
+        /// Replay every dead letter of the topic.
         #[arg(long)]
         all: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -136,8 +154,10 @@ pub enum DlqCommand {
     Purge {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The roster topic whose dead letters to delete.
         #[arg(long)]
         topic: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -149,6 +169,7 @@ pub enum BusCommand {
     Stats {
         #[command(flatten)]
         redis: RedisOpt,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -158,6 +179,7 @@ pub enum BusCommand {
 pub enum ConfigCommand {
     /// Validate genesis.toml and the roster; names the exact key and problem on error.
     Check {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -169,21 +191,28 @@ pub enum PaymentsCommand {
     Intent {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The paying agent (a roster name, e.g. genesis.marketing).
         #[arg(long)]
         agent: String,
+        /// The vendor's host, e.g. openai.com; it must be on payments.vendor_whitelist.
         #[arg(long)]
         vendor: String,
+        /// The amount, in cents.
         #[arg(long, allow_negative_numbers = true)]
         amount_cents: i64,
+        /// What the money is for (kept in the ledger).
         #[arg(long, default_value = "")]
         reason: String,
+        /// The idempotency key of this payment: 1 to 128 of A-Z a-z 0-9 : . _ -.
         #[arg(long)]
         mandate: String,
         /// The business paying; it belongs to the first tenant that spends for it.
         #[arg(long, default_value = "default")]
         business: String,
+        /// The tenant whose budgets pay.
         #[arg(long, default_value = DEFAULT_TENANT)]
         tenant: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -191,8 +220,10 @@ pub enum PaymentsCommand {
     Capture {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The mandate id of the approved intent.
         #[arg(long)]
         mandate: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -200,8 +231,10 @@ pub enum PaymentsCommand {
     Release {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The mandate id of the approved intent.
         #[arg(long)]
         mandate: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -214,6 +247,7 @@ pub enum PaymentsCommand {
     Ledger {
         #[command(flatten)]
         redis: RedisOpt,
+        /// Only this agent's decisions.
         #[arg(long)]
         agent: Option<String>,
         /// Only this tenant's decisions (default: every tenant's).
@@ -222,8 +256,10 @@ pub enum PaymentsCommand {
         /// YYYY-MM-DD (UTC); default today.
         #[arg(long)]
         date: Option<String>,
+        /// Show at most this many decisions.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -231,10 +267,13 @@ pub enum PaymentsCommand {
     Summary {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The business to summarise.
         #[arg(long)]
         business: String,
+        /// Also send it to payments.notify.dashboard_webhook.
         #[arg(long)]
         post: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -242,8 +281,10 @@ pub enum PaymentsCommand {
     Revenue {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The business whose revenue this is.
         #[arg(long)]
         business: String,
+        /// Projected revenue, in cents.
         #[arg(long)]
         projected_cents: u64,
     },
@@ -251,9 +292,11 @@ pub enum PaymentsCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ReviewCommand {
+    /// Intents waiting for a decision.
     List {
         #[command(flatten)]
         redis: RedisOpt,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -261,14 +304,19 @@ pub enum ReviewCommand {
     Approve {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The mandate id of the held intent.
         mandate: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
+    /// Deny a held intent.
     Deny {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The mandate id of the held intent.
         mandate: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -284,7 +332,40 @@ pub enum BudgetCommand {
         /// Only this tenant (default: every tenant the ledger knows, or `default` if it knows none).
         #[arg(long)]
         tenant: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every subcommand has an `about` and every argument a `help`, all the way down, so
+    /// `genesis <cmd> --help` never shows a bare flag.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(format!("{sub_path} (about)"));
+                }
+                walk(sub, &sub_path, missing);
+            }
+        }
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&cmd, "genesis", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+    }
 }

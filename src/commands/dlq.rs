@@ -12,12 +12,12 @@ pub async fn run(cfg: &ServiceConfig, command: DlqCommand) -> Result<()> {
             let bus = super::connect(cfg, &redis).await?;
             let list = bus.dlq_list(&topic, limit).await?;
             if json {
-                println!("{}", serde_json::to_string(&list)?);
+                outln!("{}", serde_json::to_string(&list)?);
             } else if list.is_empty() {
-                println!("no dead letters in {topic}");
+                outln!("no dead letters in {topic}");
             } else {
                 for d in &list {
-                    println!(
+                    outln!(
                         "{}  task={}  reason={}  attempts={}  deliveries={}  error={}",
                         d.id,
                         d.task_id.as_deref().unwrap_or("-"),
@@ -45,17 +45,17 @@ pub async fn run(cfg: &ServiceConfig, command: DlqCommand) -> Result<()> {
                 }
             }
             if json {
-                println!("{}", serde_json::json!({"replayed": replayed, "failed": failed}));
+                outln!("{}", serde_json::json!({"replayed": replayed, "failed": failed}));
             } else {
                 for r in &replayed {
-                    println!(
+                    outln!(
                         "replayed {} as task {}",
                         r["dlq_id"].as_str().unwrap_or("?"),
                         r["task_id"].as_str().unwrap_or("?")
                     );
                 }
                 for f in &failed {
-                    eprintln!(
+                    errln!(
                         "not replayed {}: {}",
                         f["dlq_id"].as_str().unwrap_or("?"),
                         f["error"].as_str().unwrap_or("?")
@@ -71,9 +71,9 @@ pub async fn run(cfg: &ServiceConfig, command: DlqCommand) -> Result<()> {
             let bus = super::connect(cfg, &redis).await?;
             let n = bus.dlq_purge(&topic).await?;
             if json {
-                println!("{}", serde_json::json!({"topic": topic, "purged": n}));
+                outln!("{}", serde_json::json!({"topic": topic, "purged": n}));
             } else {
-                println!("purged {n} dead letter(s) from {topic}");
+                outln!("purged {n} dead letter(s) from {topic}");
             }
         }
     }

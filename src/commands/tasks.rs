@@ -11,9 +11,9 @@ pub async fn publish(cfg: &ServiceConfig, bus: &Bus, req: SubmitRequest, json: b
             .await
             .context("publish failed")?;
     if json {
-        println!("{}", serde_json::json!({ "task_id": env.task_id, "topic": env.topic, "entry_id": entry }));
+        outln!("{}", serde_json::json!({ "task_id": env.task_id, "topic": env.topic, "entry_id": entry }));
     } else {
-        println!("{}", env.task_id);
+        outln!("{}", env.task_id);
     }
     Ok(())
 }
@@ -23,24 +23,24 @@ pub async fn get(cfg: &ServiceConfig, bus: &Bus, id: &str, topic: Option<&str>, 
         bail!("task {id} not found (unknown id, or its result expired after bus.result_ttl)");
     };
     if json {
-        println!("{}", serde_json::to_string(&r)?);
+        outln!("{}", serde_json::to_string(&r)?);
         return Ok(());
     }
-    println!("task_id:  {}", r.task_id);
-    println!("topic:    {}", r.topic);
-    println!("status:   {}", r.status.as_str());
-    println!("attempts: {}", r.attempts);
+    outln!("task_id:  {}", r.task_id);
+    outln!("topic:    {}", r.topic);
+    outln!("status:   {}", r.status.as_str());
+    outln!("attempts: {}", r.attempts);
     if let Some(v) = &r.result {
-        println!("result:   {v}");
+        outln!("result:   {v}");
     }
     if let Some(e) = &r.error {
-        println!("error:    {e}");
+        outln!("error:    {e}");
     }
     if let Some(reason) = &r.reason {
-        println!("reason:   {reason}");
+        outln!("reason:   {reason}");
     }
     for h in &r.history {
-        println!("  attempt {}: {}", h.attempt, h.error);
+        outln!("  attempt {}: {}", h.attempt, h.error);
     }
     Ok(())
 }
