@@ -33,7 +33,7 @@ pub enum Command {
         #[arg(long, env = "GENESIS_NODE_ID")]
         node_id: Option<String>,
         /// Address of the HTTP listener (/healthz, /readyz, /metrics, /v1/tasks), e.g. 127.0.0.1:9465;
-        /// overrides http.addr. Empty: no HTTP.
+        /// overrides http.addr. `--http-addr ""` disables HTTP (an empty GENESIS_HTTP_ADDR counts as unset).
         #[arg(long, env = "GENESIS_HTTP_ADDR", value_name = "IP:PORT")]
         http_addr: Option<String>,
     },
