@@ -7,9 +7,10 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(name = "genesis", version, about = "Genesis Orchestrator: supervised AI business agents over Redis Streams")]
 pub struct Cli {
-    /// Service configuration file (names the roster file too).
-    #[arg(long, global = true, env = "GENESIS_CONFIG", default_value = "config/genesis.toml")]
-    pub config: PathBuf,
+    /// Service configuration file (it names the roster file too). Default: ./config/genesis.toml,
+    /// else /etc/genesis/genesis.toml, whichever exists first.
+    #[arg(long, global = true, env = "GENESIS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -31,11 +32,16 @@ pub enum Command {
         /// pending entries first.
         #[arg(long, env = "GENESIS_NODE_ID")]
         node_id: Option<String>,
+        /// Address of the HTTP listener (/healthz, /readyz, /metrics, /v1/tasks), e.g. 127.0.0.1:9465;
+        /// overrides http.addr. `--http-addr ""` disables HTTP (an empty GENESIS_HTTP_ADDR counts as unset).
+        #[arg(long, env = "GENESIS_HTTP_ADDR", value_name = "IP:PORT")]
+        http_addr: Option<String>,
     },
     /// Publish a task; prints its task id.
     Publish {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The roster topic to publish on, e.g. genesis.build.
         #[arg(long)]
         topic: String,
         /// The task payload, as JSON.
@@ -50,6 +56,7 @@ pub enum Command {
         /// Correlation id (defaults to the task id).
         #[arg(long)]
         correlation_id: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -72,6 +79,7 @@ pub enum Command {
     Health {
         #[command(flatten)]
         redis: RedisOpt,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -98,10 +106,12 @@ pub enum TaskCommand {
     Get {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The task id that `publish` printed.
         id: String,
         /// Look only in this topic (default: every roster topic).
         #[arg(long)]
         topic: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -113,13 +123,16 @@ pub enum DlqCommand {
     List {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The roster topic whose dead letters to list.
         #[arg(long)]
         topic: String,
         /// Only dead letters with this reason (poison, retries_exhausted, timeout, fatal_error, decode_error).
         #[arg(long)]
         reason: Option<String>,
+        /// List at most this many (oldest first).
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -127,16 +140,19 @@ pub enum DlqCommand {
     Replay {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The roster topic whose dead letters to replay.
         #[arg(long)]
         topic: String,
         /// The dead letter: its DLQ entry id, or the id of the task that died.
         #[arg(long, required_unless_present = "all", conflicts_with = "all")]
         id: Option<String>,
+        /// Replay every dead letter of the topic.
         #[arg(long)]
         all: bool,
         /// With --all: only dead letters with this reason.
         #[arg(long, requires = "all")]
         reason: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -156,6 +172,7 @@ pub enum DlqCommand {
     Purge {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The roster topic whose dead letters to delete.
         #[arg(long)]
         topic: String,
         /// Only dead letters with this reason.
@@ -164,6 +181,7 @@ pub enum DlqCommand {
         /// Do not ask for confirmation (required when stdin is not a terminal).
         #[arg(long)]
         yes: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -175,6 +193,7 @@ pub enum BusCommand {
     Stats {
         #[command(flatten)]
         redis: RedisOpt,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -184,6 +203,7 @@ pub enum BusCommand {
 pub enum ConfigCommand {
     /// Validate genesis.toml and the roster; names the exact key and problem on error.
     Check {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -199,21 +219,28 @@ pub enum PaymentsCommand {
     Intent {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The paying agent (a roster name, e.g. genesis.marketing).
         #[arg(long)]
         agent: String,
+        /// The vendor's host, e.g. openai.com; it must be on payments.vendor_whitelist.
         #[arg(long)]
         vendor: String,
+        /// The amount, in cents.
         #[arg(long, allow_negative_numbers = true)]
         amount_cents: i64,
+        /// What the money is for (kept in the ledger).
         #[arg(long, default_value = "")]
         reason: String,
+        /// The idempotency key of this payment: 1 to 128 of A-Z a-z 0-9 : . _ -.
         #[arg(long)]
         mandate: String,
         /// The business paying; it belongs to the first tenant that spends for it.
         #[arg(long, default_value = "default")]
         business: String,
+        /// The tenant whose budgets pay.
         #[arg(long, default_value = DEFAULT_TENANT)]
         tenant: TenantId,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -221,8 +248,10 @@ pub enum PaymentsCommand {
     Capture {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The mandate id of the approved intent.
         #[arg(long)]
         mandate: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -230,8 +259,10 @@ pub enum PaymentsCommand {
     Release {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The mandate id of the approved intent.
         #[arg(long)]
         mandate: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -244,6 +275,7 @@ pub enum PaymentsCommand {
     Ledger {
         #[command(flatten)]
         redis: RedisOpt,
+        /// Only this agent's decisions.
         #[arg(long)]
         agent: Option<String>,
         /// Only this tenant's decisions (default: every tenant's).
@@ -252,8 +284,10 @@ pub enum PaymentsCommand {
         /// YYYY-MM-DD (UTC); default today.
         #[arg(long)]
         date: Option<String>,
+        /// Show at most this many decisions.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -261,10 +295,13 @@ pub enum PaymentsCommand {
     Summary {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The business to summarise.
         #[arg(long)]
         business: String,
+        /// Also send it to payments.notify.dashboard_webhook.
         #[arg(long)]
         post: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -272,8 +309,10 @@ pub enum PaymentsCommand {
     Revenue {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The business whose revenue this is.
         #[arg(long)]
         business: String,
+        /// Projected revenue, in cents.
         #[arg(long)]
         projected_cents: u64,
     },
@@ -281,9 +320,11 @@ pub enum PaymentsCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ReviewCommand {
+    /// Intents waiting for a decision.
     List {
         #[command(flatten)]
         redis: RedisOpt,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -291,14 +332,19 @@ pub enum ReviewCommand {
     Approve {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The mandate id of the held intent.
         mandate: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
+    /// Deny a held intent.
     Deny {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The mandate id of the held intent.
         mandate: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -314,7 +360,40 @@ pub enum BudgetCommand {
         /// Only this tenant (default: every tenant the ledger knows, or `default` if it knows none).
         #[arg(long)]
         tenant: Option<TenantId>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every subcommand has an `about` and every argument a `help`, all the way down, so
+    /// `genesis <cmd> --help` never shows a bare flag.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(format!("{sub_path} (about)"));
+                }
+                walk(sub, &sub_path, missing);
+            }
+        }
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&cmd, "genesis", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+    }
 }

@@ -5,12 +5,13 @@
 //! shutdown). An unreachable collector never stops the service: one warning at start, and the SDK's
 //! own repeated export errors are silenced.
 
-use crate::config::validate::{OtlpProtocol, TelemetrySettings};
+use crate::config::{OtlpProtocol, TelemetrySettings};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
+use std::io::IsTerminal;
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
@@ -26,7 +27,7 @@ impl Telemetry {
     pub fn shutdown(self) {
         if let Some(p) = self.provider {
             if let Err(e) = p.shutdown() {
-                eprintln!("warning: could not flush traces: {e}");
+                errln!("warning: could not flush traces: {e}");
             }
         }
     }
@@ -95,16 +96,26 @@ fn probe(endpoint: &str) {
     }
 }
 
+/// Colour codes in text logs only on a terminal, and never with `NO_COLOR` set to anything but ""
+/// (<https://no-color.org>): in the journal, a file or a pipe they are noise.
+fn colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Install logging, and tracing export when configured. `default_level` applies when `RUST_LOG` is unset.
 pub fn init(default_level: &str, cfg: &TelemetrySettings, node: &str) -> Telemetry {
     // The SDK's own export errors would repeat every few seconds without a collector.
     let directives = format!("{default_level},opentelemetry_sdk=off,opentelemetry_otlp=off,opentelemetry=off");
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives));
     let json = std::env::var("GENESIS_LOG_FORMAT").is_ok_and(|v| v == "json");
+    // A log line that cannot be written (stderr is a closed pipe) is dropped: the subscriber's own
+    // report of that failure would go to the same stderr, with a panic when that fails too.
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).log_internal_errors(false);
     let fmt = if json {
-        tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).with_filter(filter).boxed()
+        fmt.json().with_filter(filter).boxed()
     } else {
-        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter).boxed()
+        let ansi = colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
+        fmt.with_ansi(ansi).with_filter(filter).boxed()
     };
     let t = effective(cfg);
     let (otel, provider, error) = match t.otlp_endpoint.as_deref() {
@@ -128,4 +139,18 @@ pub fn init(default_level: &str, cfg: &TelemetrySettings, node: &str) -> Telemet
         tracing::info!(%endpoint, protocol = ?t.otlp_protocol, ratio = t.sampling_ratio, "exporting traces over OTLP");
     }
     Telemetry { provider }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsStr::new(""))), "an empty NO_COLOR does not count");
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None), "not a terminal: the journal, a file, a pipe");
+    }
 }

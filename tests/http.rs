@@ -183,3 +183,41 @@ fn cli_tenant_flags_follow_the_tenant_rule() {
         assert!(err.contains("is not valid: a tenant id is 1 to 128 characters"), "{args:?}: {err}");
     }
 }
+
+/// `--http-addr` (or `GENESIS_HTTP_ADDR`) overrides `http.addr`, so instances on one host can share
+/// one config file; a taken address named that way is reported under the flag's name.
+#[test]
+fn http_addr_flag_and_env_override_the_config() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken_port = taken.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_test_config_with(dir.path(), &shipped_roster(), Some(taken_port));
+
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut node = Node::start_with_env(&config, None, "solo", dir.path(), &[("GENESIS_HTTP_ADDR", &addr)]);
+    let ready = format!("http://{addr}/readyz");
+    wait_blocking(WAIT, "the node serves on GENESIS_HTTP_ADDR", || get(&ready).filter(|(s, _)| *s == 200));
+    assert!(node.terminate().success(), "{}", node.logs());
+    assert!(!node.logs().contains('\u{1b}'), "no colour codes when stderr is a file: {}", node.logs());
+
+    let out = std::process::Command::new(genesis_bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--http-addr", &format!("127.0.0.1:{taken_port}")])
+        .env_remove("GENESIS_REDIS_URL")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("--http-addr = \"127.0.0.1:{taken_port}\": cannot listen")), "{err}");
+
+    let out = std::process::Command::new(genesis_bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--http-addr", "localhost"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--http-addr = \"localhost\": must be an IP address"), "{err}");
+}

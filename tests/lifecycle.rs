@@ -91,3 +91,34 @@ fn notifies_systemd_ready_watchdog_and_stopping_in_order() {
     assert!(pos("READY=1") < pos("WATCHDOG=1"), "{seen:?}");
     assert!(pos("WATCHDOG=1") < pos("STOPPING=1"), "{seen:?}");
 }
+
+/// On the in-process bus nothing survives the process: the drain says that unfinished tasks are
+/// lost, not that they will be replayed.
+#[test]
+fn on_the_in_process_bus_the_drain_says_unfinished_tasks_are_lost() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let config = write_test_config_with(dir.path(), &shipped_roster(), Some(port));
+    set_grace(&config, "200ms");
+    let mut node = Node::start(&config, None, "solo", dir.path());
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    wait_blocking(WAIT, "the node is ready", || {
+        client.get(format!("{base}/readyz")).send().ok().filter(|r| r.status().is_success())
+    });
+    let created: serde_json::Value = client
+        .post(format!("{base}/v1/tasks"))
+        .json(&serde_json::json!({"topic": "genesis.build", "payload": {"simulate": {"sleep_ms": 5000}}}))
+        .send()
+        .and_then(|r| r.json())
+        .expect("task created");
+    let id = created["task_id"].as_str().expect("task id").to_string();
+    wait_blocking(WAIT, "task running", || {
+        let task: serde_json::Value = client.get(format!("{base}/v1/tasks/{id}")).send().ok()?.json().ok()?;
+        (task["status"] == "running").then_some(())
+    });
+    assert!(node.terminate().success(), "{}", node.logs());
+    let logs = node.logs();
+    assert!(logs.contains("grace period over; unfinished tasks are lost"), "{logs}");
+    assert!(!logs.contains("will be replayed"), "{logs}");
+}

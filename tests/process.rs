@@ -236,3 +236,74 @@ fn a_node_started_while_redis_is_loading_waits_for_it() {
     let status = wait_blocking(WAIT, "exit", || child.try_wait().ok().flatten());
     assert!(status.success(), "{}", std::fs::read_to_string(&log).unwrap_or_default());
 }
+
+/// `genesis … | head` closes stdout before the command is done writing. Every command then ends
+/// quietly with its own status: no panic, no exit 101.
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_test_config(dir.path(), &shipped_roster());
+    let commands: &[&[&str]] = &[
+        &["--help"],
+        &["health", "--help"],
+        &["config", "check"],
+        &["config", "check", "--json"],
+        &["health"],
+        &["health", "--json"],
+        &["bus", "stats"],
+        &["dlq", "list", "--topic", "genesis.qa"],
+        &["publish", "--topic", "genesis.qa", "--payload", "{}"],
+        &["budget", "show"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader); // the reader is gone: every write to the pipe fails with EPIPE
+        let out = std::process::Command::new(genesis_bin())
+            .arg("--config")
+            .arg(&config)
+            .args(*args)
+            .env("GENESIS_REDIS_URL", redis.url())
+            .stdout(writer)
+            .output()
+            .expect("run genesis");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?}\n{stderr}", out.status);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// Without `--config` or `GENESIS_CONFIG` the CLI finds ./config/genesis.toml (a checkout), else
+/// /etc/genesis/genesis.toml (an installed host); with none of them it names all four places.
+#[test]
+fn the_config_is_found_without_config_flag() {
+    let run = |cwd: &std::path::Path| {
+        let out = std::process::Command::new(genesis_bin())
+            .args(["config", "check"])
+            .current_dir(cwd)
+            .env_remove("GENESIS_CONFIG")
+            .output()
+            .expect("run genesis");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let checkout = tempfile::tempdir().expect("dir");
+    let config_dir = checkout.path().join("config");
+    std::fs::create_dir(&config_dir).expect("mkdir");
+    write_test_config(&config_dir, &shipped_roster());
+    let (ok, out, err) = run(checkout.path());
+    assert!(ok && out.contains("config/genesis.toml is valid"), "{out}{err}");
+
+    if std::path::Path::new("/etc/genesis/genesis.toml").exists() {
+        return; // this host is an installed one: the last place is taken
+    }
+    let empty = tempfile::tempdir().expect("dir");
+    let (ok, _, err) = run(empty.path());
+    assert!(!ok, "no config anywhere must fail");
+    for place in ["--config", "GENESIS_CONFIG", "./config/genesis.toml", "/etc/genesis/genesis.toml"] {
+        assert!(err.contains(place), "names {place}: {err}");
+    }
+}

@@ -236,8 +236,9 @@ impl Runtime {
     }
 
     /// Graceful stop: every agent stops fetching, running tasks get up to `shutdown_grace` to finish,
-    /// then the tree stops. Tasks still running then are abandoned unacknowledged and replay on the next
-    /// start, or on another node (a clean stop removes this node's heartbeat at once).
+    /// then the tree stops. Tasks still running then are abandoned unacknowledged: on Redis they replay
+    /// on the next start, or on another node (a clean stop removes this node's heartbeat at once); on
+    /// the in-process bus they are gone with the process, and the log says so.
     pub async fn shutdown(mut self) -> Result<(), String> {
         let grace = self.node.settings.shutdown_grace;
         let _ = self.root.cast(RootMsg::Drain);
@@ -251,11 +252,19 @@ impl Runtime {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(
-                    running,
-                    ?grace,
-                    "grace period over; unfinished tasks stay pending and will be replayed"
-                );
+                if self.node.bus.is_durable() {
+                    tracing::warn!(
+                        running,
+                        ?grace,
+                        "grace period over; unfinished tasks stay pending in Redis and will be replayed"
+                    );
+                } else {
+                    tracing::warn!(
+                        running,
+                        ?grace,
+                        "grace period over; unfinished tasks are lost: the in-process bus keeps nothing once this process exits"
+                    );
+                }
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -14,12 +14,12 @@ pub async fn run(cfg: &ServiceConfig, command: DlqCommand) -> Result<()> {
             let bus = super::connect(cfg, &redis).await?;
             let list = bus.dlq_list(&topic, &DlqFilter { reason }, limit).await?;
             if json {
-                println!("{}", serde_json::to_string(&list)?);
+                outln!("{}", serde_json::to_string(&list)?);
             } else if list.is_empty() {
-                println!("no dead letters in {topic}");
+                outln!("no dead letters in {topic}");
             } else {
                 for d in &list {
-                    println!("{}", line(d));
+                    outln!("{}", line(d));
                 }
             }
         }
@@ -47,24 +47,20 @@ pub async fn run(cfg: &ServiceConfig, command: DlqCommand) -> Result<()> {
                 }
             }
             if json {
-                println!("{}", serde_json::json!({"replayed": replayed, "failed": failed}));
+                outln!("{}", serde_json::json!({"replayed": replayed, "failed": failed}));
             } else {
                 for r in &replayed {
-                    println!(
+                    outln!(
                         "replayed {} as task {}",
                         r["id"].as_str().unwrap_or("?"),
                         r["task_id"].as_str().unwrap_or("?")
                     );
                 }
                 for f in &failed {
-                    eprintln!(
-                        "not replayed {}: {}",
-                        f["id"].as_str().unwrap_or("?"),
-                        f["error"].as_str().unwrap_or("?")
-                    );
+                    errln!("not replayed {}: {}", f["id"].as_str().unwrap_or("?"), f["error"].as_str().unwrap_or("?"));
                 }
                 if replayed.is_empty() && failed.is_empty() {
-                    println!("no dead letters to replay in {topic}");
+                    outln!("no dead letters to replay in {topic}");
                 }
             }
             if !failed.is_empty() {
@@ -77,9 +73,9 @@ pub async fn run(cfg: &ServiceConfig, command: DlqCommand) -> Result<()> {
             let bus = super::connect(cfg, &redis).await?;
             let d = bus.dlq_delete(&topic, &r).await?;
             if json {
-                println!("{}", serde_json::json!({"topic": topic, "deleted": d}));
+                outln!("{}", serde_json::json!({"topic": topic, "deleted": d}));
             } else {
-                println!("deleted {}", line(&d));
+                outln!("deleted {}", line(&d));
             }
         }
         DlqCommand::Purge { redis, topic, reason, yes, json } => {
@@ -104,9 +100,9 @@ pub async fn run(cfg: &ServiceConfig, command: DlqCommand) -> Result<()> {
             let bus = super::connect(cfg, &redis).await?;
             let n = bus.dlq_purge(&topic, &filter).await?;
             if json {
-                println!("{}", serde_json::json!({"topic": topic, "reason": filter.reason, "purged": n}));
+                outln!("{}", serde_json::json!({"topic": topic, "reason": filter.reason, "purged": n}));
             } else {
-                println!("purged {n} dead letter(s) from {topic}");
+                outln!("purged {n} dead letter(s) from {topic}");
             }
         }
     }

@@ -24,13 +24,13 @@ pub async fn run(cfg: &ServiceConfig, bus: &Bus, json_out: bool) -> Result<()> {
         topics.push(bus.stats(t).await?);
     }
     if json_out {
-        println!("{}", json!({ "nodes": nodes, "topics": topics }));
+        outln!("{}", json!({ "nodes": nodes, "topics": topics }));
         return Ok(());
     }
-    println!("nodes ({} alive):", nodes.len());
+    outln!("nodes ({} alive):", nodes.len());
     for n in &nodes {
         let workers: u64 = n["workers"].as_object().map(|w| w.values().filter_map(Value::as_u64).sum()).unwrap_or(0);
-        println!(
+        outln!(
             "  {:<20} last heartbeat {:>6} ms ago   pid {:<8} workers {}",
             n["node_id"].as_str().unwrap_or("?"),
             n["last_heartbeat_ms_ago"].as_u64().map(|a| a.to_string()).unwrap_or_else(|| "?".into()),
@@ -38,9 +38,9 @@ pub async fn run(cfg: &ServiceConfig, bus: &Bus, json_out: bool) -> Result<()> {
             workers
         );
     }
-    println!("{:<28} {:>8} {:>8} {:>9} {:>8} {:>6}", "topic", "queued", "pending", "consumers", "retrying", "dlq");
+    outln!("{:<28} {:>8} {:>8} {:>9} {:>8} {:>6}", "topic", "queued", "pending", "consumers", "retrying", "dlq");
     for s in &topics {
-        println!("{:<28} {:>8} {:>8} {:>9} {:>8} {:>6}", s.topic, s.lag, s.pending, s.consumers, s.retrying, s.dlq);
+        outln!("{:<28} {:>8} {:>8} {:>9} {:>8} {:>6}", s.topic, s.lag, s.pending, s.consumers, s.retrying, s.dlq);
     }
     Ok(())
 }

@@ -40,7 +40,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 async fn dispatch(cfg: ServiceConfig, command: Command) -> Result<()> {
     match command {
-        Command::Serve { redis, node_id } => serve::run(cfg, redis, node_id).await,
+        Command::Serve { redis, node_id, http_addr } => serve::run(cfg, redis, node_id, http_addr).await,
         Command::Publish { redis, topic, payload, tenant, reply_to, correlation_id, json } => {
             let payload =
                 serde_json::from_str(&payload).map_err(|e| anyhow::anyhow!("--payload is not valid JSON: {e}"))?;
@@ -72,9 +72,9 @@ async fn dispatch(cfg: ServiceConfig, command: Command) -> Result<()> {
                 "agents": cfg.roster.agents.len(),
             });
             if json {
-                println!("{summary}");
+                outln!("{summary}");
             } else {
-                println!(
+                outln!(
                     "ok: {} is valid ({} agents, node {}, {} bus)",
                     cfg.source.display(),
                     cfg.roster.agents.len(),
@@ -89,7 +89,8 @@ async fn dispatch(cfg: ServiceConfig, command: Command) -> Result<()> {
 
 fn load(cli: &Cli) -> Result<ServiceConfig> {
     let registry = ExecutorRegistry::builtin();
-    Ok(config::load(&cli.config, &registry.names())?)
+    let path = config::locate(cli.config.as_deref())?;
+    Ok(config::load(&path, &registry.names())?)
 }
 
 /// Where Redis is, checked: the flag's URL (or `GENESIS_REDIS_URL`) over the configuration's, with the

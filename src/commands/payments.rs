@@ -33,9 +33,9 @@ async fn authority(cfg: &ServiceConfig, redis: &RedisOpt) -> Result<Authority> {
 
 fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string(value)?);
+        outln!("{}", serde_json::to_string(value)?);
     } else {
-        println!("{}", text());
+        outln!("{}", text());
     }
     Ok(())
 }
@@ -137,7 +137,7 @@ pub async fn run(cfg: &ServiceConfig, command: PaymentsCommand) -> Result<()> {
             let s = a.summary(&business).await?;
             if post {
                 match notify::post_now(&cfg.payments.notify, Channel::Dashboard, &s.text()).await {
-                    Ok(true) => eprintln!("posted to the dashboard webhook"),
+                    Ok(true) => errln!("posted to the dashboard webhook"),
                     Ok(false) => bail!("the dashboard webhook rejected the summary after every attempt (see logs)"),
                     Err(e) => bail!("cannot post: {e} (set payments.notify.dashboard_webhook)"),
                 }
@@ -147,7 +147,7 @@ pub async fn run(cfg: &ServiceConfig, command: PaymentsCommand) -> Result<()> {
         PaymentsCommand::Revenue { redis, business, projected_cents } => {
             let a = authority(cfg, &redis).await?;
             a.ledger().set_projected_revenue(&business, projected_cents).await?;
-            println!("projected revenue of {business}: {projected_cents} cents");
+            outln!("projected revenue of {business}: {projected_cents} cents");
             Ok(())
         }
     }

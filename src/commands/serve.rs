@@ -25,10 +25,22 @@ use genesis_actors::payments::ledger::LedgerError;
 use genesis_actors::payments::notify::Notifier;
 use genesis_actors::runtime::{Runtime, RuntimeError};
 
-pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String>) -> Result<()> {
+pub async fn run(
+    mut cfg: ServiceConfig,
+    redis: RedisOpt,
+    node_id: Option<String>,
+    http_addr: Option<String>,
+) -> Result<()> {
     if let Some(id) = node_id {
         cfg.settings.node_id = crate::config::validate_node_id("--node-id", &id)?;
     }
+    let http_key = match http_addr {
+        Some(addr) => {
+            cfg.http_addr = crate::config::validate_http_addr("--http-addr", &addr)?;
+            "--http-addr"
+        }
+        None => "http.addr",
+    };
     let connector = match super::redis_target(&cfg, &redis)? {
         Some(target) => Some(super::connector(&cfg, target)?),
         None => None,
@@ -36,7 +48,7 @@ pub async fn run(mut cfg: ServiceConfig, redis: RedisOpt, node_id: Option<String
     let listener = match cfg.http_addr {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             anyhow!(
-                "http.addr = \"{addr}\": cannot listen ({e}); choose a free address or set it to \"\" to disable HTTP"
+                "{http_key} = \"{addr}\": cannot listen ({e}); choose a free address or set it to \"\" to disable HTTP"
             )
         })?),
         None => None,

@@ -10,17 +10,29 @@ pub async fn run(cfg: &ServiceConfig, bus: &Bus, json: bool) -> Result<()> {
         all.push(bus.stats(t).await?);
     }
     if json {
-        println!("{}", serde_json::to_string(&all)?);
+        outln!("{}", serde_json::to_string(&all)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<28} {:>8} {:>8} {:>8} {:>9} {:>8} {:>6}",
-        "topic", "length", "pending", "lag", "consumers", "retrying", "dlq"
+        "topic",
+        "length",
+        "pending",
+        "lag",
+        "consumers",
+        "retrying",
+        "dlq"
     );
     for s in &all {
-        println!(
+        outln!(
             "{:<28} {:>8} {:>8} {:>8} {:>9} {:>8} {:>6}",
-            s.topic, s.length, s.pending, s.lag, s.consumers, s.retrying, s.dlq
+            s.topic,
+            s.length,
+            s.pending,
+            s.lag,
+            s.consumers,
+            s.retrying,
+            s.dlq
         );
     }
     Ok(())

@@ -13,9 +13,9 @@ pub async fn publish(cfg: &ServiceConfig, bus: &Bus, req: SubmitRequest, json: b
             .await
             .context("publish failed")?;
     if json {
-        println!("{}", serde_json::json!({ "task_id": env.task_id, "topic": env.topic, "entry_id": entry }));
+        outln!("{}", serde_json::json!({ "task_id": env.task_id, "topic": env.topic, "entry_id": entry }));
     } else {
-        println!("{}", env.task_id);
+        outln!("{}", env.task_id);
     }
     Ok(())
 }
@@ -26,9 +26,9 @@ pub async fn get(cfg: &ServiceConfig, bus: &Bus, id: &str, topic: Option<&str>, 
     };
     let now = genesis_actors::task::now_ms();
     if json {
-        println!("{}", view(&r, now)?);
+        outln!("{}", view(&r, now)?);
     } else {
-        print!("{}", text(&r, now));
+        outln!("{}", text(&r, now).trim_end());
     }
     Ok(())
 }

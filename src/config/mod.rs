@@ -1,25 +1,39 @@
 //! Configuration: `config/genesis.toml` (runtime settings) and the roster file it names
-//! (`config/agents.toml` by default), read, interpolated, parsed and validated into the runtime's
+//! (`config/agents.toml` by default), found, read, expanded, parsed and validated into the runtime's
 //! types.
 //!
-//! Both files support `${VAR}`, `${VAR:-default}` and `$$` inside string values (see
-//! [`interpolate`]). Every key is optional; unknown keys are errors. Errors name the file, the key,
-//! the value and the problem, e.g. `config/agents.toml: agent[3].concurrency = 0: must be between 1
-//! and 10000` (`agent[i]` counts `[[agent]]` entries from 0).
+//! Stages, in the order [`load`] runs them: [`locate`] (which file), [`files`] (the shapes as
+//! written), [`expand`] (`${VAR}`, `${VAR:-default}` and `$$` in string values), [`issues`] and
+//! [`checks`] (value checks that report every problem at once), then the sections ([`validate`] for
+//! `genesis.toml`, [`payments`], [`roster`]); this module runs them and checks what spans both
+//! files. No stage imports a later one, except that [`files`] takes the shape of `[payments]` from
+//! [`payments`], where it lives with its checks.
+//!
+//! Every key is optional; unknown keys are errors. Errors name the file, the key, the value and the
+//! problem, e.g. `config/agents.toml: agent[3].concurrency = 0: must be between 1 and 10000`
+//! (`agent[i]` counts `[[agent]]` entries from 0).
 
+mod checks;
+mod expand;
 mod files;
-mod interpolate;
+mod issues;
+mod locate;
 mod payments;
 mod roster;
 #[cfg(test)]
 mod tests;
-pub(crate) mod validate;
+mod validate;
+
+use expand::Env;
+pub use issues::Issue;
+use issues::Issues;
+pub use locate::locate;
+pub use validate::{OtlpProtocol, TelemetrySettings};
 
 use genesis_actors::roster::Roster;
 use genesis_actors::settings::RuntimeSettings;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -40,7 +54,7 @@ pub struct ServiceConfig {
     /// `[payments]`, tied to the roster.
     pub payments: genesis_actors::payments::PaymentsSettings,
     /// `[telemetry]`.
-    pub telemetry: validate::TelemetrySettings,
+    pub telemetry: TelemetrySettings,
     /// The `genesis.toml` that was loaded.
     pub source: PathBuf,
 }
@@ -50,8 +64,13 @@ pub struct ServiceConfig {
 pub enum ConfigError {
     #[error("cannot read {}: {error}", path.display())]
     Read { path: PathBuf, error: std::io::Error },
-    #[error("{}:{line}: {message}", path.display())]
-    Interpolation { path: PathBuf, line: usize, message: String },
+    /// None of the places a configuration file may be in holds one.
+    #[error(
+        "no configuration file: pass --config FILE, set GENESIS_CONFIG, or put one at {} \
+         (start from the shipped config/genesis.toml and config/agents.toml)",
+        locate::show(searched)
+    )]
+    NotFound { searched: Vec<PathBuf> },
     /// TOML syntax, a wrong type or an unknown key; `message` is toml's (with line and column).
     #[error("{}: {}{message}", path.display(), key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default())]
     Syntax { path: PathBuf, key: Option<String>, message: String },
@@ -59,74 +78,9 @@ pub enum ConfigError {
     #[error("{key} = {value}: {problem}")]
     Value { key: String, value: String, problem: String },
     /// One or more invalid values (one per line when displayed).
-    #[error("{}", display_issues(.0))]
+    #[error("{}", issues::display_issues(.0))]
     Invalid(Vec<Issue>),
 }
-
-/// One invalid value: `<file>: <key> = <value>: <problem>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Issue {
-    pub file: PathBuf,
-    /// Key path, e.g. `bus.redis_url` or `agent[3].concurrency`.
-    pub key: String,
-    /// The value as written (strings quoted), if there is one.
-    pub value: Option<String>,
-    pub problem: String,
-}
-
-impl fmt::Display for Issue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.file.display(), self.key)?;
-        if let Some(value) = &self.value {
-            write!(f, " = {value}")?;
-        }
-        write!(f, ": {}", self.problem)
-    }
-}
-
-fn display_issues(issues: &[Issue]) -> String {
-    issues.iter().map(Issue::to_string).collect::<Vec<_>>().join("\n")
-}
-
-/// Collects the issues of one file.
-pub(crate) struct Issues {
-    file: PathBuf,
-    list: Vec<Issue>,
-}
-
-impl Issues {
-    fn new(file: &Path) -> Self {
-        Issues { file: file.to_path_buf(), list: Vec::new() }
-    }
-
-    pub fn push(&mut self, key: impl Into<String>, value: Option<String>, problem: impl Into<String>) {
-        let (file, key, problem) = (self.file.clone(), key.into(), problem.into());
-        self.list.push(Issue { file, key, value, problem });
-    }
-
-    pub fn len(&self) -> usize {
-        self.list.len()
-    }
-
-    /// Append `note` to the problem of every issue from index `from` on whose key does not end in
-    /// `except`.
-    pub fn annotate_since(&mut self, from: usize, except: &str, note: &str) {
-        for issue in self.list.iter_mut().skip(from).filter(|i| !i.key.ends_with(except)) {
-            issue.problem.push_str(note);
-        }
-    }
-
-    fn finish<T>(self, value: T) -> Result<T, ConfigError> {
-        if self.list.is_empty() {
-            Ok(value)
-        } else {
-            Err(ConfigError::Invalid(self.list))
-        }
-    }
-}
-
-/// Looks up an environment variable for interpolation.
-pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// Load `genesis.toml` at `path` and the roster file it names (key `roster`, relative to the
 /// directory of `genesis.toml`, default `agents.toml`). `known_executors` lists the valid values
@@ -138,12 +92,17 @@ pub fn load(path: &Path, known_executors: &[&str]) -> Result<ServiceConfig, Conf
 /// Check a node id given outside `genesis.toml` (e.g. `--node-id`), with the same rules as
 /// `node.id`; `key` names where it came from in the error.
 pub fn validate_node_id(key: &str, id: &str) -> Result<String, ConfigError> {
-    match validate::check_node_id(id) {
-        Ok(()) => Ok(id.to_string()),
-        Err(problem) => {
-            Err(ConfigError::Value { key: key.to_string(), value: validate::quote(id), problem: problem.to_string() })
-        }
-    }
+    checks::check_node_id(id).map(|()| id.to_string()).map_err(|problem| value_error(key, id, problem))
+}
+
+/// Check an HTTP address given outside `genesis.toml` (`--http-addr`), with the same rules as
+/// `http.addr` (empty disables HTTP).
+pub fn validate_http_addr(key: &str, addr: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    checks::parse_http_addr(addr).map_err(|problem| value_error(key, addr, problem))
+}
+
+fn value_error(key: &str, value: &str, problem: &str) -> ConfigError {
+    ConfigError::Value { key: key.to_string(), value: checks::quote(value), problem: problem.to_string() }
 }
 
 /// [`load`] with an injectable environment.
@@ -223,21 +182,33 @@ pub(crate) fn roster_from_str(
     issues.finish(roster)
 }
 
+/// Parse, expand `${VAR}` in string values, then deserialize into the file's shape. A wrong type or
+/// an unknown key is named by its path (`agent[2].timeout`) from `serde_path_to_error`; toml's message
+/// quotes the line as written.
 fn parse<T: DeserializeOwned>(path: &Path, text: &str, env: Env) -> Result<T, ConfigError> {
-    let text = interpolate::interpolate(text, env).map_err(|e| ConfigError::Interpolation {
+    // Spans point into `text`: toml's snippet shows the line as written, never an expanded value.
+    let message = |mut error: toml::de::Error| {
+        error.set_input(Some(text));
+        error.to_string().trim_end().to_string()
+    };
+    let mut doc = toml::de::DeTable::parse(text).map_err(|e| ConfigError::Syntax {
         path: path.to_path_buf(),
-        line: e.line,
-        message: e.message,
+        key: e.span().and_then(|span| key_path_at(text, span.start)),
+        message: message(e),
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Syntax {
-        path: path.to_path_buf(),
-        key: e.span().and_then(|span| key_path_at(&text, span.start)),
-        message: e.to_string().trim_end().to_string(),
+    let mut issues = Issues::new(path);
+    let expanded = expand::expand_document(doc.get_mut(), env, &mut issues);
+    issues.finish(())?;
+    serde_path_to_error::deserialize(toml::de::Deserializer::from(doc)).map_err(|e| {
+        let key = e.path().to_string();
+        let message = expanded.hide_in(&key, &message(e.into_inner()));
+        ConfigError::Syntax { path: path.to_path_buf(), key: Some(key).filter(|k| k != "."), message }
     })
 }
 
-/// Best-effort key path (`bus.block`, `agent[2].timeout`) of the line holding byte `offset`, from
-/// the table headers above it and the key on that line.
+/// Best-effort key path (`bus.block`, `agent[2].timeout`) of the line holding byte `offset`, for a
+/// syntax error (there is no document yet to take the path from), from the table headers above it and
+/// the key on that line.
 fn key_path_at(text: &str, offset: usize) -> Option<String> {
     let offset = offset.min(text.len());
     let line_start = text.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);

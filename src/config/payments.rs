@@ -1,7 +1,7 @@
 //! `[payments]` of `genesis.toml`: thresholds, whitelist, budgets, fraud rules, webhooks.
 
-use super::validate::{duration, int, quote};
-use super::Issues;
+use super::checks::{duration, int, quote};
+use super::issues::Issues;
 use genesis_actors::payments::notify::NotifySettings;
 use genesis_actors::payments::policy::{FraudRules, PaymentRules};
 use genesis_actors::payments::vendor::Whitelist;
@@ -79,12 +79,13 @@ fn cents(issues: &mut Issues, key: &str, raw: Option<i64>, default: u64) -> u64 
 /// A webhook URL: its path is its credential, so it is held as a secret and shown redacted.
 fn url(issues: &mut Issues, key: &str, raw: Option<String>) -> Option<genesis_actors::secret::SecretText> {
     let raw = raw.filter(|s| !s.trim().is_empty())?;
-    if raw.starts_with("http://") || raw.starts_with("https://") {
-        Some(genesis_actors::secret::SecretText::new(raw))
-    } else {
-        let shown = genesis_actors::secret::redact_url(&raw);
-        issues.push(key, Some(quote(&shown)), "must start with http:// or https:// (or be empty to disable)");
-        None
+    match super::checks::http_url(&raw) {
+        Ok(_) => Some(genesis_actors::secret::SecretText::new(raw)),
+        Err(problem) => {
+            let shown = genesis_actors::secret::redact_url(&raw);
+            issues.push(key, Some(quote(&shown)), format!("{problem} (or be empty to disable)"));
+            None
+        }
     }
 }
 

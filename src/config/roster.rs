@@ -1,8 +1,9 @@
 //! `agents.toml` → [`Roster`]: `[defaults]` fill in what an `[[agent]]` leaves out.
 
+use super::checks::{duration, int, quote};
 use super::files::{AgentFile, AgentsFile};
-use super::validate::{duration, int, quote, DLQ_MAX_LEN_RANGE};
-use super::Issues;
+use super::issues::Issues;
+use super::validate::DLQ_MAX_LEN_RANGE;
 use genesis_actors::bus::DlqOverride;
 use genesis_actors::roster::{AgentSpec, Roster};
 use genesis_actors::task::TopicName;

@@ -151,6 +151,22 @@ fn each_check_names_key_and_value() {
         ("[bus]\npublish_replicas = 2", "bus.publish_replicas = 2: needs Redis replicas"),
         ("[http]\naddr = \"localhost\"", "http.addr = \"localhost\": must be an IP address and port"),
         ("roster = \"\"", "roster = \"\": must name the roster file"),
+        (
+            "[telemetry]\notlp_endpoint = \"localhost:4317\"",
+            "telemetry.otlp_endpoint = \"localhost:4317\": must start with http:// or https:// (or be empty)",
+        ),
+        ("[telemetry]\notlp_endpoint = \"http:/c:4317\"", "otlp_endpoint = \"http:/c:4317\": must start with http://"),
+        ("[telemetry]\notlp_endpoint = \"http://\"", "otlp_endpoint = \"http://\": is not a valid URL (empty host)"),
+        ("[telemetry]\notlp_endpoint = \"http://c:99999\"", "is not a valid URL (invalid port number)"),
+        (
+            "[payments.notify]\nalerts_webhook = \"https://exa mple.com/api/webhooks/1/secret\"",
+            "payments.notify.alerts_webhook = \"https://exa mple.com/***\": is not a valid URL (invalid \
+             international domain name) (or be empty to disable)",
+        ),
+        (
+            "[payments.notify]\ndashboard_webhook = \"discord.com/api/webhooks/1/secret\"",
+            "payments.notify.dashboard_webhook = \"discord.com/api/webhooks/1/secret\": must start with http:// or https://",
+        ),
     ];
     for (text, expected) in cases {
         let err = genesis_err(text);
@@ -199,6 +215,15 @@ fn roster_specific_checks() {
 }
 
 #[test]
+fn valid_urls_are_kept_as_written() {
+    let text = "[telemetry]\notlp_endpoint = \"HTTP://collector:4317\"\n\
+                [payments.notify]\ndashboard_webhook = \"https://discord.com/api/webhooks/1/t\"\n";
+    let parts = genesis(text).expect("valid");
+    assert_eq!(parts.telemetry.otlp_endpoint.as_deref(), Some("HTTP://collector:4317"));
+    assert!(parts.payments.notify.dashboard_webhook.is_some());
+}
+
+#[test]
 fn all_problems_are_reported_one_per_line() {
     let err = genesis_err("[bus]\nblock = \"x\"\nmax_deliveries = 0\n[node]\nid = \"\"\n");
     assert_eq!(err.lines().count(), 3, "{err}");
@@ -231,9 +256,33 @@ fn type_and_syntax_errors_keep_tomls_message() {
 }
 
 #[test]
-fn interpolation_errors_name_file_line_and_variable() {
-    let err = genesis_err("[node]\n\nid = \"${GENESIS_TEST_UNSET}\"\n");
-    assert!(err.starts_with("config/genesis.toml:3: environment variable GENESIS_TEST_UNSET is not set"), "{err}");
+fn interpolation_errors_name_key_value_variable_and_fix_all_at_once() {
+    let err = genesis_err("[node]\n\nid = \"${GENESIS_TEST_UNSET}\"\n[bus]\nblock = \"${1BAD}\"\n");
+    assert_eq!(
+        err,
+        "config/genesis.toml: bus.block = \"${1BAD}\": invalid variable name `1BAD` in `${1BAD}` (expected \
+         `${NAME}` or `${NAME:-default}`)\n\
+         config/genesis.toml: node.id = \"${GENESIS_TEST_UNSET}\": environment variable GENESIS_TEST_UNSET is \
+         not set (write `${GENESIS_TEST_UNSET:-default}` to give a default)"
+    );
+}
+
+#[test]
+fn expanded_values_are_content_not_toml_and_never_shown_in_errors() {
+    let env = |name: &str| match name {
+        "ID" => Some("n\"1".to_string()),
+        "PW" => Some("hunter2".to_string()),
+        _ => None,
+    };
+    // A value with a quote lands in the string as is (the old text rewrite had to escape it).
+    let err = genesis_from_str(Path::new(GENESIS), "[node]\nid = \"${ID}\"", &env).expect_err("bad id");
+    assert!(err.to_string().contains("node.id = \"n\\\"1\": may only contain"), "{err}");
+    // A type error quotes the line as written, not the expanded value.
+    let text = "[bus]\nredis_url = \"redis://:${PW}@h\"\nmax_deliveries = \"${PW}\"\n";
+    let err = genesis_from_str(Path::new(GENESIS), text, &env).expect_err("wrong type").to_string();
+    assert!(err.starts_with("config/genesis.toml: bus.max_deliveries: ") && err.contains("line 3"), "{err}");
+    assert!(err.contains("invalid type: string \"${PW}\" (expanded), expected i64"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
 }
 
 #[test]

@@ -1,16 +1,16 @@
-//! `genesis.toml` → [`RuntimeSettings`] and friends, plus the value checks shared with the roster.
+//! The sections of `genesis.toml` → [`RuntimeSettings`] and friends (`[payments]` is in `payments`).
 //!
 //! Checks never stop at the first problem: each one records an [`Issues`] entry and yields a
 //! fallback value, so one pass reports everything wrong with a file.
 
+use super::checks::{duration, int, not_shorter, quote, show_duration};
 use super::files::GenesisFile;
-use super::Issues;
+use super::issues::Issues;
 use genesis_actors::bus::redis::Replication;
 use genesis_actors::bus::DlqRetention;
 use genesis_actors::policy::backoff::Backoff;
 use genesis_actors::policy::intensity::Intensity;
 use genesis_actors::settings::{BusSettings, DlqSettings, LivenessSettings, RuntimeSettings, SupervisionSettings};
-use humantime_serde::re::humantime;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
@@ -63,77 +63,6 @@ pub struct TelemetrySettings {
     pub otlp_protocol: OtlpProtocol,
     pub sampling_ratio: f64,
     pub service_name: String,
-}
-
-/// A string value as shown in messages.
-pub(crate) fn quote(s: &str) -> String {
-    format!("{s:?}")
-}
-
-/// A duration as shown in messages: as written if it was, else formatted.
-fn show_duration(raw: Option<&str>, value: Duration) -> String {
-    match raw {
-        Some(raw) => quote(raw),
-        None => quote(&humantime::format_duration(value).to_string()),
-    }
-}
-
-/// A humantime duration (`"100ms"`, `"5s"`, `"7d"`), `default` if absent; `positive` rejects zero.
-pub(crate) fn duration(
-    issues: &mut Issues,
-    key: &str,
-    raw: Option<&str>,
-    default: Duration,
-    positive: bool,
-) -> Duration {
-    let Some(raw) = raw else { return default };
-    match humantime::parse_duration(raw.trim()) {
-        Ok(d) if positive && d.is_zero() => {
-            issues.push(key, Some(quote(raw)), "must be longer than 0");
-            default
-        }
-        Ok(d) => d,
-        Err(e) => {
-            let problem = format!("not a duration ({e}); write e.g. \"100ms\", \"5s\", \"10m\" or \"7d\"");
-            issues.push(key, Some(quote(raw)), problem);
-            default
-        }
-    }
-}
-
-/// An integer in `range`, `default` if absent.
-pub(crate) fn int<T: TryFrom<i64> + Copy>(
-    issues: &mut Issues,
-    key: &str,
-    raw: Option<i64>,
-    default: T,
-    range: RangeInclusive<i64>,
-) -> T {
-    let Some(raw) = raw else { return default };
-    match T::try_from(raw) {
-        Ok(v) if range.contains(&raw) => v,
-        _ => {
-            let problem = if *range.end() >= i64::from(u32::MAX) {
-                format!("must be at least {}", range.start())
-            } else {
-                format!("must be between {} and {}", range.start(), range.end())
-            };
-            issues.push(key, Some(raw.to_string()), problem);
-            default
-        }
-    }
-}
-
-/// `max` must not be below `min` (both already parsed).
-fn not_shorter(
-    issues: &mut Issues,
-    (max_key, max_raw, max): (&str, Option<&str>, Duration),
-    (min_key, min_raw, min): (&str, Option<&str>, Duration),
-) {
-    if max < min {
-        let problem = format!("must not be shorter than {min_key} ({})", show_duration(min_raw, min));
-        issues.push(max_key, Some(show_duration(max_raw, max)), problem);
-    }
 }
 
 pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
@@ -307,7 +236,11 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
     let max_delay = duration(issues, "retry.max_delay", r.max_delay.as_deref(), d.retry_backoff.max, true);
     let retry_backoff = Backoff::new(d.retry_backoff.initial, max_delay, multiplier);
 
-    let http_addr = http_addr(issues, file.http.addr.clone());
+    let raw_addr = file.http.addr.clone().unwrap_or_else(|| DEFAULT_HTTP_ADDR.to_string());
+    let http_addr = super::checks::parse_http_addr(&raw_addr).unwrap_or_else(|problem| {
+        issues.push("http.addr", Some(quote(&raw_addr)), problem);
+        None
+    });
     let hd = crate::http::server::Limits::default();
     let h = &file.http;
     let http_limits = crate::http::server::Limits {
@@ -346,8 +279,8 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
     }
     let otlp_endpoint = t.otlp_endpoint.filter(|e| !e.trim().is_empty());
     if let Some(e) = &otlp_endpoint {
-        if !(e.starts_with("http://") || e.starts_with("https://")) {
-            issues.push("telemetry.otlp_endpoint", Some(quote(e)), "must start with http:// or https:// (or be empty)");
+        if let Err(problem) = super::checks::http_url(e) {
+            issues.push("telemetry.otlp_endpoint", Some(quote(e)), format!("{problem} (or be empty)"));
         }
     }
     let telemetry = TelemetrySettings {
@@ -362,39 +295,8 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
 
 fn node_id(issues: &mut Issues, raw: Option<String>) -> String {
     let id = raw.unwrap_or_else(|| DEFAULT_NODE_ID.to_string());
-    if let Err(problem) = check_node_id(&id) {
+    if let Err(problem) = super::checks::check_node_id(&id) {
         issues.push("node.id", Some(quote(&id)), problem);
     }
     id
-}
-
-/// A node id has 1 to 64 characters among letters, digits, '.', '_' and '-' (so no '/', which
-/// separates node and agent in consumer names).
-pub(crate) fn check_node_id(id: &str) -> Result<(), &'static str> {
-    let valid_char = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
-    if id.is_empty() {
-        Err("must not be empty")
-    } else if id.len() > 64 {
-        Err("must have at most 64 characters")
-    } else if !id.chars().all(valid_char) {
-        Err("may only contain letters, digits, '.', '_' and '-'")
-    } else {
-        Ok(())
-    }
-}
-
-fn http_addr(issues: &mut Issues, raw: Option<String>) -> Option<SocketAddr> {
-    let raw = raw.unwrap_or_else(|| DEFAULT_HTTP_ADDR.to_string());
-    if raw.is_empty() {
-        return None;
-    }
-    match raw.trim().parse::<SocketAddr>() {
-        Ok(addr) => Some(addr),
-        Err(_) => {
-            let problem =
-                "must be an IP address and port, e.g. \"127.0.0.1:9464\" or \"[::]:9464\" (empty disables HTTP)";
-            issues.push("http.addr", Some(quote(&raw)), problem);
-            None
-        }
-    }
 }

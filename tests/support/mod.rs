@@ -293,7 +293,8 @@ impl Node {
         if let Some(r) = redis {
             cmd.args(["--redis-url", &r.url()]);
         }
-        cmd.envs(env.iter().copied());
+        // A developer's own setting must not move the test's listener.
+        cmd.env_remove("GENESIS_HTTP_ADDR").envs(env.iter().copied());
         let child = cmd
             .env("RUST_LOG", "info")
             .env_remove("GENESIS_REDIS_URL")
