@@ -160,11 +160,13 @@ pub enum DlqCommand {
     Delete {
         #[command(flatten)]
         redis: RedisOpt,
+        /// The topic whose DLQ holds it, e.g. genesis.build.
         #[arg(long)]
         topic: String,
         /// The dead letter: its DLQ entry id, or the id of the task that died.
         #[arg(long)]
         id: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
