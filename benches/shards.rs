@@ -120,7 +120,9 @@ async fn noop(url: &str, o: &Opts) -> (f64, usize) {
             max_retries: 3,
             retry_delay: Duration::from_secs(1),
             timeout: Duration::from_secs(30),
-            executor: "simulated".into(),
+            executor: genesis_actors::roster::ExecutorSpec::Named("simulated".into()),
+            rate: None,
+            breaker: Default::default(),
             dlq: Default::default(),
         })
         .collect();

@@ -196,7 +196,9 @@ fn agent(t: &TopicName, concurrency: usize) -> AgentSpec {
         max_retries: 3,
         retry_delay: Duration::from_secs(1),
         timeout: Duration::from_secs(60),
-        executor: "simulated".into(),
+        executor: genesis_actors::roster::ExecutorSpec::Named("simulated".into()),
+        rate: None,
+        breaker: Default::default(),
         dlq: Default::default(),
     }
 }

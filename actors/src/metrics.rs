@@ -39,6 +39,12 @@ pub struct DecisionLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CircuitLabel {
+    pub agent: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NodeLabel {
     pub node: String,
 }
@@ -69,6 +75,11 @@ pub struct Metrics {
     pub budget_remaining: Family<AgentLabel, Gauge>,
     pub heartbeat_age: Family<NodeLabel, FloatGauge>,
     pub node_up: Gauge,
+    pub circuit_state: Family<AgentLabel, Gauge>,
+    pub circuit_transitions: Family<CircuitLabel, Counter>,
+    pub circuit_wait: Seconds,
+    pub rate_wait: Seconds,
+    pub tasks_unavailable: Family<AgentLabel, Counter>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -107,6 +118,11 @@ impl Metrics {
             budget_remaining: Family::default(),
             heartbeat_age: Family::default(),
             node_up: Gauge::default(),
+            circuit_state: Family::default(),
+            circuit_transitions: Family::default(),
+            circuit_wait: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
+            rate_wait: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
+            tasks_unavailable: Family::default(),
             registry: Registry::default(),
         };
         r.register("tasks_received", "Deliveries handed to a worker", m.tasks_received.clone());
@@ -134,6 +150,19 @@ impl Metrics {
         r.register("budget_remaining_cents", "Daily budget left, per agent", m.budget_remaining.clone());
         r.register("node_heartbeat_age_seconds", "Age of this node's last heartbeat write", m.heartbeat_age.clone());
         r.register("node_up", "1 while the node runs", m.node_up.clone());
+        r.register(
+            "circuit_state",
+            "The agent endpoint's circuit: 0 closed, 1 half-open, 2 open",
+            m.circuit_state.clone(),
+        );
+        r.register("circuit_transitions", "Circuit state changes, by new state", m.circuit_transitions.clone());
+        r.register("circuit_wait_seconds", "Time a task waited for an open circuit", m.circuit_wait.clone());
+        r.register("rate_limit_wait_seconds", "Time a task waited for the agent's rate limit", m.rate_wait.clone());
+        r.register(
+            "tasks_unavailable",
+            "Attempts that could not reach the agent (not counted as attempts)",
+            m.tasks_unavailable.clone(),
+        );
         r.register(
             "redis_errors",
             "Redis errors seen by the bus, by class (retried, never fatal)",

@@ -14,8 +14,8 @@ use tokio::task::JoinHandle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("agent {agent}: unknown executor `{executor}` (known: {known})")]
-    UnknownExecutor { agent: String, executor: String, known: String },
+    #[error("{0}")]
+    Executor(#[from] crate::executor::BuildError),
     #[error("cannot prepare the bus: {0}")]
     Bus(#[from] crate::bus::BusError),
     #[error("cannot start the actor tree: {0}")]
@@ -169,14 +169,12 @@ impl Runtime {
         executors: ExecutorRegistry,
         payments: Option<crate::payments::authority::Authority>,
     ) -> Result<Runtime, RuntimeError> {
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let mut agent_parts = Vec::with_capacity(roster.agents.len());
         for a in &roster.agents {
-            if executors.get(&a.executor).is_none() {
-                return Err(RuntimeError::UnknownExecutor {
-                    agent: a.name.clone(),
-                    executor: a.executor.clone(),
-                    known: executors.names().join(", "),
-                });
-            }
+            let breaker = Arc::new(crate::agent::breaker::Breaker::new(&a.name, a.breaker));
+            breaker.with_metrics(metrics.clone());
+            agent_parts.push(crate::node::AgentParts { executor: executors.for_agent(a)?, breaker });
         }
         let topics: Vec<_> = roster.topics().cloned().collect();
         bus.ensure_topics(&topics).await?;
@@ -185,7 +183,7 @@ impl Runtime {
             bus,
             settings: Arc::new(settings),
             roster,
-            executors,
+            agent_parts,
             events: Events::default(),
             agents: Arc::new(DashMap::new()),
             gave_up: Mutex::new(None),
@@ -194,7 +192,7 @@ impl Runtime {
             last_beat: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             instance: ulid::Ulid::generate().to_string(),
             started_at: crate::task::now_ms(),
-            metrics: Arc::new(crate::metrics::Metrics::new()),
+            metrics,
         });
         // Take the node id's lease before anything runs: two processes on one id would share consumer
         // names and replay each other's in-flight work.
@@ -271,6 +269,10 @@ impl Runtime {
         }
         self.root.stop(Some("shutdown".into()));
         let r = self.wait().await;
+        // Child processes of process agents end with their node.
+        for parts in &self.node.agent_parts {
+            parts.executor.shutdown().await;
+        }
         if let Err(e) = self.node.bus.clear_heartbeat(&self.node.settings.node_id, &self.node.instance).await {
             tracing::warn!(error = %e, "could not remove the heartbeat key; other nodes will wait for it to expire");
         }

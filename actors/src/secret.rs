@@ -39,6 +39,32 @@ impl PartialEq for SecretText {
     }
 }
 
+/// A secret with no shape to keep (a header value, a token): `Debug` prints `[REDACTED]` whatever it is.
+#[derive(Clone)]
+pub struct Hidden(Secret);
+
+impl Hidden {
+    pub fn new(value: impl Into<String>) -> Self {
+        Hidden(Secret::from(value.into()))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+impl PartialEq for Hidden {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
 /// Query parameters whose values are secrets (`unix:///sock?pass=…`, `…?token=…`).
 const SECRET_PARAMS: [&str; 5] = ["pass", "password", "token", "secret", "key"];
 

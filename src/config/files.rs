@@ -139,6 +139,24 @@ pub(crate) struct AgentFile {
     pub retry_delay: Option<String>,
     pub timeout: Option<String>,
     pub executor: Option<String>,
+    /// a2a / http: the agent's base URL.
+    pub endpoint: Option<String>,
+    /// a2a / http: headers sent on every request (values may be secrets via `${VAR}`).
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    /// process: argv of the child.
+    pub command: Option<Vec<String>>,
+    /// process: the child's working directory.
+    pub cwd: Option<String>,
+    /// process: extra environment of the child.
+    pub env: Option<std::collections::BTreeMap<String, String>>,
+    /// A rate limit shared by all nodes: `"60/min"`.
+    pub rate: Option<String>,
+    /// Tasks that may start at once under `rate`.
+    pub burst: Option<i64>,
+    /// Consecutive endpoint failures that open the circuit.
+    pub circuit_failures: Option<i64>,
+    /// How long an open circuit stays open before one probe.
+    pub circuit_open: Option<String>,
     /// Overrides `bus.dlq_max_age` for this agent's topic.
     pub dlq_max_age: Option<String>,
     /// Overrides `bus.dlq_max_len` for this agent's topic.

@@ -14,6 +14,7 @@
 //! (`agent[i]` counts `[[agent]]` entries from 0).
 
 mod checks;
+mod executor;
 mod expand;
 mod files;
 mod issues;

@@ -94,7 +94,7 @@ fn agent(
     let first_issue = issues.len();
     let key = |k: &str| format!("agent[{i}].{k}");
 
-    let name = entry.name.unwrap_or_default();
+    let name = entry.name.clone().unwrap_or_default();
     let name_ok = match check_name(&name) {
         Ok(()) => true,
         Err(problem) => {
@@ -104,7 +104,7 @@ fn agent(
             false
         }
     };
-    let (raw_topic, note) = match entry.topic {
+    let (raw_topic, note) = match entry.topic.clone() {
         Some(topic) => (topic, ""),
         None => (name.clone(), " (topic defaults to the agent name)"),
     };
@@ -122,13 +122,16 @@ fn agent(
     let max_retries = int(issues, &key("max_retries"), entry.max_retries, defaults.max_retries, MAX_RETRIES_RANGE);
     let retry_delay = duration(issues, &key("retry_delay"), entry.retry_delay.as_deref(), defaults.retry_delay, false);
     let timeout = duration(issues, &key("timeout"), entry.timeout.as_deref(), defaults.timeout, true);
-    let executor = match entry.executor {
+    let executor = match &entry.executor {
         Some(executor) => {
-            check_executor(issues, &key("executor"), &executor, known_executors, "");
-            executor
+            check_executor(issues, &key("executor"), executor, known_executors, "");
+            executor.clone()
         }
         None => defaults.executor.clone(),
     };
+    let executor = super::executor::executor(issues, &key, executor, &entry);
+    let rate = super::executor::rate(issues, &key, &entry);
+    let breaker = super::executor::breaker(issues, &key, &entry);
 
     let dlq = DlqOverride {
         max_age: entry
@@ -142,7 +145,7 @@ fn agent(
         return None;
     }
     let topic = topic?;
-    Some(AgentSpec { name, topic, concurrency, max_retries, retry_delay, timeout, executor, dlq })
+    Some(AgentSpec { name, topic, concurrency, max_retries, retry_delay, timeout, executor, rate, breaker, dlq })
 }
 
 /// Agent names become actor names and consumer names (`<node>/<agent>`).

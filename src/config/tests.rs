@@ -51,7 +51,7 @@ fn shipped_config_loads_with_defaults_and_overrides() {
     for a in agents {
         assert_eq!(a.topic.as_str(), a.name, "topic defaults to name");
         assert_eq!(a.concurrency, 4);
-        assert_eq!(a.executor, "simulated");
+        assert_eq!(a.executor.name(), "simulated");
     }
     let get = |name: &str| config.roster.by_name(name).expect("agent present");
     let secs = Duration::from_secs;
@@ -206,12 +206,68 @@ fn roster_specific_checks() {
         err.to_string().contains("defaults.executor = \"simulated\": unknown executor (built-in default)"),
         "{err}"
     );
-    let ok = roster(&agents(1, "topic = \"t.x\"\nconcurrency = 10000\nmax_retries = 0\nexecutor = \"http\"\n"))
-        .expect("valid");
+    let ok = roster(&agents(
+        1,
+        "topic = \"t.x\"\nconcurrency = 10000\nmax_retries = 0\nexecutor = \"http\"\nendpoint = \"http://127.0.0.1:9/x\"\n",
+    ))
+    .expect("valid");
     assert_eq!(
-        (ok.agents[0].topic.as_str(), ok.agents[0].concurrency, ok.agents[0].executor.as_str()),
+        (ok.agents[0].topic.as_str(), ok.agents[0].concurrency, ok.agents[0].executor.name()),
         ("t.x", 10000, "http")
     );
+}
+
+#[test]
+fn executor_keys() {
+    use genesis_actors::roster::ExecutorSpec;
+    let known: &[&str] = &["simulated", "a2a", "http", "process"];
+    let parse = |extra: &str| {
+        roster_from_str(Path::new(AGENTS), &agents(1, extra), known, &|n: &str| {
+            (n == "TOKEN").then(|| "s3cret".to_string())
+        })
+    };
+    let ok = parse("executor = \"a2a\"\nendpoint = \"http://127.0.0.1:8101\"\nheaders = { Authorization = \"Bearer ${TOKEN}\" }\nrate = \"60/min\"\nburst = 5\ncircuit_failures = 2\ncircuit_open = \"3s\"\n")
+        .expect("valid");
+    let a = &ok.agents[0];
+    let ExecutorSpec::A2a(ep) = &a.executor else { panic!("a2a expected: {:?}", a.executor) };
+    assert_eq!(ep.url, "http://127.0.0.1:8101/");
+    assert_eq!(ep.headers.len(), 1);
+    assert_eq!((ep.headers[0].0.as_str(), ep.headers[0].1.expose()), ("Authorization", "Bearer s3cret"));
+    assert!(!format!("{a:?}").contains("s3cret"), "a header value never prints");
+    let rate = a.rate.expect("rate");
+    assert_eq!((rate.count, rate.per, rate.burst), (60, Duration::from_secs(60), 5));
+    assert_eq!((a.breaker.failures, a.breaker.open_for), (2, Duration::from_secs(3)));
+
+    let ok =
+        parse("executor = \"process\"\ncommand = [\"python3\", \"a.py\"]\nenv = { MODE = \"x\" }\n").expect("valid");
+    let ExecutorSpec::Process(p) = &ok.agents[0].executor else { panic!("process expected") };
+    assert_eq!((p.command.len(), p.env.get("MODE").map(String::as_str)), (2, Some("x")));
+
+    let cases: &[(&str, &str)] = &[
+        ("executor = \"a2a\"\n", "agent[0].endpoint: missing: executor \"a2a\" needs the agent's base URL"),
+        (
+            "executor = \"http\"\nendpoint = \"ftp://x\"\n",
+            "agent[0].endpoint = \"ftp://x\": must start with http:// or https://",
+        ),
+        ("executor = \"process\"\n", "agent[0].command: missing: executor \"process\" needs argv"),
+        (
+            "executor = \"process\"\ncommand = [\"x\"]\nendpoint = \"http://a\"\n",
+            "agent[0].endpoint: not used by executor \"process\"",
+        ),
+        ("endpoint = \"http://a\"\n", "agent[0].endpoint: not used by executor \"simulated\""),
+        (
+            "executor = \"http\"\nendpoint = \"http://a\"\nheaders = { \"Bad Name\" = \"v\" }\n",
+            "agent[0].headers.Bad Name: not a valid header name",
+        ),
+        ("rate = \"lots\"\n", "agent[0].rate = \"lots\": not a rate"),
+        ("burst = 3\n", "agent[0].burst = 3: only meaningful with `rate`"),
+        ("rate = \"1/s\"\nburst = 0\n", "agent[0].burst = 0: must be between 1 and 1000000"),
+        ("circuit_failures = 0\n", "agent[0].circuit_failures = 0: must be between 1 and 10000"),
+    ];
+    for (extra, expected) in cases {
+        let err = parse(extra).expect_err("must be rejected").to_string();
+        assert!(err.contains(expected), "{extra:?} gave {err:?}");
+    }
 }
 
 #[test]

@@ -150,7 +150,9 @@ pub fn agent(name: &str, concurrency: usize, max_retries: u32) -> AgentSpec {
         max_retries,
         retry_delay: Duration::from_millis(30),
         timeout: Duration::from_secs(10),
-        executor: "simulated".into(),
+        executor: genesis_actors::roster::ExecutorSpec::Named("simulated".into()),
+        rate: None,
+        breaker: Default::default(),
         dlq: Default::default(),
     }
 }

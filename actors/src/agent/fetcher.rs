@@ -88,6 +88,12 @@ impl Actor for Fetcher {
                 if st.credits == 0 {
                     return Ok(());
                 }
+                // The endpoint is down: leave tasks queued in the stream (no attempts spent on it).
+                if let Err(wait) = st.ctx.breaker.reading() {
+                    st.polling = true;
+                    me.send_after(wait, || FetcherMsg::Poll);
+                    return Ok(());
+                }
                 match read(st).await {
                     Ok(batch) => {
                         st.failures = 0;

@@ -2,6 +2,7 @@
 //! reads its topic and the [`worker`]s that run tasks, and the messages they share. Children hold a
 //! narrow handle to the supervisor that can send only their own report (`DerivedActorRef`).
 
+pub mod breaker;
 pub mod fetcher;
 pub mod supervisor;
 pub mod worker;
@@ -23,6 +24,8 @@ pub struct AgentContext {
     pub bus: Bus,
     pub settings: Arc<RuntimeSettings>,
     pub executor: Arc<dyn Executor>,
+    /// The circuit breaker of this agent's endpoint (shared by its fetcher and workers).
+    pub breaker: Arc<breaker::Breaker>,
     pub events: Events,
     pub payments: crate::payments::meta_agent::PaymentsClient,
     pub metrics: Arc<crate::metrics::Metrics>,

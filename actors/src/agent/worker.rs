@@ -6,11 +6,12 @@ use super::{AgentContext, Job};
 use crate::agent::supervisor::WorkerDone;
 use crate::bus::retrying::until_ok;
 use crate::bus::{Completed, Completion, Delivery};
-use crate::executor::{ExecError, TaskContext};
-use crate::policy::outcome::{decide, reason, AttemptResult, Verdict};
+use crate::executor::{ExecError, Executor, Progress, TaskContext, CANCEL_GRACE};
+use crate::policy::outcome::{decide, poison, reason, AttemptResult, Verdict};
 use crate::task::{TaskEnvelope, TaskId};
 use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef};
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub struct Worker;
@@ -150,17 +151,9 @@ async fn run_in_span(
         );
     }
     let max = ctx.settings.bus.max_deliveries;
-    let completion = if delivery.deliveries > max {
+    let completion = if let Some(error) = poison(delivery.deliveries, max, last_crash.as_deref()) {
         tracing::warn!(agent = %ctx.spec.name, task_id = %env.task_id, deliveries = delivery.deliveries, "poison entry: dead-lettering instead of running again");
-        Completion::Dead {
-            reason: reason::POISON.into(),
-            error: format!(
-                "delivered {} times without an outcome (its worker crashed each time); limit bus.max_deliveries = {max}{}",
-                delivery.deliveries,
-                last_crash.map(|c| format!("; last crash: {c}")).unwrap_or_default()
-            ),
-            task: Some(env),
-        }
+        Completion::Dead { reason: reason::POISON.into(), error, task: Some(env) }
     } else {
         attempt(ctx, slot, &delivery, env).await?
     };
@@ -190,6 +183,7 @@ async fn attempt(
     env: TaskEnvelope,
 ) -> Result<Completion, ActorProcessingErr> {
     let spec = &ctx.spec;
+    let cancel = CancellationToken::new();
     let tctx = TaskContext {
         agent: spec.name.clone(),
         node_id: ctx.node_id.clone(),
@@ -199,20 +193,44 @@ async fn attempt(
         deliveries: delivery.deliveries,
         tenant_id: env.tenant_id.clone(),
         correlation_id: env.correlation_id.clone(),
+        traceparent: crate::trace::traceparent_of(&tracing::Span::current()).or_else(|| env.traceparent.clone()),
+        deadline_ms: crate::task::now_ms().saturating_add(spec.timeout.as_millis() as u64),
+        cancel: cancel.clone(),
+        progress: Progress::default(),
+        payment_token: None,
         payments: ctx.payments.clone(),
     };
-    let started = std::time::Instant::now();
-    let outcome = tokio::time::timeout(spec.timeout, ctx.executor.execute(&tctx, &env.payload)).await;
     let label = crate::metrics::Metrics::agent(&spec.name);
+    // An open circuit holds the task here (still pending on this node) instead of spending an attempt.
+    let permit = ctx.breaker.admit().await;
+    let started = std::time::Instant::now();
+    let outcome = run_until_timeout(ctx, &tctx, &env.payload, &cancel).await;
     ctx.metrics.task_duration.get_or_create(&label).observe(started.elapsed().as_secs_f64());
-    if !matches!(outcome, Ok(Ok(_))) {
+    ctx.breaker.record(permit, matches!(&outcome, Some(Err(e)) if e.is_endpoint_fault()));
+    if !matches!(outcome, Some(Ok(_))) {
         ctx.metrics.tasks_failed.get_or_create(&label).inc();
     }
     let result = match outcome {
-        Err(_) => AttemptResult::TimedOut(spec.timeout),
-        Ok(Ok(v)) => AttemptResult::Ok(v),
-        Ok(Err(ExecError::Retryable(e))) => AttemptResult::Retryable(e),
-        Ok(Err(ExecError::Fatal(e))) => AttemptResult::Fatal(e),
+        None => AttemptResult::TimedOut(spec.timeout),
+        Some(Ok(v)) => AttemptResult::Ok(v),
+        Some(Err(ExecError::Retryable(e))) => AttemptResult::Retryable(e),
+        Some(Err(ExecError::RetryAfter { error, after })) => AttemptResult::RetryAfter { error, after },
+        Some(Err(ExecError::Server { error, retry_after })) => {
+            AttemptResult::RetryAfter { error, after: retry_after.unwrap_or_default() }
+        }
+        Some(Err(ExecError::Fatal(e))) => AttemptResult::Fatal(e),
+        Some(Err(ExecError::Cancelled(e))) => AttemptResult::Cancelled(e),
+        Some(Err(e @ ExecError::Unavailable(_))) => {
+            ctx.metrics.tasks_unavailable.get_or_create(&label).inc();
+            // Requeued without spending the attempt, due once the circuit may let a probe through.
+            let after = ctx.breaker.state().open_for(std::time::Instant::now()).max(spec.retry_delay);
+            AttemptResult::Unavailable { error: e.to_string(), after }
+        }
+        Some(Err(ExecError::Crashed(e))) => {
+            // Like a panic: this worker fails, its supervisor restarts it and replays the entry (a
+            // delivery, bounded by bus.max_deliveries).
+            return Err(format!("agent crashed: {e}").into());
+        }
     };
     let schedule = ctx.settings.retry_backoff.starting_at(spec.retry_delay);
     Ok(match decide(env.attempt, spec.max_retries, result, &schedule, rand::random::<f64>()) {
@@ -241,4 +259,27 @@ async fn attempt(
             Completion::Dead { task: Some(env), reason: reason.into(), error }
         }
     })
+}
+
+/// Run the executor under the agent's timeout. When it fires, the executor is told to cancel (so it
+/// stops the work at its agent) and gets [`CANCEL_GRACE`] to return before it is dropped. `None` means
+/// the attempt timed out.
+async fn run_until_timeout(
+    ctx: &AgentContext,
+    tctx: &TaskContext,
+    payload: &serde_json::Value,
+    cancel: &CancellationToken,
+) -> Option<Result<serde_json::Value, ExecError>> {
+    let executor: &dyn Executor = ctx.executor.as_ref();
+    let work = executor.execute(tctx, payload);
+    tokio::pin!(work);
+    tokio::select! {
+        r = &mut work => return Some(r),
+        _ = tokio::time::sleep(ctx.spec.timeout) => {}
+    }
+    cancel.cancel();
+    if tokio::time::timeout(CANCEL_GRACE, &mut work).await.is_err() {
+        tracing::warn!(agent = %ctx.spec.name, task_id = %tctx.task_id, grace = ?CANCEL_GRACE, "executor did not stop within the grace period after its timeout; dropped");
+    }
+    None
 }

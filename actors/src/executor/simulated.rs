@@ -69,6 +69,7 @@ impl Executor for Simulated {
                 Ok(_) => "ok",
                 Err(ExecError::Retryable(_)) => "retryable",
                 Err(ExecError::Fatal(_)) => "fatal",
+                Err(_) => "other",
             };
             report(report_to.as_deref(), ctx, "end", Some(outcome)).await;
             r
@@ -151,15 +152,10 @@ mod tests {
 
     fn ctx(attempt: u32, deliveries: u32) -> TaskContext {
         TaskContext {
-            agent: "genesis.qa".into(),
-            node_id: "n".into(),
-            worker: 0,
-            task_id: TaskId::generate(),
             attempt,
             deliveries,
-            tenant_id: crate::tenant::TenantId::default(),
-            correlation_id: "c".into(),
-            payments: Default::default(),
+            node_id: "n".into(),
+            ..TaskContext::detached("genesis.qa", TaskId::generate())
         }
     }
 

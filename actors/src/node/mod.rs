@@ -3,3 +3,11 @@
 
 pub mod root;
 pub mod services;
+
+use std::sync::Arc;
+
+/// What one agent keeps across its supervisor's restarts.
+pub struct AgentParts {
+    pub executor: Arc<dyn crate::executor::Executor>,
+    pub breaker: Arc<crate::agent::breaker::Breaker>,
+}

@@ -6,7 +6,6 @@ use crate::agent::supervisor::{AgentMsg, AgentSupervisor};
 use crate::agent::AgentContext;
 use crate::bus::{keys, Bus};
 use crate::events::{Events, RuntimeEvent};
-use crate::executor::ExecutorRegistry;
 use crate::node::services::heartbeat::Heartbeat;
 use crate::node::services::reclaimer::Reclaimer;
 use crate::node::services::retry_scheduler::RetryScheduler;
@@ -27,7 +26,9 @@ pub struct NodeContext {
     pub bus: Bus,
     pub settings: Arc<RuntimeSettings>,
     pub roster: Roster,
-    pub executors: ExecutorRegistry,
+    /// Per roster agent (same index): its executor and circuit breaker, built once per node so that
+    /// an agent supervisor's restart keeps the executor's pool and the breaker's state.
+    pub agent_parts: Vec<super::AgentParts>,
     pub events: Events,
     /// Running agent supervisors by agent name (the reclaimer's directory).
     pub agents: Arc<DashMap<String, ActorRef<AgentMsg>>>,
@@ -259,16 +260,14 @@ async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> 
     let job: Box<dyn Periodic> = match child {
         RootChild::Agent(i) => {
             let spec = node.roster.agents.get(i).ok_or("no such agent")?.clone();
-            let executor = node
-                .executors
-                .get(&spec.executor)
-                .ok_or_else(|| format!("agent {}: unknown executor `{}`", spec.name, spec.executor))?;
+            let parts = node.agent_parts.get(i).ok_or("no such agent")?;
             let ctx = Arc::new(AgentContext {
                 consumer: keys::consumer(&s.node_id, &spec.name),
                 node_id: s.node_id.clone(),
                 bus: node.bus.clone(),
                 settings: s.clone(),
-                executor,
+                executor: parts.executor.clone(),
+                breaker: parts.breaker.clone(),
                 events: node.events.clone(),
                 payments: node.payments_client.clone(),
                 metrics: node.metrics.clone(),

@@ -2,5 +2,6 @@
 //! each is unit-tested on its own.
 
 pub mod backoff;
+pub mod circuit;
 pub mod intensity;
 pub mod outcome;

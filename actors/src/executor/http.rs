@@ -1,0 +1,11 @@
+//! The `http` executor (being built).
+
+use super::Executor;
+use crate::roster::AgentSpec;
+use std::sync::Arc;
+
+pub const NAME: &str = "http";
+
+pub fn build(_spec: &AgentSpec, _config: &crate::roster::Endpoint) -> Result<Arc<dyn Executor>, String> {
+    Err("not available in this build yet".into())
+}
