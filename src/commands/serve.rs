@@ -23,6 +23,7 @@ use genesis_actors::payments::ledger::redis::RedisLedger;
 use genesis_actors::payments::ledger::Ledger;
 use genesis_actors::payments::ledger::LedgerError;
 use genesis_actors::payments::notify::Notifier;
+use genesis_actors::policy::retry::Retry;
 use genesis_actors::runtime::{Runtime, RuntimeError};
 
 pub async fn run(
@@ -123,15 +124,13 @@ async fn start_until_ready(
     slot: &NodeSlot,
 ) -> Result<Runtime> {
     let notifier = Notifier::start(cfg.payments.notify.clone());
-    let schedule = cfg.settings.bus.reconnect;
-    let mut failures = 0u32;
+    let mut retry = Retry::new(cfg.settings.bus.reconnect);
     loop {
         let ledger = match (&bus, connector) {
             (Bus::Redis(_), Some(connector)) => match RedisLedger::open(connector).await {
                 Ok(l) => Ledger::Redis(l),
                 Err(LedgerError::Redis(e)) if BusError::Redis(e.clone()).is_transient() => {
-                    failures = failures.saturating_add(1);
-                    let delay = schedule.delay_random(failures);
+                    let delay = retry.failed().delay;
                     let e = BusError::Redis(e);
                     slot.set_waiting(format!("waiting for Redis (payment ledger): {e}"));
                     tracing::warn!(error = %e, ?delay, "Redis not ready at start-up for the payment ledger (unreachable or loading); retrying");
@@ -154,8 +153,7 @@ async fn start_until_ready(
         match started {
             Ok(runtime) => return Ok(runtime),
             Err(RuntimeError::Bus(e)) if e.is_transient() => {
-                failures = failures.saturating_add(1);
-                let delay = schedule.delay_random(failures);
+                let delay = retry.failed().delay;
                 slot.set_waiting(format!("waiting for Redis: {e}"));
                 tracing::warn!(error = %e, ?delay, "Redis not ready at start-up (unreachable or loading); retrying");
                 tokio::time::sleep(delay).await;
@@ -169,8 +167,7 @@ async fn start_until_ready(
 /// during an outage) waits instead of crash-looping. A refusal that waiting cannot fix (credentials,
 /// TLS trust, a Sentinel that does not know the master) ends the start with the reason.
 async fn connect_with_backoff(connector: &Connector, cfg: &ServiceConfig, slot: &NodeSlot) -> Result<Bus> {
-    let schedule = cfg.settings.bus.reconnect;
-    let mut failures = 0u32;
+    let mut retry = Retry::new(cfg.settings.bus.reconnect);
     loop {
         match RedisBus::open(connector.clone(), cfg.replication).await {
             Ok(b) => return Ok(Bus::Redis(b)),
@@ -181,13 +178,12 @@ async fn connect_with_backoff(connector: &Connector, cfg: &ServiceConfig, slot: 
                 );
             }
             Err(e) => {
-                failures = failures.saturating_add(1);
-                let delay = schedule.delay_random(failures);
+                let f = retry.failed();
                 slot.set_waiting(format!("waiting for Redis at {}: {e}", connector.shown()));
-                if failures.is_power_of_two() {
-                    tracing::warn!(url = %connector.shown(), error = %e, ?delay, "cannot reach Redis; retrying");
+                if f.log {
+                    tracing::warn!(url = %connector.shown(), error = %e, delay = ?f.delay, "cannot reach Redis; retrying");
                 }
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(f.delay).await;
             }
         }
     }

@@ -47,7 +47,7 @@ pub struct FetcherState {
     credits: usize,
     cursor: Cursor,
     polling: bool,
-    failures: u32,
+    retry: crate::policy::retry::Retry,
 }
 
 impl Actor for Fetcher {
@@ -56,6 +56,7 @@ impl Actor for Fetcher {
     type Arguments = FetcherArgs;
 
     async fn pre_start(&self, _: ActorRef<FetcherMsg>, a: FetcherArgs) -> Result<FetcherState, ActorProcessingErr> {
+        let retry = crate::policy::retry::Retry::new(a.ctx.settings.bus.reconnect);
         Ok(FetcherState {
             ctx: a.ctx,
             supervisor: a.supervisor,
@@ -63,7 +64,7 @@ impl Actor for Fetcher {
             credits: 0,
             cursor: if a.replay_pending { Cursor::Pending("0".into()) } else { Cursor::New },
             polling: false,
-            failures: 0,
+            retry,
         })
     }
 
@@ -96,17 +97,17 @@ impl Actor for Fetcher {
                 }
                 match read(st).await {
                     Ok(batch) => {
-                        st.failures = 0;
+                        st.retry.succeeded();
                         let jobs = admit(&st.ctx, batch).await?;
                         hand_over(st, jobs);
                         poll_soon(&me, st);
                     }
                     Err(e) => {
-                        st.failures = st.failures.saturating_add(1);
                         crate::metrics::count_bus_error(&e);
-                        let delay = st.ctx.settings.bus.reconnect.delay_random(st.failures);
-                        if st.failures.is_power_of_two() {
-                            tracing::warn!(agent = %st.ctx.spec.name, failures = st.failures, ?delay, error = %e, "read failed; backing off");
+                        let f = st.retry.failed();
+                        let delay = f.delay;
+                        if f.log {
+                            tracing::warn!(agent = %st.ctx.spec.name, failures = f.failures, ?delay, error = %e, "read failed; backing off");
                         }
                         st.polling = true;
                         me.send_after(delay, || FetcherMsg::Poll);

@@ -12,6 +12,7 @@
 use super::BusError;
 use crate::connection::ErrorClass;
 use crate::policy::backoff::Backoff;
+use crate::policy::retry::Retry;
 use std::future::Future;
 
 /// How many times an error of class `Other` is tried again before it is returned.
@@ -30,10 +31,11 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, BusError>>,
 {
-    let mut failures: u32 = 0;
+    let mut retry = Retry::new(*schedule);
     loop {
         match op().await {
             Ok(v) => {
+                let failures = retry.succeeded();
                 if failures > 0 {
                     tracing::info!(what, failures, "bus reachable again");
                 }
@@ -42,17 +44,15 @@ where
             Err(e) => {
                 let class = e.class();
                 crate::metrics::count_bus_error(&e);
-                failures = failures.saturating_add(1);
+                let f = retry.failed();
                 let non_redis = !matches!(e, BusError::Redis(_) | BusError::NotReplicated { .. });
-                if non_redis || !should_retry(class, failures) {
+                if non_redis || !should_retry(class, f.failures) {
                     return Err(e);
                 }
-                let delay = schedule.delay_random(failures);
-                // Log the first failure and then at exponentially spaced counts, not every retry.
-                if failures.is_power_of_two() {
-                    tracing::warn!(what, failures, class = class.as_str(), ?delay, error = %e, "bus call failed; retrying with backoff");
+                if f.log {
+                    tracing::warn!(what, failures = f.failures, class = class.as_str(), delay = ?f.delay, error = %e, "bus call failed; retrying with backoff");
                 }
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(f.delay).await;
             }
         }
     }

@@ -110,6 +110,7 @@ async fn post(client: &reqwest::Client, url: &str, text: &str, s: &NotifySetting
     // Discord limits content to 2000 characters.
     let content: String = text.chars().take(1900).collect();
     let body = serde_json::json!({ "content": content });
+    let mut retry = crate::policy::retry::Retry::new(s.backoff);
     for attempt in 1..=s.attempts.max(1) {
         match client.post(url).json(&body).send().await {
             Ok(r) if r.status().is_success() => return true,
@@ -118,7 +119,7 @@ async fn post(client: &reqwest::Client, url: &str, text: &str, s: &NotifySetting
             Err(e) => tracing::warn!(error = %e.without_url(), attempt, "webhook post failed"),
         }
         if attempt < s.attempts {
-            tokio::time::sleep(s.backoff.delay_random(attempt)).await;
+            tokio::time::sleep(retry.failed().delay).await;
         }
     }
     tracing::error!(attempts = s.attempts, "webhook post given up");

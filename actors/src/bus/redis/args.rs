@@ -209,6 +209,37 @@ impl ScriptArgs for TrimArgs<'_> {
     }
 }
 
+/// `heartbeat.lua`: write this process's lease on the node id.
+pub struct HeartbeatArgs<'a> {
+    pub node_id: &'a str,
+    pub instance: &'a str,
+    /// JSON naming `instance`, shown to a process that finds the id taken.
+    pub info: &'a str,
+    pub ttl_ms: u64,
+    /// The instance of a holder known to be dead ('' for none).
+    pub dead: &'a str,
+}
+
+impl ScriptArgs for HeartbeatArgs<'_> {
+    fn push<S: Sink>(&self, to: &mut S) {
+        to.key(keys::node(self.node_id));
+        to.arg(self.instance).arg(self.info).arg(self.ttl_ms).arg(self.dead);
+    }
+}
+
+/// `release.lua`: give the lease back if this instance holds it.
+pub struct ReleaseArgs<'a> {
+    pub node_id: &'a str,
+    pub instance: &'a str,
+}
+
+impl ScriptArgs for ReleaseArgs<'_> {
+    fn push<S: Sink>(&self, to: &mut S) {
+        to.key(keys::node(self.node_id));
+        to.arg(self.instance);
+    }
+}
+
 /// `dlq_replay.lua`: a dead letter back on its topic as attempt 1.
 pub struct DlqReplayArgs<'a> {
     pub topic: &'a TopicName,
@@ -300,6 +331,8 @@ mod tests {
         single(&s.trim, &TrimArgs { topic: &t });
         single(&s.dlq_replay, &DlqReplayArgs { topic: &t, dlq_id: "1-0", task: &e, ttl_ms: 1 });
         single(&s.dlq_trim, &DlqTrimArgs { topic: &t, retention: &DlqRetention::default() });
+        single(&s.heartbeat, &HeartbeatArgs { node_id: "n", instance: "i", info: "{}", ttl_ms: 1, dead: "" });
+        single(&s.release, &ReleaseArgs { node_id: "n", instance: "i" });
     }
 
     #[test]

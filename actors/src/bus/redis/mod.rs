@@ -252,15 +252,8 @@ impl RedisBus {
         dead: &str,
     ) -> Result<Lease, BusError> {
         let mut conn = self.conn();
-        let holder: Option<String> = lease_scripts()
-            .0
-            .key(keys::node(node_id))
-            .arg(instance)
-            .arg(info)
-            .arg(ttl_ms(ttl))
-            .arg(dead)
-            .invoke_async(&mut conn)
-            .await?;
+        let args = HeartbeatArgs { node_id, instance, info, ttl_ms: ttl_ms(ttl), dead };
+        let holder: Option<String> = self.inner.scripts.heartbeat.call(&args).invoke_async(&mut conn).await?;
         if let Some(holder) = holder {
             return Ok(Lease::Taken { holder });
         }
@@ -272,7 +265,8 @@ impl RedisBus {
 
     pub async fn clear_heartbeat(&self, node_id: &str, instance: &str) -> Result<(), BusError> {
         let mut conn = self.conn();
-        let removed: i64 = lease_scripts().1.key(keys::node(node_id)).arg(instance).invoke_async(&mut conn).await?;
+        let args = ReleaseArgs { node_id, instance };
+        let removed: i64 = self.inner.scripts.release.call(&args).invoke_async(&mut conn).await?;
         if removed == 0 {
             return Ok(());
         }
@@ -414,14 +408,6 @@ impl RedisBus {
 
 fn ttl_ms(ttl: Duration) -> u64 {
     (ttl.as_millis() as u64).max(1)
-}
-
-/// The node-id lease scripts (write, release).
-fn lease_scripts() -> &'static (redis::Script, redis::Script) {
-    static S: std::sync::OnceLock<(redis::Script, redis::Script)> = std::sync::OnceLock::new();
-    S.get_or_init(|| {
-        (redis::Script::new(include_str!("lua/heartbeat.lua")), redis::Script::new(include_str!("lua/release.lua")))
-    })
 }
 
 /// `WAIT n timeout` on `conn`; an error when fewer replicas confirmed in time.

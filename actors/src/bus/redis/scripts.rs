@@ -17,6 +17,9 @@ pub struct Scripts {
     pub trim: LuaScript,
     pub dlq_replay: LuaScript,
     pub dlq_trim: LuaScript,
+    /// The node-id lease: write it, give it back.
+    pub heartbeat: LuaScript,
+    pub release: LuaScript,
 }
 
 macro_rules! bus_script {
@@ -38,6 +41,8 @@ impl Scripts {
             trim: bus_script!("trim"),
             dlq_replay: bus_script!("dlq_replay"),
             dlq_trim: bus_script!("dlq_trim"),
+            heartbeat: bus_script!("heartbeat"),
+            release: bus_script!("release"),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod trimmer;
 
 use crate::bus::BusError;
 use crate::policy::backoff::Backoff;
+use crate::policy::retry::Retry;
 use futures::future::BoxFuture;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::time::Duration;
@@ -32,8 +33,7 @@ pub struct TickerArgs {
 
 pub struct TickerState {
     job: Box<dyn Periodic>,
-    reconnect: Backoff,
-    failures: u32,
+    retry: Retry,
 }
 
 pub struct Tick;
@@ -45,24 +45,24 @@ impl Actor for Ticker {
 
     async fn pre_start(&self, me: ActorRef<Tick>, a: TickerArgs) -> Result<TickerState, ActorProcessingErr> {
         me.cast(Tick)?;
-        Ok(TickerState { job: a.job, reconnect: a.reconnect, failures: 0 })
+        Ok(TickerState { job: a.job, retry: Retry::new(a.reconnect) })
     }
 
     async fn handle(&self, me: ActorRef<Tick>, _: Tick, st: &mut TickerState) -> Result<(), ActorProcessingErr> {
         let next = match st.job.tick().await {
             Ok(()) => {
-                st.failures = 0;
+                st.retry.succeeded();
                 st.job.interval()
             }
             Err(e) => {
                 // No bus error ends a service actor: it slows down and says why (a service's failure
                 // must not spend the root's restart budget; only a panic reaches the supervisor).
-                st.failures = st.failures.saturating_add(1);
                 crate::metrics::count_bus_error(&e);
-                if st.failures.is_power_of_two() {
-                    tracing::warn!(service = st.job.name(), failures = st.failures, class = e.class().as_str(), error = %e, "bus call failed; backing off");
+                let f = st.retry.failed();
+                if f.log {
+                    tracing::warn!(service = st.job.name(), failures = f.failures, class = e.class().as_str(), error = %e, "bus call failed; backing off");
                 }
-                st.job.interval().max(st.reconnect.delay_random(st.failures))
+                st.job.interval().max(f.delay)
             }
         };
         me.send_after(next, || Tick);

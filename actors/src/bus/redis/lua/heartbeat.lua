@@ -2,6 +2,9 @@
 -- instance of a holder known to be dead ('' for none).
 -- Writes the key when it is free, expired, this instance's or the dead holder's; otherwise returns
 -- the holder's info (another live process has this node id) and writes nothing.
+local NKEYS = 1
+local NARGV = 4
+arity('heartbeat', NKEYS, NARGV)
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local ok, v = pcall(cjson.decode, cur)

@@ -1,5 +1,8 @@
 -- Give the node-id lease back on a clean stop, only if this instance holds it.
 -- KEYS: node key. ARGV: instance. Returns 1 if removed.
+local NKEYS = 1
+local NARGV = 1
+arity('release', NKEYS, NARGV)
 local cur = redis.call('GET', KEYS[1])
 if not cur then return 0 end
 local ok, v = pcall(cjson.decode, cur)
