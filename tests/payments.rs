@@ -526,7 +526,7 @@ async fn the_index_of_an_earlier_version_is_adopted() {
 async fn in_cluster_mode_each_script_stays_in_one_slot_and_tenants_spread() {
     let mut slots: BTreeMap<String, std::collections::BTreeSet<i64>> = BTreeMap::new();
     for scenario in 0..3 {
-        let server = RedisServer::start_cluster_mode();
+        let server = RedisServer::builder().single_node_cluster().start();
         let ledger = redis_ledger(&server).await;
         match scenario {
             0 => run_table(ledger).await,

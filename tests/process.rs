@@ -225,7 +225,7 @@ fn a_node_started_while_redis_is_loading_waits_for_it() {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
     drop(loading);
-    let redis = RedisServer::start_on(port);
+    let redis = RedisServer::builder().port(port).start();
     let mut conn = redis.conn();
     wait_blocking(WAIT, "the node comes up once Redis is ready", || {
         redis::cmd("EXISTS").arg("genesis:node:n1").query::<bool>(&mut conn).ok().filter(|e| *e)

@@ -278,7 +278,7 @@ fn http_answers_before_redis_and_readyz_says_why() {
         (status == 503 && text.contains("waiting for Redis")).then_some(text)
     });
     assert!(body.contains(&redis_port.to_string()), "names where it waits: {body}");
-    let _redis = support::RedisServer::start_on(redis_port);
+    let _redis = support::RedisServer::builder().port(redis_port).start();
     support::wait_blocking(WAIT, "/readyz turns 200 once Redis is up", || {
         get("/readyz").filter(|r| r.status().is_success())
     });

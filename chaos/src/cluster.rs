@@ -1,15 +1,10 @@
-//! The processes a run drives: one `redis-server` (append-only file, fsync on every write, so a SIGKILL
-//! loses nothing acknowledged) and `genesis serve` nodes. Every wait polls a condition until a deadline.
+//! The processes a run drives: one `redis-server` (the test kit's: append-only file, fsync on every
+//! write, so a SIGKILL loses nothing acknowledged) and `genesis serve` nodes. Every wait polls a condition until a deadline.
 
 use anyhow::{bail, Context};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
 
 /// Poll `f` every 20 ms until it returns `Some`, or fail after `deadline` naming `what`.
 pub async fn wait_for<T, F, Fut>(deadline: Duration, what: &str, mut f: F) -> anyhow::Result<T>
@@ -43,77 +38,31 @@ fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill").args([sig, &pid.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).status();
 }
 
-pub struct RedisProc {
-    pub port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-    starts: u32,
-}
+/// The run's `redis-server`, from the one test kit (AOF with fsync on every write, a loopback port
+/// of its own). Its blocking kill/restart run off the async workers.
+pub struct RedisProc(genesis_testkit::RedisServer);
 
 impl RedisProc {
-    /// Start on a free loopback port with its data (append-only file) and log in `dir`; waits for PING.
-    pub async fn start(dir: &Path) -> anyhow::Result<RedisProc> {
-        std::fs::create_dir_all(dir)?;
-        let mut r = RedisProc { port: free_port()?, dir: dir.to_path_buf(), child: None, starts: 0 };
-        r.spawn()?;
-        r.wait_ready(Duration::from_secs(20)).await?;
-        Ok(r)
+    pub async fn start() -> anyhow::Result<RedisProc> {
+        let server =
+            tokio::task::spawn_blocking(genesis_testkit::RedisServer::start).await.context("start redis-server")?;
+        Ok(RedisProc(server))
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn spawn(&mut self) -> anyhow::Result<()> {
-        self.starts += 1;
-        let log = self.dir.join("redis.log");
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
-            .args(["--appendfsync", "always", "--protected-mode", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .arg("--logfile")
-            .arg(&log)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("start redis-server (is it installed? apt-get install redis-server)")?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    pub async fn wait_ready(&self, deadline: Duration) -> anyhow::Result<()> {
-        let url = self.url();
-        wait_for(deadline, "redis-server to answer PING", || {
-            let url = url.clone();
-            async move { ping(&url).await.then_some(()) }
-        })
-        .await
+        self.0.url()
     }
 
     /// SIGKILL (no shutdown, no final write) and reap it.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.0.kill();
     }
 
-    /// Start again on the same port and directory (it replays its append-only file); waits for PING.
+    /// Start again on the same port and data directory (it replays its append-only file); waits until
+    /// it answers.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.kill();
-        self.spawn()?;
-        self.wait_ready(Duration::from_secs(30)).await
-    }
-
-    pub fn is_up(&self) -> bool {
-        self.child.is_some()
-    }
-}
-
-impl Drop for RedisProc {
-    fn drop(&mut self) {
-        self.kill();
+        tokio::task::block_in_place(|| self.0.restart());
+        Ok(())
     }
 }
 

@@ -267,7 +267,7 @@ pub async fn run(o: RunOptions) -> anyhow::Result<RunReport> {
     std::fs::create_dir_all(&log_dir)?;
     say(&clock, &format!("run dir {} (seed {})", dir.display(), o.seed));
 
-    let redis = RedisProc::start(&dir.join("redis")).await?;
+    let redis = RedisProc::start().await?;
     let url = redis.url();
     say(&clock, &format!("redis-server on {url} (appendonly yes, appendfsync always)"));
     let agents = config::agents();

@@ -86,7 +86,7 @@ fn task(env: &TaskEnvelope, kind: &str) -> PublishedTask {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_planted_violation_is_reported() {
     let dir = tempfile::tempdir().expect("dir");
-    let redis = RedisProc::start(&dir.path().join("redis")).await.expect("redis");
+    let redis = RedisProc::start().await.expect("redis");
     let url = redis.url();
     let agents = config::agents();
     let config_path = config::write(dir.path(), &agents).expect("config");

@@ -44,6 +44,10 @@ pub struct RedisBuilder {
     pub(crate) conf: Vec<String>,
     pub(crate) sentinel: bool,
     pub(crate) cluster_bus: bool,
+    /// A port chosen by the caller (e.g. one a stand-in held before) instead of a fresh one.
+    pub(crate) port: Option<u16>,
+    /// One node that holds every slot itself (see [`RedisBuilder::single_node_cluster`]).
+    pub(crate) all_slots: bool,
 }
 
 impl RedisBuilder {
@@ -75,6 +79,21 @@ impl RedisBuilder {
     pub fn arg(mut self, arg: &str) -> Self {
         self.args.push(arg.to_string());
         self
+    }
+
+    /// Listen on `port` (a port the caller knows is free, e.g. one a stand-in just released). A port
+    /// taken by someone else fails the start instead of moving to another port.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// A one-node Redis Cluster holding all 16,384 slots: it answers `CLUSTER KEYSLOT` and, like any
+    /// cluster, refuses a script or command whose keys are in two slots (`CROSSSLOT`), while a plain
+    /// connection still reaches every key.
+    pub fn single_node_cluster(mut self) -> Self {
+        self.all_slots = true;
+        self.cluster_node()
     }
 
     pub fn start(self) -> RedisServer {

@@ -15,7 +15,9 @@
 //!   kill/restart, `redis-cli` access;
 //! - `tls`: [`generate_tls`], a throw-away CA with server and client certificates;
 //! - `sentinel`: [`SentinelSet`], master + replica + three sentinels;
-//! - `cluster`: [`RedisCluster`], N masters.
+//! - `cluster`: [`RedisCluster`], N masters;
+//! - `standin`: [`LoadingRedis`], a stand-in that answers `-LOADING` (a state a real server leaves
+//!   too quickly to test against).
 //!
 //! Everything panics with a message (the server's log where useful) instead of
 //! returning errors: callers are tests, and a clear panic is the best report.
@@ -25,6 +27,7 @@ mod cluster;
 mod ports;
 mod sentinel;
 mod server;
+mod standin;
 mod tls;
 pub mod wait;
 
@@ -33,5 +36,6 @@ pub use cluster::RedisCluster;
 pub use ports::free_port;
 pub use sentinel::SentinelSet;
 pub use server::RedisServer;
+pub use standin::LoadingRedis;
 pub use tls::{generate_tls, TlsFiles};
 pub use wait::{eventually, wait_blocking};

@@ -66,14 +66,40 @@ impl RedisServer {
         let dir = tempfile::Builder::new().prefix("genesis-redis-").tempdir().expect("creating a Redis data tempdir");
         let tls_files = (spec.tls != Tls::Off).then(|| generate_tls(&dir.path().join("tls")));
         let mut server = RedisServer { spec, dir, port: 0, tls_files, child: Mutex::new(None) };
+        if let Some(port) = server.spec.port {
+            server.port = port;
+            server.write_config();
+            match server.spawn_and_wait() {
+                Outcome::Ready => return server.with_slots(),
+                _ => panic!("redis-server could not take port {port}; log:\n{}", server.log_tail()),
+            }
+        }
         for _ in 0..PORT_ATTEMPTS {
             server.port = ports::candidate(server.spec.cluster_bus);
             server.write_config();
             if let Outcome::Ready = server.spawn_and_wait() {
-                return server;
+                return server.with_slots();
             }
         }
         panic!("redis-server lost the port race {PORT_ATTEMPTS} times in a row; log:\n{}", server.log_tail());
+    }
+
+    /// For a single-node cluster: assign every slot and wait until the cluster says ok.
+    fn with_slots(self) -> RedisServer {
+        if self.spec.all_slots {
+            // Already assigned after a restart (nodes.conf in the data directory): that error is fine.
+            let _ = self.query::<()>(redis::cmd("CLUSTER").arg("ADDSLOTSRANGE").arg(0).arg(16383));
+            crate::wait::wait_blocking(READY_DEADLINE, "the one-node cluster is up", || {
+                let info: String = self.query(redis::cmd("CLUSTER").arg("INFO")).ok()?;
+                info.contains("cluster_state:ok").then_some(())
+            });
+        }
+        self
+    }
+
+    /// A plain synchronous connection (not for TLS servers), for tests that inspect keys.
+    pub fn conn(&self) -> redis::Connection {
+        self.connection().unwrap_or_else(|e| panic!("connecting to redis-server on port {}: {e}", self.port))
     }
 
     pub fn port(&self) -> u16 {

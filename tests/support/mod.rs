@@ -1,6 +1,6 @@
-//! The one test harness: a real `redis-server` on a free loopback port (append-only file on, so it can
-//! be killed and restarted without losing data), fast runtime settings, and condition waits with
-//! deadlines. No fixed sleeps: every wait polls a condition until a deadline.
+//! Runtime-level helpers of the integration tests (fast settings, agents, the binary as a child,
+//! config files). Redis servers and condition waits come from the one test kit, `genesis-testkit`
+//! (re-exported here): a real `redis-server` on a free loopback port, AOF always on. No fixed sleeps: every wait polls a condition until a deadline.
 #![allow(dead_code)]
 
 use genesis_actors::bus::{Bus, TaskRecord, TaskStatus};
@@ -9,134 +9,13 @@ use genesis_actors::policy::intensity::Intensity;
 use genesis_actors::roster::{AgentSpec, Roster};
 use genesis_actors::settings::RuntimeSettings;
 use genesis_actors::task::{TaskEnvelope, TopicName};
-use std::future::Future;
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
-pub struct RedisServer {
-    pub port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-    cluster: bool,
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
-
-impl RedisServer {
-    pub fn start() -> RedisServer {
-        Self::start_on(free_port())
-    }
-
-    /// Start on a given port (e.g. one a stand-in held before).
-    pub fn start_on(port: u16) -> RedisServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut s = RedisServer { port, dir, child: None, cluster: false };
-        s.spawn();
-        s
-    }
-
-    /// A one-node Redis Cluster holding all 16,384 slots: it answers `CLUSTER KEYSLOT` and, like any
-    /// cluster, refuses a script or command whose keys are in two slots (`CROSSSLOT`), while a plain
-    /// connection reaches every key.
-    pub fn start_cluster_mode() -> RedisServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut s = RedisServer { port: free_port(), dir, child: None, cluster: true };
-        s.spawn();
-        s
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    pub fn dir(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
-            .args(["--appendfsync", "always", "--protected-mode", "no"])
-            .args(if self.cluster { &["--cluster-enabled", "yes"][..] } else { &[] })
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (see .ci/run)");
-        self.child = Some(child);
-        let url = self.url();
-        wait_blocking(Duration::from_secs(20), "redis-server accepts connections", || {
-            let client = redis::Client::open(url.as_str()).ok()?;
-            let mut c = client.get_connection().ok()?;
-            redis::cmd("PING").query::<String>(&mut c).ok()
-        });
-        if self.cluster {
-            let mut c = self.conn();
-            // Already assigned after a restart (nodes.conf in the data directory): that error is fine.
-            let _ = redis::cmd("CLUSTER").arg("ADDSLOTSRANGE").arg(0).arg(16383).query::<()>(&mut c);
-            wait_blocking(Duration::from_secs(20), "the one-node cluster is up", || {
-                let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut c).ok()?;
-                info.contains("cluster_state:ok").then_some(())
-            });
-        }
-    }
-
-    /// SIGKILL the server (no shutdown, no final save) and wait for it to be gone.
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Start it again on the same port and data directory.
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    pub fn conn(&self) -> redis::Connection {
-        redis::Client::open(self.url().as_str()).and_then(|c| c.get_connection()).expect("connection")
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Poll `f` until it returns `Some`, or panic after `deadline` naming `what`.
-pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-pub fn wait_blocking<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+// Not every test binary uses every item.
+#[allow(unused_imports)]
+pub use genesis_testkit::{eventually, free_port, wait_blocking, LoadingRedis, RedisServer};
 
 pub fn topic(s: &str) -> TopicName {
     s.parse().expect("valid topic")
@@ -353,63 +232,4 @@ pub fn cli_task(config: &std::path::Path, redis: &RedisServer, id: &str) -> Opti
         return None;
     }
     serde_json::from_str(out.trim()).ok()
-}
-
-/// A stand-in for a Redis that is still loading its data set: it completes the client's connection
-/// handshake (`CLIENT SETINFO`) and answers every other command with `-LOADING`, until dropped.
-pub struct LoadingRedis {
-    pub port: u16,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl LoadingRedis {
-    pub fn start() -> LoadingRedis {
-        use std::io::{Read, Write};
-        use std::sync::atomic::Ordering;
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        listener.set_nonblocking(true).expect("nonblocking");
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut conns = Vec::new();
-            while !flag.load(Ordering::SeqCst) {
-                if let Ok((c, _)) = listener.accept() {
-                    let _ = c.set_nonblocking(true);
-                    conns.push(c);
-                }
-                for c in conns.iter_mut() {
-                    let mut buf = [0u8; 4096];
-                    if let Ok(n) = c.read(&mut buf) {
-                        let text = String::from_utf8_lossy(&buf[..n]);
-                        // One reply per command (each command is a RESP array starting with '*').
-                        for cmd in text.split('*').filter(|p| !p.is_empty() && p.as_bytes()[0].is_ascii_digit()) {
-                            let reply: &[u8] = if cmd.to_ascii_uppercase().contains("SETINFO") {
-                                b"+OK\r\n"
-                            } else {
-                                b"-LOADING Redis is loading the dataset in memory\r\n"
-                            };
-                            let _ = c.write_all(reply);
-                        }
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        });
-        LoadingRedis { port, stop, thread: Some(thread) }
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-}
-
-impl Drop for LoadingRedis {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
