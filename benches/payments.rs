@@ -29,6 +29,8 @@
 //!
 //! No tracing subscriber is installed, so the authority's `tracing::info!` per decision costs next to
 //! nothing. Results are printed as a table next to the targets; nothing is asserted.
+// Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

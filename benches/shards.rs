@@ -16,6 +16,8 @@
 //!
 //! On this 2-core machine the three cluster masters, the node and the bench share two cores, so the
 //! cluster cannot show more than the cores allow; docs/BENCHMARKS.md says how to read the numbers.
+// Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -20,6 +20,8 @@
 //!
 //! No tracing subscriber is installed, so the runtime's logging costs next to nothing. Results are
 //! printed as a table next to the targets; nothing is asserted (a benchmark, not a test).
+// Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

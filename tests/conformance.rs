@@ -2,6 +2,8 @@
 //! 3-master Redis Cluster, all started by the harness. Each scenario runs a real runtime (the whole
 //! actor tree) and checks durable outcomes.
 //! See docs/semantics.md for the guarantees these tests cite.
+// Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

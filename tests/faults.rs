@@ -1,5 +1,7 @@
 //! Faults around a running node: Redis killed and restarted mid-run, and two nodes sharing a bus while
 //! one runs a task longer than the heartbeat lifetime.
+// Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -1,6 +1,8 @@
 //! The HTTP listener's limits (docs/OPERATIONS.md, "HTTP"): a client that never finishes its request
 //! headers is disconnected after `http.header_read_timeout`, open connections are capped so a flood of
 //! slow clients cannot exhaust the node's file descriptors, and the node keeps answering probes.
+// Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

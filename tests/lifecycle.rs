@@ -1,5 +1,7 @@
 //! The service's lifecycle under systemd: graceful shutdown on SIGTERM (drain, grace period, exit 0,
 //! nothing lost) and the sd_notify protocol (READY, WATCHDOG, STOPPING in order).
+// Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -1,6 +1,8 @@
 //! Money: the payment authority on both ledgers (Redis, started by the harness; and in-memory), the
 //! Redis ledger on a one-node Redis Cluster (every script in one slot, tenants in different slots), the
 //! MetaAgent inside a running runtime, and webhook delivery. See docs/semantics.md, "Money".
+// Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

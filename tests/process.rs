@@ -1,5 +1,7 @@
 //! The service as a user runs it: `genesis serve` processes on a real Redis, driven through the CLI,
 //! killed with SIGKILL and restarted.
+// Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -3,6 +3,8 @@
 //! FLUSHALL and an empty restart while serving, OOM at `maxmemory`, `CLIENT PAUSE`. Configuration
 //! errors (wrong password, bad URL) end `genesis serve` at start with the reason; HTTP answers before
 //! Redis does. Every server is a real `redis-server` started by `genesis-testkit`.
+// Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -2,6 +2,8 @@
 //! replica that fail over under load (with `WAIT`-confirmed publishes), and a 3-master Redis Cluster
 //! whose topics live on different shards, including a FLUSHALL while serving. Every server is a real
 //! `redis-server` started by `genesis-testkit`; every wait is a condition with a deadline.
+// Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -2,6 +2,8 @@
 //! that entry — a poison storm on one agent ends as dead letters, the other agents never notice and the
 //! node stays up — while crashes not tied to an entry still escalate; a draining node starts nothing
 //! new; waiting for the runtime is cancel-safe.
+// Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -1,6 +1,8 @@
 //! Traces: a 3-hop reply_to chain (idea → build → deploy) across two `genesis serve` processes is one
 //! trace, received by an OTLP/HTTP receiver in the test, with messaging attributes and parent links; a
 //! panic-and-replay shows up as an event on the replayed `process` span.
+// Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -5,6 +5,8 @@
 //! (entry and dead-letter ids are named by order of first appearance; times are zeroed).
 //!
 //! 64 cases from a fixed seed, against one real `redis-server` flushed between cases.
+// Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use genesis_actors::bus::memory::MemoryBus;
 use genesis_actors::bus::redis::RedisBus;

@@ -1,6 +1,8 @@
 //! What the benchmarks share: a private `redis-server` (from the test kit) on a free loopback port in
 //! a temporary directory, with persistence off (the benches measure the runtime and Redis's command work, not
 //! fsync). Never the shared Redis on 6379.
+// Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use genesis_actors::payments::notify::NotifySettings;
 use genesis_actors::payments::policy::{FraudRules, PaymentRules};

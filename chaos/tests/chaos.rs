@@ -1,5 +1,7 @@
 //! The chaos harness end to end: a short real chaos run must pass every check, and a planted broken
 //! state must be reported. Both start their own `redis-server` and `genesis serve` processes.
+// Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use genesis_actors::bus::redis::RedisBus;
 use genesis_actors::bus::Bus;

@@ -22,6 +22,9 @@
 //! Everything panics with a message (the server's log where useful) instead of
 //! returning errors: callers are tests, and a clear panic is the best report.
 
+// A test kit reports by panicking with a clear message (see above); unwrap/expect are its idiom.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod builder;
 mod cluster;
 mod ports;

@@ -1,4 +1,6 @@
 //! Starts every kind of server the testkit offers and checks it behaves as promised.
+// Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! config files). Redis servers and condition waits come from the one test kit, `genesis-testkit`
 //! (re-exported here): a real `redis-server` on a free loopback port, AOF always on. No fixed sleeps: every wait polls a condition until a deadline.
 #![allow(dead_code)]
+// Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use genesis_actors::bus::{Bus, TaskRecord, TaskStatus};
 use genesis_actors::policy::backoff::Backoff;
