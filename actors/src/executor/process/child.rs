@@ -207,10 +207,29 @@ impl AgentChild {
         self.pid
     }
 
-    /// Name the task the child now works on (or none), for its stderr log lines.
-    pub fn set_task(&self, task: Option<String>) {
+    /// Name the task the child now works on, for its stderr log lines.
+    pub fn set_task(&self, task: String) {
         if let Ok(mut t) = self.shared.task.lock() {
-            *t = task;
+            *t = Some(task);
+        }
+    }
+
+    /// Has the leader exited? Asked with `WNOWAIT`, so it stays unreaped (see the module doc) and
+    /// its group id stays safe to signal. Unlike a look at stdout, this does not depend on the
+    /// runtime having noticed the pipe's hang-up yet.
+    fn leader_exited(&self) -> bool {
+        let Some(pid) = group_id(self.pid) else { return true };
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter; waitid writes only into it.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let r = libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            );
+            // r == -1: not our child any more (reaped elsewhere): as good as exited.
+            r != 0 || info.si_pid() != 0
         }
     }
 
@@ -233,6 +252,9 @@ impl AgentChild {
 
     /// Look at stdout without waiting: anything there between two tasks is a fault.
     pub fn idle_state(&mut self) -> Idle {
+        if self.leader_exited() {
+            return Idle::Exited;
+        }
         match self.stdout.fill_buf().now_or_never() {
             None => Idle::Ready,
             Some(Ok([])) | Some(Err(_)) => Idle::Exited,

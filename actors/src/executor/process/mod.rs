@@ -105,7 +105,7 @@ impl ProcessPool {
         let mut child = self.ready_child(slot, guard.take()).await?;
         let mut respawned = false;
         loop {
-            child.set_task(Some(ctx.task_id.to_string()));
+            child.set_task(ctx.task_id.to_string());
             let ended = tokio::select! {
                 e = converse(&mut child, ctx, payload, &request) => e,
                 _ = ctx.cancel.cancelled() => Ended::Cancelled,
@@ -113,7 +113,8 @@ impl ProcessPool {
             };
             match ended {
                 Ended::Answered(r) => {
-                    child.set_task(None);
+                    // The task id stays set: stderr is read on its own task and may log a line of
+                    // this task after its answer; it belongs to this task more likely than to none.
                     *guard = Some(child);
                     return r;
                 }
