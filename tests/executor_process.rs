@@ -40,7 +40,11 @@ fn process_spec() -> ProcessSpec {
 
 /// An agent run by the test agent, `concurrency` children, `max_retries`, `timeout`.
 fn process_agent(name: &str, concurrency: usize, max_retries: u32, timeout: Duration) -> AgentSpec {
-    AgentSpec { timeout, executor: ExecutorSpec::Process(process_spec()), ..support::agent(name, concurrency, max_retries) }
+    AgentSpec {
+        timeout,
+        executor: ExecutorSpec::Process(process_spec()),
+        ..support::agent(name, concurrency, max_retries)
+    }
 }
 
 async fn start(bus: &Bus, settings: RuntimeSettings, agents: Vec<AgentSpec>) -> Runtime {
@@ -214,7 +218,10 @@ async fn runtime_shutdown_leaves_no_child() {
     }
     let (slow_pid, _, _) = pids_in(&files[2]).await;
     assert!(alive(slow_pid), "the long task's child is running");
-    assert_eq!(bus.task(&slow.topic, &slow.task_id.to_string()).await.expect("record").map(|r| r.status), Some(TaskStatus::Running));
+    assert_eq!(
+        bus.task(&slow.topic, &slow.task_id.to_string()).await.expect("record").map(|r| r.status),
+        Some(TaskStatus::Running)
+    );
     rt.shutdown().await.expect("clean shutdown");
     wait_gone(&pids, "every child of the pool (idle or working) and every grandchild is gone").await;
 }
@@ -237,9 +244,15 @@ async fn pay_lines_are_decided_by_the_meta_agent_as_the_task_itself() {
     let ledger = Ledger::Memory(MemoryLedger::new());
     let authority = Authority::new(payments_settings("proc.buyer"), ledger.clone(), None);
     let agents = roster(vec![process_agent("proc.buyer", 1, 0, WAIT)]);
-    let rt = Runtime::start_with_payments(bus.clone(), fast_settings("n1"), agents, ExecutorRegistry::builtin(), Some(authority))
-        .await
-        .expect("runtime");
+    let rt = Runtime::start_with_payments(
+        bus.clone(),
+        fast_settings("n1"),
+        agents,
+        ExecutorRegistry::builtin(),
+        Some(authority),
+    )
+    .await
+    .expect("runtime");
     let pay = |vendor: &str| json!({"mode": "pay", "vendor": vendor, "amount_cents": 400, "purpose": "tokens", "business_id": "biz-1"});
     let ok = publish(&bus, "proc.buyer", pay("openai.com")).await;
     let r = final_record(&bus, &ok, WAIT).await;
@@ -361,6 +374,46 @@ async fn a_child_that_died_while_idle_is_replaced_without_failing_the_next_task(
     wait_gone(&[again], "shutdown stops the new child").await;
     let r = pool.execute(&ctx(), &json!({})).await;
     assert!(matches!(&r, Err(ExecError::Unavailable(e)) if e.contains("stopping")), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_stops_the_process_group_and_returns_cancelled() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pid_file = dir.path().join("pids.json");
+    let pool = pool(process_spec());
+    let c = ctx();
+    let payload = sleep_payload(120.0, &pid_file);
+    let cancel = c.cancel.clone();
+    let file = pid_file.clone();
+    let canceller = tokio::spawn(async move {
+        let pids = pids_in(&file).await;
+        cancel.cancel();
+        pids
+    });
+    let r = pool.execute(&c, &payload).await;
+    assert!(matches!(&r, Err(ExecError::Cancelled(_))), "{r:?}");
+    let (pid, _, grandchild) = canceller.await.expect("canceller");
+    wait_gone(&[pid, grandchild], "the cancelled child and its grandchild are gone").await;
+    assert!(pool.execute(&ctx(), &json!({"mode": "echo"})).await.is_ok(), "a new child for the next task");
+    pool.shutdown().await;
+}
+
+/// The documented example (examples/process_agent.py) speaks the protocol as docs/agents.md says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_agent_speaks_the_protocol() {
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/process_agent.py");
+    let spec = ProcessSpec { command: vec!["python3".into(), example.display().to_string()], ..process_spec() };
+    let pool = pool(spec);
+    let seen = Arc::new(Mutex::new(0));
+    let sink = seen.clone();
+    let c = TaskContext { progress: Progress::new(move |_| *sink.lock().expect("sink") += 1), ..ctx() };
+    let r = pool.execute(&c, &json!({"text": "hello brave new world"})).await.expect("result");
+    assert_eq!((r["words"].as_u64(), *seen.lock().expect("sink")), (Some(4), 4));
+    assert_eq!(r["task_id"], c.task_id.to_string());
+    // No payments here: the answer is `error`, which the example turns into a retryable failure.
+    let r = pool.execute(&ctx(), &json!({"mode": "pay", "vendor": "openai.com", "amount_cents": 250})).await;
+    assert!(matches!(&r, Err(ExecError::Retryable(e)) if e.contains("not approved yet")), "{r:?}");
+    pool.shutdown().await;
 }
 
 /// A log writer the test can read.

@@ -158,7 +158,10 @@ impl AgentChild {
         };
         if let Some(dir) = &spec.cwd {
             if !dir.is_dir() {
-                return Err(format!("cannot start `{program}`: its working directory {} does not exist", dir.display()));
+                return Err(format!(
+                    "cannot start `{program}`: its working directory {} does not exist",
+                    dir.display()
+                ));
             }
         }
         let mut cmd = tokio::process::Command::new(program);
@@ -179,7 +182,9 @@ impl AgentChild {
             io::ErrorKind::NotFound => {
                 format!("cannot start `{program}`: not found (check `command` in agents.toml, and PATH)")
             }
-            io::ErrorKind::PermissionDenied => format!("cannot start `{program}`: permission denied (is it executable?)"),
+            io::ErrorKind::PermissionDenied => {
+                format!("cannot start `{program}`: permission denied (is it executable?)")
+            }
             _ => format!("cannot start `{program}`: {e}"),
         })?;
         let mut child = spawned;
@@ -222,12 +227,8 @@ impl AgentChild {
         // SAFETY: a zeroed siginfo_t is a valid out-parameter; waitid writes only into it.
         unsafe {
             let mut info: libc::siginfo_t = std::mem::zeroed();
-            let r = libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            );
+            let r =
+                libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT);
             // r == -1: not our child any more (reaped elsewhere): as good as exited.
             r != 0 || info.si_pid() != 0
         }

@@ -199,7 +199,9 @@ async fn converse(child: &mut AgentChild, ctx: &TaskContext, payload: &Value, re
                 }
             }
             AgentLine::Result(v) => return Ended::Answered(Ok(v)),
-            AgentLine::Error { message, retryable: true } => return Ended::Answered(Err(ExecError::Retryable(message))),
+            AgentLine::Error { message, retryable: true } => {
+                return Ended::Answered(Err(ExecError::Retryable(message)))
+            }
             AgentLine::Error { message, retryable: false } => return Ended::Answered(Err(ExecError::Fatal(message))),
         }
     }

@@ -203,7 +203,10 @@ mod tests {
             parse(r#"{"error": "boom", "retryable": true}"#),
             Ok(Some(AgentLine::Error { message: "boom".into(), retryable: true }))
         );
-        assert_eq!(parse(r#"{"error": "boom"}"#), Ok(Some(AgentLine::Error { message: "boom".into(), retryable: false })));
+        assert_eq!(
+            parse(r#"{"error": "boom"}"#),
+            Ok(Some(AgentLine::Error { message: "boom".into(), retryable: false }))
+        );
         let pay = PayRequest { vendor: "openai.com".into(), amount_cents: 250, purpose: "tokens".into() };
         assert_eq!(
             parse(r#"{"pay": {"vendor": "openai.com", "amount_cents": 250, "purpose": "tokens"}}"#),
@@ -313,9 +316,13 @@ mod tests {
         assert_eq!(line.last(), Some(&b'\n'));
         let v: Value = serde_json::from_slice(&line).expect("JSON");
         assert_eq!(v["payment"]["status"], "denied");
-        assert_eq!((v["payment"]["code"].as_str(), v["payment"]["amount_cents"].as_u64()), (Some("vendor_lookalike"), Some(100)));
+        assert_eq!(
+            (v["payment"]["code"].as_str(), v["payment"]["amount_cents"].as_u64()),
+            (Some("vendor_lookalike"), Some(100))
+        );
         for (outcome, status) in [(Outcome::Approved, "approved"), (Outcome::NeedsReview, "needs_review")] {
-            let v: Value = serde_json::from_slice(&payment_answer(&Ok(Decision { outcome, ..d.clone() }))).expect("JSON");
+            let v: Value =
+                serde_json::from_slice(&payment_answer(&Ok(Decision { outcome, ..d.clone() }))).expect("JSON");
             assert_eq!(v["payment"]["status"], status);
         }
         let v: Value = serde_json::from_slice(&payment_answer(&Err("not configured".into()))).expect("JSON");
