@@ -20,7 +20,13 @@ payload["mode"] (default "echo"):
                                 {"result": {"steps": N, "task_id": ...}}; interval = seconds between
                                 steps (default 0)
   fail      message retryable   {"error": message, "retryable": retryable}   (retryable default false)
-  crash                         exits with code 3 before answering (nothing on stdout)
+  crash     [marker]            exits with code 3 before answering (nothing on stdout). With
+                                marker (a file path): only if that file does not exist yet (it is
+                                created first), else answers like echo: crashes once per marker
+  env       names=[...]         {"result": {"cwd": os.getcwd(), "env": {name: value or null}}}
+  stderr    bytes=N             writes one stderr line of N "x", then {"result": {"wrote": N}}
+  flood     bytes=N             writes {"result": "<N x>"} as one stdout line (N > 4 MiB breaks
+                                the node's line bound)
   garbage                       writes one non-JSON line, then waits for the next request
   sleep     seconds=N [pid_file]
                                 spawns a grandchild `sleep N` (same process group as this
@@ -85,7 +91,23 @@ def handle(req: dict) -> None:
         emit({"result": {"steps": steps, "task_id": task_id}})
     elif mode == "fail":
         emit({"error": str(p.get("message", "failed on request")), "retryable": bool(p.get("retryable", False))})
+    elif mode == "crash" and p.get("marker") and os.path.exists(p["marker"]):
+        log(f"marker {p['marker']} exists: not crashing again")
+        emit({"result": {"echo": payload, "task_id": task_id, "attempt": req.get("attempt"), "crashed_before": True}})
+    elif mode == "env":
+        names = p.get("names", [])
+        emit({"result": {"cwd": os.getcwd(), "env": {n: os.environ.get(n) for n in names}}})
+    elif mode == "stderr":
+        n = int(p.get("bytes", 10))
+        sys.stderr.write("x" * n + "\n")
+        sys.stderr.flush()
+        emit({"result": {"wrote": n}})
+    elif mode == "flood":
+        emit({"result": "x" * int(p.get("bytes", 10))})
     elif mode == "crash":
+        if p.get("marker"):
+            with open(p["marker"], "w") as f:
+                f.write(str(os.getpid()))
         log(f"crashing with exit code {CRASH_EXIT_CODE} mid-task")
         sys.stdout.flush()
         os._exit(CRASH_EXIT_CODE)
