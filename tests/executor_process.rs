@@ -3,6 +3,8 @@
 //! genesis-testkit), plus the executor driven directly where the runtime has no window (progress,
 //! stderr, environment). Protocol: docs/agents.md, "process"; rules: docs/semantics.md.
 //! Every wait is a condition polled with a deadline.
+// Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
