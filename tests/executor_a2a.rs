@@ -75,7 +75,11 @@ async fn a_completed_task_gives_its_artifacts_and_the_agent_sees_the_tasks_ident
     let bus = memory();
     let rt = run(&bus, vec![a2a_agent("genesis.research", peer.url(), 1)]).await;
     // Published with a trace context (no OpenTelemetry layer here, so the attempt passes it on as is).
-    let mut t = TaskEnvelope::new(support::topic("genesis.research"), support::tenant("tenant-test"), json!({"mode": "echo", "x": 3}));
+    let mut t = TaskEnvelope::new(
+        support::topic("genesis.research"),
+        support::tenant("tenant-test"),
+        json!({"mode": "echo", "x": 3}),
+    );
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     t.traceparent = Some(traceparent.into());
     bus.publish(&t, support::TTL).await.expect("publish");
@@ -315,7 +319,8 @@ async fn an_agent_that_is_down_opens_the_circuit_and_its_tasks_wait_for_it() {
         (handle.metrics().circuit_transitions.get_or_create(&opened).get() >= 1).then_some(())
     })
     .await;
-    let unavailable = handle.metrics().tasks_unavailable.get_or_create(&AgentLabel { agent: "genesis.ops".into() }).get();
+    let unavailable =
+        handle.metrics().tasks_unavailable.get_or_create(&AgentLabel { agent: "genesis.ops".into() }).get();
     assert!(unavailable >= 2, "{unavailable} unavailable attempts");
     for t in &tasks {
         let r = bus.task(&t.topic, &t.task_id.to_string()).await.expect("read").expect("a record");

@@ -24,10 +24,8 @@ pub fn venv_python() -> &'static Path {
 
 fn setup() -> Result<PathBuf, String> {
     let script = agents_dir().join("setup-venv.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    let out =
+        Command::new("bash").arg(&script).output().map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         return Err(format!("{} failed ({}):\n{stderr}", script.display(), out.status));

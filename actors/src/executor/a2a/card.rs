@@ -59,7 +59,9 @@ pub struct Target {
 pub enum CardError {
     #[error("the card lists no interface (`supportedInterfaces` is empty or missing)")]
     NoInterfaces,
-    #[error("the card offers no JSONRPC interface for A2A 1.x (it offers: {offered}); Genesis speaks A2A 1.0 over JSON-RPC")]
+    #[error(
+        "the card offers no JSONRPC interface for A2A 1.x (it offers: {offered}); Genesis speaks A2A 1.0 over JSON-RPC"
+    )]
     NoJsonRpc { offered: String },
     #[error("the JSONRPC interface's url {url:?} is not an http(s) URL")]
     BadUrl { url: String },
@@ -137,7 +139,10 @@ mod tests {
     #[test]
     fn a_relative_url_is_resolved_against_the_card() {
         let c = card(json!({"supportedInterfaces": [{"url": "/a2a", "protocolBinding": "JSONRPC"}]}));
-        assert_eq!(target(&c, "http://h:1/base/.well-known/agent-card.json").map(|t| t.rpc_url), Ok("http://h:1/a2a".into()));
+        assert_eq!(
+            target(&c, "http://h:1/base/.well-known/agent-card.json").map(|t| t.rpc_url),
+            Ok("http://h:1/a2a".into())
+        );
     }
 
     #[test]

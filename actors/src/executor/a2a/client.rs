@@ -176,7 +176,8 @@ impl EventStream {
                 Ok(None) => return Ok(None),
                 Err(e) => return Err(from_reqwest(&self.url, READ_IDLE_TIMEOUT, e)),
             };
-            let events = self.parser.feed(&chunk).map_err(|e| CallError::TooLarge { url: self.url.clone(), limit: e.limit })?;
+            let events =
+                self.parser.feed(&chunk).map_err(|e| CallError::TooLarge { url: self.url.clone(), limit: e.limit })?;
             self.queued.extend(events);
         }
     }

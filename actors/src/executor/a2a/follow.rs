@@ -148,7 +148,9 @@ impl Call<'_> {
             let (event, bytes) = match next {
                 Ok(Some(e)) => e,
                 Ok(None) => break,
-                Err(e @ CallError::TooLarge { .. }) => return Err(classify(Phase::Following, "SendStreamingMessage", &e)),
+                Err(e @ CallError::TooLarge { .. }) => {
+                    return Err(classify(Phase::Following, "SendStreamingMessage", &e))
+                }
                 Err(e) if task.is_some() => {
                     tracing::info!(agent = self.agent, task_id = %self.ctx.task_id, error = %e, "the event stream broke; polling the task instead");
                     break;
@@ -167,7 +169,10 @@ impl Call<'_> {
                 StreamEvent::ArtifactUpdate(u) => {
                     artifact_bytes += bytes;
                     if artifact_bytes > MAX_RESPONSE_BYTES {
-                        let e = CallError::TooLarge { url: crate::secret::redact_url(self.url()), limit: MAX_RESPONSE_BYTES };
+                        let e = CallError::TooLarge {
+                            url: crate::secret::redact_url(self.url()),
+                            limit: MAX_RESPONSE_BYTES,
+                        };
                         return Err(classify(Phase::Following, "SendStreamingMessage", &e));
                     }
                     let t = task.get_or_insert_with(|| working(u.task_id.clone()));
@@ -187,7 +192,10 @@ impl Call<'_> {
         // The stream ended (or broke) before the task settled; the task goes on at the agent.
         match task {
             Some(t) if !t.id.is_empty() => self.poll(t).await,
-            _ => Err(ExecError::Server { error: "SendStreamingMessage: the stream ended before it named a task".into(), retry_after: None }),
+            _ => Err(ExecError::Server {
+                error: "SendStreamingMessage: the stream ended before it named a task".into(),
+                retry_after: None,
+            }),
         }
     }
 

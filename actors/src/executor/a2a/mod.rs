@@ -141,11 +141,8 @@ impl A2a {
         }
         let shown = redact_url(&self.card_url);
         let unavailable = |e: &dyn std::fmt::Display| ExecError::Unavailable(format!("agent card at {shown}: {e}"));
-        let c: card::AgentCard = self
-            .transport
-            .get_json(&self.card_url, MAX_CARD_BYTES, CALL_TIMEOUT)
-            .await
-            .map_err(|e| unavailable(&e))?;
+        let c: card::AgentCard =
+            self.transport.get_json(&self.card_url, MAX_CARD_BYTES, CALL_TIMEOUT).await.map_err(|e| unavailable(&e))?;
         let t = Arc::new(card::target(&c, &self.card_url).map_err(|e| unavailable(&e))?);
         if slot.as_ref().is_none_or(|(old, _)| **old != *t) {
             tracing::info!(agent = %self.agent, card = %t.name, rpc = %redact_url(&t.rpc_url), streaming = t.streaming, "agent card read");
@@ -187,7 +184,9 @@ impl Executor for A2a {
                     tracing::debug!(agent = %self.agent, task_id = %ctx.task_id, error = %e, "agent unavailable; its card will be read again");
                     self.forget_card().await;
                 }
-                Err(e) => tracing::debug!(agent = %self.agent, task_id = %ctx.task_id, error = %e, "a2a attempt failed"),
+                Err(e) => {
+                    tracing::debug!(agent = %self.agent, task_id = %ctx.task_id, error = %e, "a2a attempt failed")
+                }
                 Ok(_) => {}
             }
             r
@@ -207,7 +206,8 @@ mod tests {
         ctx.attempt = 2;
         ctx.traceparent = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
         ctx.payment_token = Some("tok".into());
-        let target = Target { name: "x".into(), rpc_url: "http://h/rpc".into(), streaming: false, tenant: Some("t".into()) };
+        let target =
+            Target { name: "x".into(), rpc_url: "http://h/rpc".into(), streaming: false, tenant: Some("t".into()) };
         let p = serde_json::to_value(send_params(&ctx, &json!({"mode": "echo"}), &target, true)).expect("json");
         let id = ctx.task_id.to_string();
         assert_eq!(p["message"]["messageId"], format!("genesis-{id}-2"));
@@ -219,7 +219,10 @@ mod tests {
         assert_eq!(md["genesis.tenant_id"], ctx.tenant_id.as_str());
         assert_eq!(md["genesis.correlation_id"], ctx.correlation_id.as_str());
         assert_eq!(md["genesis.deadline_ms"].as_u64(), Some(ctx.deadline_ms));
-        assert_eq!((md["traceparent"].as_str(), md["genesis.payment_token"].as_str()), (ctx.traceparent.as_deref(), Some("tok")));
+        assert_eq!(
+            (md["traceparent"].as_str(), md["genesis.payment_token"].as_str()),
+            (ctx.traceparent.as_deref(), Some("tok"))
+        );
         assert_eq!(p["configuration"], json!({"returnImmediately": true, "historyLength": 0}));
         assert_eq!(p["tenant"], "t");
         assert_eq!(message_id(&ctx), message_id(&ctx.clone()), "deterministic");

@@ -245,10 +245,18 @@ mod tests {
         let done = task(TaskState::Completed, None, vec![artifact("r", vec![Part::data(json!({"x": 1.0}))])]);
         assert_eq!(settled(&done), Some(Ok(json!({"x": 1.0}))));
         let err = |s, t| settled(&task(s, t, vec![])).and_then(Result::err);
-        assert!(matches!(err(TaskState::Failed, Some("disk on fire")), Some(ExecError::Retryable(m)) if m.ends_with("disk on fire")));
-        assert!(matches!(err(TaskState::Rejected, Some("not my job")), Some(ExecError::Fatal(m)) if m.contains("rejected") && m.ends_with("not my job")));
-        assert!(matches!(err(TaskState::InputRequired, Some("more")), Some(ExecError::Fatal(m)) if m.contains("input")));
-        assert!(matches!(err(TaskState::AuthRequired, None), Some(ExecError::Fatal(m)) if m.contains("authentication") && m.contains("auth_required (no status message)")));
+        assert!(
+            matches!(err(TaskState::Failed, Some("disk on fire")), Some(ExecError::Retryable(m)) if m.ends_with("disk on fire"))
+        );
+        assert!(
+            matches!(err(TaskState::Rejected, Some("not my job")), Some(ExecError::Fatal(m)) if m.contains("rejected") && m.ends_with("not my job"))
+        );
+        assert!(
+            matches!(err(TaskState::InputRequired, Some("more")), Some(ExecError::Fatal(m)) if m.contains("input"))
+        );
+        assert!(
+            matches!(err(TaskState::AuthRequired, None), Some(ExecError::Fatal(m)) if m.contains("authentication") && m.contains("auth_required (no status message)"))
+        );
         assert!(matches!(err(TaskState::Canceled, Some("by request")), Some(ExecError::Cancelled(_))));
     }
 
@@ -260,8 +268,14 @@ mod tests {
 
     #[test]
     fn several_parts_keep_every_artifact_and_part() {
-        let file = Part { url: Some("https://f/x.pdf".into()), media_type: Some("application/pdf".into()), filename: Some(String::new()), ..Part::default() };
-        let arts = [artifact("result", vec![Part::data(json!({"a": 1})), Part::text("done")]), artifact("file", vec![file])];
+        let file = Part {
+            url: Some("https://f/x.pdf".into()),
+            media_type: Some("application/pdf".into()),
+            filename: Some(String::new()),
+            ..Part::default()
+        };
+        let arts =
+            [artifact("result", vec![Part::data(json!({"a": 1})), Part::text("done")]), artifact("file", vec![file])];
         assert_eq!(
             result_of(&arts, None),
             json!({"artifacts": [
@@ -289,23 +303,36 @@ mod tests {
     #[test]
     fn progress_is_reported_once_per_status_message() {
         let mut seen = ProgressSeen::default();
-        let working = |id: &str, parts| TaskStatus { state: TaskState::Working, message: Some(Message { message_id: id.into(), ..msg(parts) }) };
+        let working = |id: &str, parts| TaskStatus {
+            state: TaskState::Working,
+            message: Some(Message { message_id: id.into(), ..msg(parts) }),
+        };
         let s1 = working("1", vec![Part::text("step 1 of 2"), Part::data(json!({"pct": 50.0}))]);
         assert_eq!(seen.fresh(&s1), Some(json!({"state": "working", "text": "step 1 of 2", "data": {"pct": 50.0}})));
         assert_eq!(seen.fresh(&s1), None, "the same status polled again");
-        assert_eq!(seen.fresh(&working("2", vec![Part::text("step 2 of 2")])).map(|p| p["text"].clone()), Some(json!("step 2 of 2")));
-        assert_eq!(seen.fresh(&TaskStatus { state: TaskState::Submitted, message: None }), Some(json!({"state": "submitted"})));
+        assert_eq!(
+            seen.fresh(&working("2", vec![Part::text("step 2 of 2")])).map(|p| p["text"].clone()),
+            Some(json!("step 2 of 2"))
+        );
+        assert_eq!(
+            seen.fresh(&TaskStatus { state: TaskState::Submitted, message: None }),
+            Some(json!({"state": "submitted"}))
+        );
     }
 
     #[test]
     fn artifact_updates_replace_or_append_by_id() {
         let mut arts = vec![];
-        let up = |id: &str, parts, append| ArtifactUpdate { task_id: "t".into(), artifact: artifact(id, parts), append };
+        let up =
+            |id: &str, parts, append| ArtifactUpdate { task_id: "t".into(), artifact: artifact(id, parts), append };
         merge_artifact(&mut arts, up("a", vec![Part::text("1")], false));
         merge_artifact(&mut arts, up("a", vec![Part::text("2")], true));
         merge_artifact(&mut arts, up("b", vec![Part::text("x")], false));
         merge_artifact(&mut arts, up("b", vec![Part::text("y")], false));
-        assert_eq!(arts, vec![artifact("a", vec![Part::text("1"), Part::text("2")]), artifact("b", vec![Part::text("y")])]);
+        assert_eq!(
+            arts,
+            vec![artifact("a", vec![Part::text("1"), Part::text("2")]), artifact("b", vec![Part::text("y")])]
+        );
     }
 
     fn conn() -> CallError {
@@ -331,8 +358,16 @@ mod tests {
     #[test]
     fn http_statuses_and_rpc_codes_map_as_documented() {
         let p = Phase::Start;
-        assert_eq!(classify(p, "M", &http(503)), ExecError::Server { error: "M: http://h/ answered HTTP 503".into(), retry_after: Some(Duration::from_secs(7)) });
-        assert!(matches!(classify(p, "M", &http(429)), ExecError::RetryAfter { after, .. } if after == Duration::from_secs(7)));
+        assert_eq!(
+            classify(p, "M", &http(503)),
+            ExecError::Server {
+                error: "M: http://h/ answered HTTP 503".into(),
+                retry_after: Some(Duration::from_secs(7))
+            }
+        );
+        assert!(
+            matches!(classify(p, "M", &http(429)), ExecError::RetryAfter { after, .. } if after == Duration::from_secs(7))
+        );
         assert!(matches!(classify(p, "M", &http(400)), ExecError::Fatal(_)));
         assert!(matches!(classify(p, "M", &http(408)), ExecError::Retryable(_)));
         for code in [-32700, -32600, -32602, -32001, -32004, -32005, -32007] {
@@ -341,7 +376,9 @@ mod tests {
         for code in [-32603, -32006, -32000, 1] {
             assert!(matches!(classify(p, "M", &rpc(code)), ExecError::Retryable(_)), "{code}");
         }
-        assert!(matches!(classify(p, "M", &CallError::TooLarge { url: "u".into(), limit: 1 }), ExecError::Fatal(m) if m.contains("limit")));
+        assert!(
+            matches!(classify(p, "M", &CallError::TooLarge { url: "u".into(), limit: 1 }), ExecError::Fatal(m) if m.contains("limit"))
+        );
     }
 
     #[test]

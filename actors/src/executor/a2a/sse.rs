@@ -96,7 +96,8 @@ mod tests {
     #[test]
     fn crlf_events_and_pings_as_sse_starlette_sends_them() {
         let mut p = SseParser::new(1024);
-        let got = p.feed(b"data: {\"a\":1}\r\n\r\n: ping - 2026-12-01 10:13:01\r\n\r\ndata: {\"b\":2}\r\n\r\n").expect("ok");
+        let got =
+            p.feed(b"data: {\"a\":1}\r\n\r\n: ping - 2026-12-01 10:13:01\r\n\r\ndata: {\"b\":2}\r\n\r\n").expect("ok");
         assert_eq!(got, vec![r#"{"a":1}"#, r#"{"b":2}"#]);
     }
 

@@ -295,9 +295,10 @@ mod tests {
 
     #[test]
     fn errors_stream_events_and_unknown_states_parse() {
-        let e: Response<Task> =
-            serde_json::from_value(json!({"error": {"code": -32001, "message": "Task not found", "data": []}, "id": 1}))
-                .expect("parses");
+        let e: Response<Task> = serde_json::from_value(
+            json!({"error": {"code": -32001, "message": "Task not found", "data": []}, "id": 1}),
+        )
+        .expect("parses");
         assert_eq!((e.error.map(|e| e.code), e.result.is_none()), (Some(-32001), true));
         let ev: Response<StreamEvent> = serde_json::from_value(json!({"result": {"statusUpdate": {
             "taskId": "t", "contextId": "c", "status": {"state": "TASK_STATE_SOMETHING_NEW"}}}}))
