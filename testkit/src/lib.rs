@@ -1,5 +1,5 @@
-//! The one place that starts real Redis servers for Genesis tests, benchmarks and
-//! the chaos harness.
+//! The one place that starts real Redis servers (and the real Python test agents) for
+//! Genesis tests, benchmarks and the chaos harness.
 //!
 //! Every server is a `redis-server` child process on a loopback port of its own,
 //! with a tempdir of its own, killed when its handle drops: tests run in parallel
@@ -17,7 +17,9 @@
 //! - `sentinel`: [`SentinelSet`], master + replica + three sentinels;
 //! - `cluster`: [`RedisCluster`], N masters;
 //! - `standin`: [`LoadingRedis`], a stand-in that answers `-LOADING` (a state a real server leaves
-//!   too quickly to test against).
+//!   too quickly to test against);
+//! - `python`: [`venv_python`], the virtualenv of the Python test peers in `tests/agents/`;
+//! - `a2a`: [`A2aAgent`], the real A2A 1.0 test agent (a2a-sdk) as a child process.
 //!
 //! Everything panics with a message (the server's log where useful) instead of
 //! returning errors: callers are tests, and a clear panic is the best report.
@@ -25,18 +27,22 @@
 // A test kit reports by panicking with a clear message (see above); unwrap/expect are its idiom.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod a2a;
 mod builder;
 mod cluster;
 mod ports;
+mod python;
 mod sentinel;
 mod server;
 mod standin;
 mod tls;
 pub mod wait;
 
+pub use a2a::{A2aAgent, A2aAgentBuilder};
 pub use builder::{Persistence, RedisBuilder, Tls};
 pub use cluster::RedisCluster;
 pub use ports::free_port;
+pub use python::{agents_dir, venv_python};
 pub use sentinel::SentinelSet;
 pub use server::RedisServer;
 pub use standin::LoadingRedis;
