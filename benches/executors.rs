@@ -240,9 +240,14 @@ async fn fresh_bus(kind: BusKind, redis_url: Option<&str>) -> Bus {
 }
 
 async fn start(bus: &Bus, spec: AgentSpec, node: &str) -> Runtime {
-    Runtime::start(bus.clone(), RuntimeSettings::defaults(node), Roster { agents: vec![spec] }, ExecutorRegistry::builtin())
-        .await
-        .expect("runtime starts")
+    Runtime::start(
+        bus.clone(),
+        RuntimeSettings::defaults(node),
+        Roster { agents: vec![spec] },
+        ExecutorRegistry::builtin(),
+    )
+    .await
+    .expect("runtime starts")
 }
 
 async fn stop(rt: Runtime) {
@@ -397,7 +402,10 @@ fn machine() -> String {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string()))
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load: Vec<&str> = load.split_whitespace().take(3).collect();
@@ -428,7 +436,8 @@ async fn run(o: Opts, http_url: String, redis_url: Option<String>) -> Report {
             let bus = fresh_bus(b, redis_url.as_deref()).await;
             let r = throughput(&bus, k, &http_url, &o).await;
             eprintln!("{bus_name} / {}: {}/{} succeeded in {:.2?}", k.name(), r.succeeded, o.tasks, r.wall);
-            let incomplete = if r.succeeded == o.tasks { String::new() } else { format!(" ({} failed)", o.tasks - r.succeeded) };
+            let incomplete =
+                if r.succeeded == o.tasks { String::new() } else { format!(" ({} failed)", o.tasks - r.succeeded) };
             rep.add(
                 format!("{bus_name} / {}: tasks/s, {} pre-published, C={}", k.name(), o.tasks, o.concurrency),
                 format!("{} tasks/s{incomplete}", thousands(r.per_sec)),
@@ -450,7 +459,11 @@ async fn run(o: Opts, http_url: String, redis_url: Option<String>) -> Report {
             if let Some(base) = &base {
                 rep.add(
                     format!("{bus_name} / {}: added latency vs simulated, p50 / p99", k.name()),
-                    format!("{} / {}", signed_ms(pct(l, 50.0), pct(base, 50.0)), signed_ms(pct(l, 99.0), pct(base, 99.0))),
+                    format!(
+                        "{} / {}",
+                        signed_ms(pct(l, 50.0), pct(base, 50.0)),
+                        signed_ms(pct(l, 99.0), pct(base, 99.0))
+                    ),
                     "",
                     None,
                 );

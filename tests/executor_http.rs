@@ -304,7 +304,10 @@ async fn client_errors_and_non_json_answers_are_fatal(h: Harness) {
     let r = final_record(&h.bus, &t, WAIT).await;
     assert_eq!((r.status, r.reason.as_deref()), (TaskStatus::Dead, Some("fatal_error")), "{r:?}");
     let error = r.error.unwrap_or_default();
-    assert!(error.contains("HTTP 200 OK with a body that is not JSON") && error.contains("<html>done</html>"), "{error}");
+    assert!(
+        error.contains("HTTP 200 OK with a body that is not JSON") && error.contains("<html>done</html>"),
+        "{error}"
+    );
     rt.shutdown().await.expect("clean shutdown");
 
     let rt = h.run(http_agent("http.empty", &agent.url("/empty"), 3)).await;
@@ -322,7 +325,11 @@ async fn oversized_answers_are_fatal(h: Harness) {
         let rt = h.run(http_agent(&name, &agent.url(path), 3)).await;
         let t = publish(&h.bus, &name, json!({})).await;
         let r = final_record(&h.bus, &t, WAIT).await;
-        assert_eq!((r.status, r.reason.as_deref(), r.attempts), (TaskStatus::Dead, Some("fatal_error"), 1), "{path}: {r:?}");
+        assert_eq!(
+            (r.status, r.reason.as_deref(), r.attempts),
+            (TaskStatus::Dead, Some("fatal_error"), 1),
+            "{path}: {r:?}"
+        );
         let error = r.error.unwrap_or_default();
         assert!(error.starts_with("response exceeds 4 MiB"), "{path}: {error}");
         rt.shutdown().await.expect("clean shutdown");
@@ -400,7 +407,10 @@ fn executor(url: &str) -> Arc<dyn Executor> {
 async fn the_payment_token_is_sent_as_a_header() {
     let agent = Agent::start().await;
     let ex = executor(&agent.url("/echo"));
-    let ctx = TaskContext { payment_token: Some("pt-123".into()), ..TaskContext::detached("http.direct", TaskId::generate()) };
+    let ctx = TaskContext {
+        payment_token: Some("pt-123".into()),
+        ..TaskContext::detached("http.direct", TaskId::generate())
+    };
     let v = ex.execute(&ctx, &json!({"a": 1})).await.expect("ok");
     assert_eq!(v, json!({"echo": {"a": 1}, "attempt": 1}));
     let seen = agent.seen("/echo");

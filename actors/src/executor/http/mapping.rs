@@ -126,9 +126,9 @@ pub fn too_large(limit: usize) -> ExecError {
 fn bytes(n: usize) -> String {
     const MIB: usize = 1024 * 1024;
     const KIB: usize = 1024;
-    if n >= MIB && n % MIB == 0 {
+    if n >= MIB && n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
-    } else if n >= KIB && n % KIB == 0 {
+    } else if n >= KIB && n.is_multiple_of(KIB) {
         format!("{} KiB", n / KIB)
     } else {
         format!("{n} bytes")
@@ -198,14 +198,19 @@ mod tests {
     fn other_client_errors_are_fatal_with_the_body_message() {
         let r = outcome(status(400), None, br#"{"error": "payload needs `name`"}"#);
         assert_eq!(r, Err(ExecError::Fatal("the agent answered HTTP 400 Bad Request: payload needs `name`".into())));
-        assert!(matches!(outcome(status(404), None, b"no such route"), Err(ExecError::Fatal(e)) if e.ends_with("no such route")));
+        assert!(
+            matches!(outcome(status(404), None, b"no such route"), Err(ExecError::Fatal(e)) if e.ends_with("no such route"))
+        );
     }
 
     #[test]
     fn redirects_and_informational_answers_are_fatal() {
         for code in [301, 302, 307, 101] {
             let r = outcome(status(code), None, b"");
-            assert!(matches!(&r, Err(ExecError::Fatal(e)) if e.contains("redirects are not followed")), "{code}: {r:?}");
+            assert!(
+                matches!(&r, Err(ExecError::Fatal(e)) if e.contains("redirects are not followed")),
+                "{code}: {r:?}"
+            );
         }
     }
 

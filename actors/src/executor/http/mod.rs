@@ -85,7 +85,8 @@ impl HttpExecutor {
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         for (name, value) in &endpoint.headers {
-            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("headers.{name}: not a valid header name"))?;
+            let n = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("headers.{name}: not a valid header name"))?;
             if RESERVED.contains(&n.as_str()) {
                 return Err(format!("headers.{name}: set by the executor itself; remove it from `headers`"));
             }
@@ -122,7 +123,9 @@ impl HttpExecutor {
         if let Some(tp) = ctx.traceparent.as_deref() {
             match HeaderValue::from_str(tp) {
                 Ok(v) => req = req.header("traceparent", v),
-                Err(_) => tracing::debug!(agent = %self.agent, task_id = %ctx.task_id, "traceparent is not a valid header value; not sent"),
+                Err(_) => {
+                    tracing::debug!(agent = %self.agent, task_id = %ctx.task_id, "traceparent is not a valid header value; not sent")
+                }
             }
         }
         if let Some(token) = ctx.payment_token.as_deref() {
@@ -163,7 +166,10 @@ impl HttpExecutor {
             ExecError::Fatal(format!("cannot build the request to {}: {why}", self.shown))
         } else {
             // Sent (or partly sent): the agent may have started, so the attempt counts.
-            ExecError::Server { error: format!("the request to {} got no answer: {why}", self.shown), retry_after: None }
+            ExecError::Server {
+                error: format!("the request to {} got no answer: {why}", self.shown),
+                retry_after: None,
+            }
         }
     }
 }
