@@ -50,7 +50,7 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
 // Options
 // ---------------------------------------------------------------------------------------------------
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
 enum Kind {
     Simulated,
     Http,
@@ -67,7 +67,7 @@ impl Kind {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
 enum BusKind {
     Memory,
     Redis,
@@ -82,64 +82,48 @@ struct Opts {
     buses: Vec<BusKind>,
 }
 
-const USAGE: &str = "usage: cargo bench --bench executors -- [--quick] [--executor simulated,http,process] \
-[--bus memory,redis] [--tasks N] [--concurrency C] [--latency-samples N] [--direct-samples N]";
+/// `cargo bench --bench executors -- [options]`.
+#[derive(clap::Parser, Debug)]
+#[command(about = "Tasks/s and added latency per task through each executor against a local no-op agent")]
+struct Args {
+    /// Smaller runs.
+    #[arg(long)]
+    quick: bool,
+    /// Executors to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "simulated,http,process")]
+    executor: Vec<Kind>,
+    /// Buses to run on, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "memory,redis")]
+    bus: Vec<BusKind>,
+    /// Tasks per throughput run.
+    #[arg(long, value_parser = common::positive)]
+    tasks: Option<usize>,
+    /// Workers of the agent.
+    #[arg(long, value_parser = common::positive, default_value_t = 32)]
+    concurrency: usize,
+    /// Tasks timed one by one for latency.
+    #[arg(long, value_parser = common::positive)]
+    latency_samples: Option<usize>,
+    /// `Executor::execute` calls timed alone.
+    #[arg(long, value_parser = common::positive)]
+    direct_samples: Option<usize>,
+    /// Passed by `cargo bench` to harness = false targets.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
 
-fn parse_args(args: Vec<String>) -> Result<Opts, String> {
-    let mut o = Opts {
-        tasks: 20_000,
-        concurrency: 32,
-        latency_samples: 2_000,
-        direct_samples: 5_000,
-        executors: vec![Kind::Simulated, Kind::Http, Kind::Process],
-        buses: vec![BusKind::Memory, BusKind::Redis],
-    };
-    let positive = |flag: &str, v: &str| match v.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("{flag}: `{v}` is not a positive integer")),
-    };
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{a} needs a value\n{USAGE}"));
-        match a.as_str() {
-            // `cargo bench` passes `--bench` to harness = false targets.
-            "--bench" => {}
-            "--quick" => {
-                o.tasks = 5_000;
-                o.latency_samples = 500;
-                o.direct_samples = 1_000;
-            }
-            "--help" | "-h" => return Err(USAGE.into()),
-            "--executor" => {
-                o.executors = value()?
-                    .split(',')
-                    .map(|s| match s.trim() {
-                        "simulated" => Ok(Kind::Simulated),
-                        "http" => Ok(Kind::Http),
-                        "process" => Ok(Kind::Process),
-                        other => Err(format!("--executor: unknown `{other}` (simulated, http, process)")),
-                    })
-                    .collect::<Result<_, _>>()?;
-            }
-            "--bus" => {
-                o.buses = value()?
-                    .split(',')
-                    .map(|s| match s.trim() {
-                        "memory" => Ok(BusKind::Memory),
-                        "redis" => Ok(BusKind::Redis),
-                        other => Err(format!("--bus: unknown `{other}` (memory, redis)")),
-                    })
-                    .collect::<Result<_, _>>()?;
-            }
-            "--tasks" => o.tasks = positive(&a, &value()?)?,
-            "--concurrency" => o.concurrency = positive(&a, &value()?)?,
-            "--latency-samples" => o.latency_samples = positive(&a, &value()?)?,
-            "--direct-samples" => o.direct_samples = positive(&a, &value()?)?,
-            other if other.starts_with('-') => return Err(format!("unknown option `{other}`\n{USAGE}")),
-            other => eprintln!("ignoring argument `{other}`"),
+impl Args {
+    fn opts(self) -> Opts {
+        let (tasks, latency, direct) = if self.quick { (5_000, 500, 1_000) } else { (20_000, 2_000, 5_000) };
+        Opts {
+            tasks: self.tasks.unwrap_or(tasks),
+            concurrency: self.concurrency,
+            latency_samples: self.latency_samples.unwrap_or(latency),
+            direct_samples: self.direct_samples.unwrap_or(direct),
+            executors: self.executor,
+            buses: self.bus,
         }
     }
-    Ok(o)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -489,13 +473,7 @@ async fn run(o: Opts, http_url: String, redis_url: Option<String>) -> Report {
 }
 
 fn main() {
-    let opts = match parse_args(std::env::args().skip(1).collect()) {
-        Ok(o) => o,
-        Err(msg) => {
-            eprintln!("{msg}");
-            std::process::exit(2);
-        }
-    };
+    let opts = <Args as clap::Parser>::parse().opts();
     eprintln!("{}", machine());
     let (http_url, agent_rt) = http_agent();
     let server = opts.buses.contains(&BusKind::Redis).then(common::redis);

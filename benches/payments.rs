@@ -113,62 +113,73 @@ impl Opts {
     }
 }
 
-const USAGE: &str = "usage: cargo bench --bench payments -- [--quick] [--only redis,windows,deny,memory] \
-[--decisions N] [--seq-decisions N] [--concurrency C,C,..] [--agents N] [--businesses N] [--tenants N] \
-[--window-agents N] [--window-decisions N] [--deny-decisions N] [--memory-decisions N] [--warmup N] \
-[--redis-stats]";
-
-fn parse_list(flag: &str, v: &str) -> Result<Vec<usize>, String> {
-    v.split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| match s.trim().parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(format!("{flag}: `{s}` is not a positive integer")),
-        })
-        .collect()
+/// `cargo bench --bench payments -- [options]`; every value left out keeps its default (or the
+/// `--quick` default).
+#[derive(clap::Parser, Debug)]
+#[command(about = "Payment decisions per second and their latency, Redis and in-memory ledgers")]
+struct Args {
+    /// Smaller runs (CI-sized).
+    #[arg(long)]
+    quick: bool,
+    /// Scenarios to run, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', value_parser = SCENARIOS)]
+    only: Vec<String>,
+    /// Decisions per concurrent run.
+    #[arg(long, value_parser = common::positive)]
+    decisions: Option<usize>,
+    /// Decisions of the sequential run.
+    #[arg(long, value_parser = common::positive)]
+    seq_decisions: Option<usize>,
+    /// Concurrent callers per run, comma-separated.
+    #[arg(long, value_delimiter = ',', value_parser = common::positive)]
+    concurrency: Vec<usize>,
+    /// Agents the approving intents are spread over.
+    #[arg(long, value_parser = common::positive)]
+    agents: Option<usize>,
+    #[arg(long, value_parser = common::positive)]
+    businesses: Option<usize>,
+    #[arg(long, value_parser = common::positive)]
+    tenants: Option<usize>,
+    /// Agents of the `windows` scenario.
+    #[arg(long, value_parser = common::positive)]
+    window_agents: Option<usize>,
+    #[arg(long, value_parser = common::positive)]
+    window_decisions: Option<usize>,
+    #[arg(long, value_parser = common::positive)]
+    deny_decisions: Option<usize>,
+    #[arg(long, value_parser = common::positive)]
+    memory_decisions: Option<usize>,
+    /// Decisions before each measured run (not measured).
+    #[arg(long, value_parser = common::positive)]
+    warmup: Option<usize>,
+    /// Print Redis's per-command statistics after each Redis run.
+    #[arg(long)]
+    redis_stats: bool,
+    /// Passed by `cargo bench` to harness = false targets.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
-fn parse_one(flag: &str, v: &str) -> Result<usize, String> {
-    match parse_list(flag, v)?.as_slice() {
-        [n] => Ok(*n),
-        _ => Err(format!("{flag} takes one positive integer")),
-    }
-}
-
-fn parse_args(args: Vec<String>) -> Result<Opts, String> {
-    let quick = args.iter().any(|a| a == "--quick");
-    let mut o = if quick { Opts::defaults().quick() } else { Opts::defaults() };
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{a} needs a value\n{USAGE}"));
-        match a.as_str() {
-            "--quick" => {}
-            "--redis-stats" => o.redis_stats = true,
-            // `cargo bench` passes `--bench` to harness = false targets.
-            "--bench" => {}
-            "--help" | "-h" => return Err(USAGE.to_string()),
-            "--only" => {
-                o.only = value()?.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-                if let Some(bad) = o.only.iter().find(|s| !SCENARIOS.contains(&s.as_str())) {
-                    return Err(format!("--only: unknown scenario `{bad}` ({})", SCENARIOS.join(", ")));
-                }
-            }
-            "--decisions" => o.decisions = parse_one(&a, &value()?)?,
-            "--seq-decisions" => o.seq_decisions = parse_one(&a, &value()?)?,
-            "--concurrency" => o.concurrency = parse_list(&a, &value()?)?,
-            "--agents" => o.agents = parse_one(&a, &value()?)?,
-            "--businesses" => o.businesses = parse_one(&a, &value()?)?,
-            "--tenants" => o.tenants = parse_one(&a, &value()?)?,
-            "--window-agents" => o.window_agents = parse_one(&a, &value()?)?,
-            "--window-decisions" => o.window_decisions = parse_one(&a, &value()?)?,
-            "--deny-decisions" => o.deny_decisions = parse_one(&a, &value()?)?,
-            "--memory-decisions" => o.memory_decisions = parse_one(&a, &value()?)?,
-            "--warmup" => o.warmup = parse_one(&a, &value()?)?,
-            other if other.starts_with('-') => return Err(format!("unknown option `{other}`\n{USAGE}")),
-            other => eprintln!("ignoring argument `{other}`"),
+impl Args {
+    fn opts(self) -> Opts {
+        let mut o = if self.quick { Opts::defaults().quick() } else { Opts::defaults() };
+        o.only = self.only;
+        if !self.concurrency.is_empty() {
+            o.concurrency = self.concurrency;
         }
+        o.decisions = self.decisions.unwrap_or(o.decisions);
+        o.seq_decisions = self.seq_decisions.unwrap_or(o.seq_decisions);
+        o.agents = self.agents.unwrap_or(o.agents);
+        o.businesses = self.businesses.unwrap_or(o.businesses);
+        o.tenants = self.tenants.unwrap_or(o.tenants);
+        o.window_agents = self.window_agents.unwrap_or(o.window_agents);
+        o.window_decisions = self.window_decisions.unwrap_or(o.window_decisions);
+        o.deny_decisions = self.deny_decisions.unwrap_or(o.deny_decisions);
+        o.memory_decisions = self.memory_decisions.unwrap_or(o.memory_decisions);
+        o.warmup = self.warmup.unwrap_or(o.warmup);
+        o.redis_stats = self.redis_stats;
+        o
     }
-    Ok(o)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -572,13 +583,7 @@ async fn run(url: String, o: Opts) -> Report {
 }
 
 fn main() {
-    let opts = match parse_args(std::env::args().skip(1).collect()) {
-        Ok(o) => o,
-        Err(msg) => {
-            eprintln!("{msg}");
-            std::process::exit(2);
-        }
-    };
+    let opts = <Args as clap::Parser>::parse().opts();
     let server = common::redis();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let url = server.url();

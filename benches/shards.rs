@@ -52,24 +52,40 @@ struct Opts {
     tenants: usize,
 }
 
-fn parse() -> Result<Opts, String> {
-    let mut o = Opts { tasks: 30_000, topics: 6, concurrency: 64, decisions: 30_000, tenants: 12 };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut num = || -> Result<usize, String> {
-            it.next().and_then(|v| v.parse().ok()).ok_or_else(|| format!("{a} needs a number"))
-        };
-        match a.as_str() {
-            "--bench" => {}
-            "--tasks" => o.tasks = num()?,
-            "--topics" => o.topics = num()?.max(1),
-            "--concurrency" => o.concurrency = num()?.max(1),
-            "--decisions" => o.decisions = num()?,
-            "--tenants" => o.tenants = num()?.max(1),
-            other => return Err(format!("unknown option {other}; see the comment at the top of benches/shards.rs")),
+/// `cargo bench --bench shards -- [options]`.
+#[derive(clap::Parser, Debug)]
+#[command(about = "Tasks/s and payment decisions/s on one shard and on a 3-shard Redis Cluster")]
+struct Args {
+    /// Tasks per run.
+    #[arg(long, default_value_t = 30_000)]
+    tasks: usize,
+    /// Topics the tasks are spread over.
+    #[arg(long, value_parser = common::positive, default_value_t = 6)]
+    topics: usize,
+    /// Workers per agent.
+    #[arg(long, value_parser = common::positive, default_value_t = 64)]
+    concurrency: usize,
+    /// Payment decisions per run.
+    #[arg(long, default_value_t = 30_000)]
+    decisions: usize,
+    /// Tenants the decisions are spread over.
+    #[arg(long, value_parser = common::positive, default_value_t = 12)]
+    tenants: usize,
+    /// Passed by `cargo bench` to harness = false targets.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+impl Args {
+    fn opts(self) -> Opts {
+        Opts {
+            tasks: self.tasks,
+            topics: self.topics,
+            concurrency: self.concurrency,
+            decisions: self.decisions,
+            tenants: self.tenants,
         }
     }
-    Ok(o)
 }
 
 fn connector(url: &str) -> Connector {
@@ -211,13 +227,7 @@ async fn decisions(url: &str, o: &Opts) -> (f64, usize) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let o = match parse() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
+    let o = <Args as clap::Parser>::parse().opts();
     let mut rep = Report { rows: Vec::new() };
     let single = tokio::task::spawn_blocking(common::redis).await.expect("redis-server");
     let cluster =

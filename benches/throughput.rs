@@ -97,69 +97,79 @@ impl Opts {
     }
 }
 
-const USAGE: &str = "usage: cargo bench --bench throughput -- [--quick] [--only noop,sim,publish,crash] \
-[--tasks N] [--concurrency C,C] [--publishers P] [--sim-levels C,C,..] [--sim-sleep-ms MS] \
-[--latency-samples N] [--crash-samples N] [--burst-secs S] [--redis-stats] [--tracing | --tracing-ratio R]";
-
-fn parse_list(flag: &str, v: &str) -> Result<Vec<usize>, String> {
-    v.split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| match s.trim().parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(format!("{flag}: `{s}` is not a positive integer")),
-        })
-        .collect()
+/// `cargo bench --bench throughput -- [options]`; every value left out keeps its default (or the
+/// `--quick` default).
+#[derive(clap::Parser, Debug)]
+#[command(about = "Throughput and latency of the runtime on a real Redis")]
+struct Args {
+    /// Smaller runs (CI-sized).
+    #[arg(long)]
+    quick: bool,
+    /// Scenarios to run, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', value_parser = ["noop", "sim", "publish", "crash"])]
+    only: Vec<String>,
+    /// Tasks per throughput run.
+    #[arg(long, value_parser = common::positive)]
+    tasks: Option<usize>,
+    /// Worker counts of the no-op runs, comma-separated.
+    #[arg(long, value_delimiter = ',', value_parser = common::positive)]
+    concurrency: Vec<usize>,
+    /// Concurrent publishers.
+    #[arg(long, value_parser = common::positive)]
+    publishers: Option<usize>,
+    /// Worker counts of the simulated-work runs, comma-separated.
+    #[arg(long, value_delimiter = ',', value_parser = common::positive)]
+    sim_levels: Vec<usize>,
+    /// Work time of each simulated task.
+    #[arg(long, value_parser = common::positive)]
+    sim_sleep_ms: Option<usize>,
+    /// Tasks timed one by one for end-to-end latency.
+    #[arg(long, value_parser = common::positive)]
+    latency_samples: Option<usize>,
+    /// Crashes timed for replay latency.
+    #[arg(long, value_parser = common::positive)]
+    crash_samples: Option<usize>,
+    /// Time cap of the back-to-back crash variant, in seconds.
+    #[arg(long, value_parser = common::positive)]
+    burst_secs: Option<usize>,
+    /// Print Redis's per-command statistics after each no-op pre-published run.
+    #[arg(long)]
+    redis_stats: bool,
+    /// Export every span over OTLP/HTTP to a local sink (tracing overhead).
+    #[arg(long, conflicts_with = "tracing_ratio")]
+    tracing: bool,
+    /// Export spans at this sampling ratio (0..1).
+    #[arg(long, value_parser = ratio)]
+    tracing_ratio: Option<f64>,
+    /// Passed by `cargo bench` to harness = false targets.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
-fn parse_one(flag: &str, v: &str) -> Result<usize, String> {
-    match parse_list(flag, v)?.as_slice() {
-        [n] => Ok(*n),
-        _ => Err(format!("{flag} takes one positive integer")),
-    }
+fn ratio(v: &str) -> Result<f64, String> {
+    v.parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)).ok_or(format!("`{v}` is not in 0..1"))
 }
 
-fn parse_args(args: Vec<String>) -> Result<Opts, String> {
-    let quick = args.iter().any(|a| a == "--quick");
-    let mut o = if quick { Opts::defaults().quick() } else { Opts::defaults() };
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{a} needs a value\n{USAGE}"));
-        match a.as_str() {
-            "--quick" => {}
-            "--redis-stats" => o.redis_stats = true,
-            "--tracing" => o.tracing = Some(1.0),
-            "--tracing-ratio" => {
-                let v = value()?;
-                o.tracing = Some(
-                    v.parse::<f64>()
-                        .ok()
-                        .filter(|r| (0.0..=1.0).contains(r))
-                        .ok_or(format!("--tracing-ratio: `{v}` is not in 0..1"))?,
-                );
-            }
-            // `cargo bench` passes `--bench` to harness = false targets.
-            "--bench" => {}
-            "--help" | "-h" => return Err(USAGE.to_string()),
-            "--only" => {
-                o.only = value()?.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-                if let Some(bad) = o.only.iter().find(|s| !["noop", "sim", "publish", "crash"].contains(&s.as_str())) {
-                    return Err(format!("--only: unknown scenario `{bad}` (noop, sim, publish, crash)"));
-                }
-            }
-            "--tasks" => o.tasks = parse_one(&a, &value()?)?,
-            "--concurrency" => o.concurrency = parse_list(&a, &value()?)?,
-            "--publishers" => o.publishers = parse_one(&a, &value()?)?,
-            "--sim-levels" => o.sim_levels = parse_list(&a, &value()?)?,
-            "--sim-sleep-ms" => o.sim_sleep_ms = parse_one(&a, &value()?)? as u64,
-            "--latency-samples" => o.latency_samples = parse_one(&a, &value()?)?,
-            "--crash-samples" => o.crash_samples = parse_one(&a, &value()?)?,
-            "--burst-secs" => o.burst_cap = Duration::from_secs(parse_one(&a, &value()?)? as u64),
-            other if other.starts_with('-') => return Err(format!("unknown option `{other}`\n{USAGE}")),
-            // A positional filter (as libtest would take) is not supported; ignore it loudly.
-            other => eprintln!("ignoring argument `{other}`"),
+impl Args {
+    fn opts(self) -> Opts {
+        let mut o = if self.quick { Opts::defaults().quick() } else { Opts::defaults() };
+        o.only = self.only;
+        if !self.concurrency.is_empty() {
+            o.concurrency = self.concurrency;
         }
+        if !self.sim_levels.is_empty() {
+            o.sim_levels = self.sim_levels;
+        }
+        o.tasks = self.tasks.unwrap_or(o.tasks);
+        o.publishers = self.publishers.unwrap_or(o.publishers);
+        o.sim_sleep_ms = self.sim_sleep_ms.map_or(o.sim_sleep_ms, |v| v as u64);
+        o.latency_samples = self.latency_samples.unwrap_or(o.latency_samples);
+        o.crash_samples = self.crash_samples.unwrap_or(o.crash_samples);
+        o.burst_cap = self.burst_secs.map_or(o.burst_cap, |s| Duration::from_secs(s as u64));
+        o.redis_stats = self.redis_stats;
+        o.tracing = if self.tracing { Some(1.0) } else { self.tracing_ratio };
+        o
     }
-    Ok(o)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -722,13 +732,7 @@ async fn run(url: String, o: Opts) -> Report {
 }
 
 fn main() {
-    let opts = match parse_args(std::env::args().skip(1).collect()) {
-        Ok(o) => o,
-        Err(msg) => {
-            eprintln!("{msg}");
-            std::process::exit(2);
-        }
-    };
+    let opts = <Args as clap::Parser>::parse().opts();
     // The crash scenario panics on purpose inside the simulated executor; keep those off stderr.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

@@ -96,3 +96,11 @@ impl Report {
         }
     }
 }
+
+/// A clap value parser for counts that must be at least 1.
+pub fn positive(v: &str) -> Result<usize, String> {
+    match v.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("`{v}` is not a positive integer")),
+    }
+}
