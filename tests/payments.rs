@@ -71,6 +71,8 @@ fn settings() -> PaymentsSettings {
         reservation_ttl: Duration::from_secs(3600),
         retention: Duration::from_secs(86_400),
         expiry_interval: Duration::from_millis(50),
+        reconcile_interval: Duration::from_secs(60),
+        token_key: None,
         notify: NotifySettings::default(),
     }
 }
@@ -84,6 +86,7 @@ fn intent(agent: &str, vendor: &str, cents: i64, mandate: &str) -> PaymentIntent
         mandate_id: mandate.into(),
         business_id: "biz-1".into(),
         tenant_id: tid("tenant-1"),
+        task_id: None,
     }
 }
 

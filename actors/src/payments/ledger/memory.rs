@@ -12,6 +12,7 @@ use super::keys::Shard;
 use super::*;
 use crate::payments::policy::{self, in_window, LedgerView, Limits, Step, StoredMandate};
 use crate::payments::types::{code, Outcome};
+use crate::task::TaskId;
 use crate::tenant::TenantId;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -63,7 +64,19 @@ struct State {
     business_tenants: HashMap<String, TenantId>,
     /// The tenant a mandate id is bound to, until when (refreshed with the mandate).
     mandate_tenants: HashMap<String, (TenantId, u64)>,
+    /// Tasks holding open reservations, by (tenant, task id): the Redis ledger's `task:<id>` sets and
+    /// `tasks:open` sorted set.
+    tasks: HashMap<(TenantId, String), OpenTask>,
     next_prune: u64,
+}
+
+/// A task's open reservations.
+struct OpenTask {
+    mandates: BTreeSet<String>,
+    /// When the reconciler should next look at the task's status.
+    check_at: u64,
+    /// When the index expires, as in Redis: the deadline of the last reservation added.
+    expires_at: u64,
 }
 
 impl State {
@@ -111,6 +124,33 @@ impl State {
         });
         let parties = &self.parties;
         self.approved.retain(|(t, _, _), _| parties.contains_key(t));
+        self.tasks.retain(|_, t| t.expires_at > now && !t.mandates.is_empty());
+    }
+
+    /// An approved reservation for a task joins the task's index (`check_after`: when the reconciler
+    /// first looks, unless the task is already indexed), as the Redis scripts do.
+    fn index_task(&mut self, tenant: &TenantId, task: Option<&str>, mandate: &str, now: u64, x: (u64, u64)) {
+        let Some(task) = task.filter(|t| !t.is_empty()) else { return };
+        let (ttl, check_after) = x;
+        let t = self.tasks.entry((tenant.clone(), task.to_string())).or_insert_with(|| OpenTask {
+            mandates: BTreeSet::new(),
+            check_at: now.saturating_add(check_after),
+            expires_at: 0,
+        });
+        t.mandates.insert(mandate.to_string());
+        t.expires_at = now.saturating_add(ttl);
+    }
+
+    /// The mandate is no longer an open reservation of its task (settled now, or before).
+    fn unindex_task(&mut self, tenant: &TenantId, task: Option<&str>, mandate: &str) {
+        let Some(task) = task.filter(|t| !t.is_empty()) else { return };
+        let key = (tenant.clone(), task.to_string());
+        if let Some(t) = self.tasks.get_mut(&key) {
+            t.mandates.remove(mandate);
+            if t.mandates.is_empty() {
+                self.tasks.remove(&key);
+            }
+        }
     }
 
     fn log(&mut self, event: &str, m: &MandateRecord, day: &str, now: u64) {
@@ -245,10 +285,16 @@ impl MemoryLedger {
                 *stats.denials_by_code.entry(decision.code.clone()).or_default() += 1;
             }
         }
+        let task_id = i.task_id.map(|t| t.to_string());
+        if decision.outcome == Outcome::Approved {
+            let x = (x.reservation_ttl_ms, x.check_task_after_ms);
+            s.index_task(&tenant, task_id.as_deref(), i.mandate.as_str(), now, x);
+        }
         let record = MandateRecord {
             decision: decision.clone(),
             status: outcome_str(decision.outcome).to_string(),
             purpose: i.reason.clone(),
+            task_id,
         };
         s.log("decided", &record, &day, now);
         s.mandates.insert(
@@ -271,6 +317,9 @@ impl MemoryLedger {
 
     pub async fn settle(&self, id: &str, to: Settle, now_ms: u64, _retention_ms: u64) -> Result<Settled, LedgerError> {
         let mut s = self.lock();
+        let Some(m) = s.mandates.get(id) else { return Ok(Settled::Missing) };
+        let (tenant, task) = (m.tenant.clone(), m.record.task_id.clone());
+        s.unindex_task(&tenant, task.as_deref(), id);
         let Some(m) = s.mandates.get(id) else { return Ok(Settled::Missing) };
         if m.record.status == to.as_str() {
             return Ok(Settled::Already(m.record.clone()));
@@ -320,12 +369,13 @@ impl MemoryLedger {
         approve: bool,
         limits: Limits,
         now_ms: u64,
-        reservation_ttl_ms: u64,
-        retention_ms: u64,
+        keep: &Lifetimes,
     ) -> Result<Settled, LedgerError> {
+        let (reservation_ttl_ms, retention_ms) = (keep.reservation_ttl_ms, keep.retention_ms);
         let mut s = self.lock();
         let Some(m) = s.mandates.get(id) else { return Ok(Settled::Missing) };
         let m_tenant = m.tenant.clone();
+        let m_task = m.record.task_id.clone();
         if m.record.status != "needs_review" {
             return Ok(Settled::Refused(m.record.clone()));
         }
@@ -363,6 +413,8 @@ impl MemoryLedger {
             if let Some((_, until)) = s.mandate_tenants.get_mut(id) {
                 *until = now_ms.saturating_add(retention_ms);
             }
+            let x = (reservation_ttl_ms, keep.check_task_after_ms);
+            s.index_task(&m_tenant, m_task.as_deref(), id, now_ms, x);
         }
         let st = s.stats.entry(business).or_default();
         st.needs_review = st.needs_review.saturating_sub(1);
@@ -411,6 +463,35 @@ impl MemoryLedger {
             .collect();
         due.sort();
         Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
+    }
+
+    pub async fn task_reservations(&self, tenant: &TenantId, task: &TaskId) -> Result<Vec<String>, LedgerError> {
+        let key = (tenant.clone(), task.to_string());
+        Ok(self.lock().tasks.get(&key).map(|t| t.mandates.iter().cloned().collect()).unwrap_or_default())
+    }
+
+    pub async fn due_tasks(&self, now_ms: u64, limit: usize) -> Result<Vec<(TenantId, TaskId)>, LedgerError> {
+        let s = self.lock();
+        let mut due: Vec<(u64, &TenantId, &String)> =
+            s.tasks.iter().filter(|(_, t)| t.check_at <= now_ms).map(|((tn, id), t)| (t.check_at, tn, id)).collect();
+        due.sort();
+        Ok(due.into_iter().filter_map(|(_, t, id)| Some((t.clone(), id.parse().ok()?))).take(limit).collect())
+    }
+
+    pub async fn postpone_task(&self, tenant: &TenantId, task: &TaskId, at_ms: u64) -> Result<(), LedgerError> {
+        if let Some(t) = self.lock().tasks.get_mut(&(tenant.clone(), task.to_string())) {
+            t.check_at = at_ms;
+        }
+        Ok(())
+    }
+
+    pub async fn forget_task(&self, tenant: &TenantId, task: &TaskId) -> Result<(), LedgerError> {
+        let mut s = self.lock();
+        let key = (tenant.clone(), task.to_string());
+        if s.tasks.get(&key).is_some_and(|t| t.mandates.is_empty()) {
+            s.tasks.remove(&key);
+        }
+        Ok(())
     }
 
     pub async fn usage(&self, key: &str) -> Result<Usage, LedgerError> {
