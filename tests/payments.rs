@@ -641,7 +641,13 @@ async fn tasks_pay_through_the_meta_agent_and_replays_ask_idempotently() {
     let t = publish(&bus, "genesis.commerce", json!({"business_id": "biz-1", "simulate": {"panic_deliveries": 1, "pay": [{"vendor": "openai.com", "amount_cents": 400, "reason": "tokens"}]}})).await;
     let r = final_record(&bus, &t, WAIT).await;
     assert_eq!(r.status, TaskStatus::Succeeded, "{r:?}");
-    assert_eq!(ledger.usage_agent(&tid("tenant-test"), "genesis.commerce", &today()).await.expect("u").reserved, 400);
+    // Charged once, and captured with the task's success (docs/semantics.md, Money 12).
+    let used = eventually(WAIT, "the task's reservation is captured", || async {
+        let u = ledger.usage_agent(&tid("tenant-test"), "genesis.commerce", &today()).await.ok()?;
+        (u.captured > 0).then_some(u)
+    })
+    .await;
+    assert_eq!((used.reserved, used.captured), (0, 400));
     // A denied payment fails the task with the denial's code.
     let bad = publish(
         &bus,

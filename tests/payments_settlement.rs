@@ -36,10 +36,7 @@ const KEY: [u8; 32] = [42; 32];
 
 fn settings() -> PaymentsSettings {
     PaymentsSettings {
-        rules: PaymentRules {
-            known_agents: ["a-pay", "a-probe"].map(String::from).into(),
-            ..PaymentRules::default()
-        },
+        rules: PaymentRules { known_agents: ["a-pay", "a-probe"].map(String::from).into(), ..PaymentRules::default() },
         whitelist: Whitelist::new(&["openai.com".to_string()]).expect("whitelist"),
         budgets: Budgets::default(),
         reservation_ttl: Duration::from_secs(3600),
@@ -169,8 +166,7 @@ async fn the_reconciler_repairs_missed_settlements(bus: Bus, ledger: Ledger) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reconciler_repairs_missed_settlements_memory() {
-    the_reconciler_repairs_missed_settlements(Bus::Memory(MemoryBus::new()), Ledger::Memory(MemoryLedger::new()))
-        .await;
+    the_reconciler_repairs_missed_settlements(Bus::Memory(MemoryBus::new()), Ledger::Memory(MemoryLedger::new())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,8 +332,11 @@ fn outside_agents_pay_through_the_http_api_as_their_tokens_agent_only() {
     rt.block_on(async {
         let bus = Bus::Redis(RedisBus::connect(&server.url(), fast_settings("x").bus.reconnect).await.expect("bus"));
         let ledger = Ledger::Redis(RedisLedger::connect(&server.url()).await.expect("ledger"));
-        let mut env =
-            TaskEnvelope::new("genesis.commerce".parse().expect("topic"), tenant("tenant-http"), json!({"business_id": "biz-http"}));
+        let mut env = TaskEnvelope::new(
+            "genesis.commerce".parse().expect("topic"),
+            tenant("tenant-http"),
+            json!({"business_id": "biz-http"}),
+        );
         env.task_id = task;
         env.correlation_id = task.to_string();
         bus.publish(&env, support::TTL).await.expect("publish");

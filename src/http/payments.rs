@@ -62,14 +62,20 @@ pub(super) async fn create_intent(
         if let Some(r) = runtime.bus().task(&spec.topic, &task).await?.filter(|r| r.status.is_final()) {
             return Ok(error(
                 StatusCode::CONFLICT,
-                format!("task {task} has already ended ({}); its payment token pays only while it runs", r.status.as_str()),
+                format!(
+                    "task {task} has already ended ({}); its payment token pays only while it runs",
+                    r.status.as_str()
+                ),
             ));
         }
     }
     let decision = match payments.approve(intent).await {
         Ok(d) => d,
         Err(e) => {
-            return Ok(error(StatusCode::SERVICE_UNAVAILABLE, format!("no decision could be made now ({e}); ask again")))
+            return Ok(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("no decision could be made now ({e}); ask again"),
+            ))
         }
     };
     let status = match decision.outcome {

@@ -2,9 +2,9 @@
 //! `genesis payments …` go through here, so there is one code path for every decision.
 
 use super::ledger::{DecideInput, Decided, Ledger, LedgerError, Lifetimes, MandateRecord, Settle, Settled, Usage};
-use super::settlement::TaskSettled;
 use super::notify::{Channel, Notifier};
 use super::policy;
+use super::settlement::TaskSettled;
 use super::types::{is_fraud_code, Decision, Outcome, PaymentIntent};
 use super::{Budgets, PaymentsSettings};
 use crate::task::{now_ms, TaskId};

@@ -45,9 +45,7 @@ pub const MAX_KEY_LEN: usize = MAX_ID_LEN - 26 - 3;
 pub enum BodyError {
     #[error("invalid intent: {0} (expected {{\"vendor\", \"amount_cents\", \"reason\"?, \"mandate_id\"?}})")]
     Shape(String),
-    #[error(
-        "`{0}` is not accepted in an intent: the agent, business, tenant and task come from the payment token"
-    )]
+    #[error("`{0}` is not accepted in an intent: the agent, business, tenant and task come from the payment token")]
     Identity(&'static str),
     #[error("mandate_id must be 1..={MAX_KEY_LEN} characters of [A-Za-z0-9:._-]")]
     Mandate,

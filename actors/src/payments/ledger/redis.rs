@@ -332,7 +332,8 @@ impl RedisLedger {
     pub async fn postpone_task(&self, tenant: &TenantId, task: &TaskId, at_ms: u64) -> Result<(), LedgerError> {
         let key = Shard::of(tenant).open_tasks();
         let mut c = self.conn.clone();
-        let _: i64 = ::redis::cmd("ZADD").arg(key).arg("XX").arg(at_ms).arg(task.to_string()).query_async(&mut c).await?;
+        let _: i64 =
+            ::redis::cmd("ZADD").arg(key).arg("XX").arg(at_ms).arg(task.to_string()).query_async(&mut c).await?;
         Ok(())
     }
 
@@ -345,7 +346,8 @@ impl RedisLedger {
         let left: i64 = ::redis::cmd("SCARD").arg(shard.task(&id)).query_async(&mut c).await?;
         if left > 0 {
             let now = crate::task::now_ms();
-            let _: i64 = ::redis::cmd("ZADD").arg(shard.open_tasks()).arg("NX").arg(now).arg(&id).query_async(&mut c).await?;
+            let _: i64 =
+                ::redis::cmd("ZADD").arg(shard.open_tasks()).arg("NX").arg(now).arg(&id).query_async(&mut c).await?;
         }
         Ok(())
     }
