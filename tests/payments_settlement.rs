@@ -119,9 +119,15 @@ async fn money_follows_the_task_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn money_follows_the_task_redis() {
     let server = RedisServer::start();
+    let (bus, ledger) = on_redis(&server).await;
+    money_follows_the_task(bus, ledger).await;
+}
+
+/// The bus and the ledger on `server`.
+async fn on_redis(server: &RedisServer) -> (Bus, Ledger) {
     let bus = RedisBus::connect(&server.url(), fast_settings("x").bus.reconnect).await.expect("bus");
     let ledger = RedisLedger::connect(&server.url()).await.expect("ledger");
-    money_follows_the_task(Bus::Redis(bus), Ledger::Redis(ledger)).await;
+    (Bus::Redis(bus), Ledger::Redis(ledger))
 }
 
 fn intent_for(task: &TaskEnvelope, mandate: &str, cents: i64) -> PaymentIntent {
@@ -172,9 +178,8 @@ async fn the_reconciler_repairs_missed_settlements_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reconciler_repairs_missed_settlements_redis() {
     let server = RedisServer::start();
-    let bus = RedisBus::connect(&server.url(), fast_settings("x").bus.reconnect).await.expect("bus");
-    let ledger = RedisLedger::connect(&server.url()).await.expect("ledger");
-    the_reconciler_repairs_missed_settlements(Bus::Redis(bus), Ledger::Redis(ledger)).await;
+    let (bus, ledger) = on_redis(&server).await;
+    the_reconciler_repairs_missed_settlements(bus, ledger).await;
 }
 
 /// An outside agent in miniature: it keeps the token its attempt came with, and pays with it the way
@@ -330,8 +335,7 @@ fn outside_agents_pay_through_the_http_api_as_their_tokens_agent_only() {
     // The task itself now runs and succeeds: what was paid with its token is captured with it, once.
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     rt.block_on(async {
-        let bus = Bus::Redis(RedisBus::connect(&server.url(), fast_settings("x").bus.reconnect).await.expect("bus"));
-        let ledger = Ledger::Redis(RedisLedger::connect(&server.url()).await.expect("ledger"));
+        let (bus, ledger) = on_redis(&server).await;
         let mut env = TaskEnvelope::new(
             "genesis.commerce".parse().expect("topic"),
             tenant("tenant-http"),
