@@ -15,7 +15,7 @@ use genesis_actors::executor::{ExecError, Executor, ExecutorRegistry, TaskContex
 use genesis_actors::payments::authority::Authority;
 use genesis_actors::payments::ledger::memory::MemoryLedger;
 use genesis_actors::payments::ledger::redis::RedisLedger;
-use genesis_actors::payments::ledger::{Ledger, MandateRecord};
+use genesis_actors::payments::ledger::{Ledger, MandateRecord, Settled};
 use genesis_actors::payments::notify::NotifySettings;
 use genesis_actors::payments::policy::PaymentRules;
 use genesis_actors::payments::token::{self, Claims, TokenKey};
@@ -157,12 +157,17 @@ async fn the_reconciler_repairs_missed_settlements(bus: Bus, ledger: Ledger) {
         let d = authority.approve(&intent_for(task, id, 150)).await.expect("decision");
         assert_eq!(d.outcome, Outcome::Approved, "{d:?}");
     }
+    // Held for review, then approved by a reviewer: the reservation joins its task's then.
+    let held = authority.approve(&intent_for(&ok, "late-review", 15_000)).await.expect("decision");
+    assert_eq!(held.outcome, Outcome::NeedsReview, "{held:?}");
+    assert!(matches!(authority.review("late-review", true).await, Ok(Settled::Done(_))));
     settled(&ledger, "late-ok", "captured").await;
     settled(&ledger, "late-dead", "released").await;
+    settled(&ledger, "late-review", "captured").await;
     let s = ledger.business_stats("biz-late").await.expect("stats");
-    assert_eq!((s.captured_cents, s.released_cents, s.reserved_cents), (150, 150, 0), "{s:?}");
+    assert_eq!((s.captured_cents, s.released_cents, s.reserved_cents), (15_150, 150, 0), "{s:?}");
     let text = rt.handle().metrics().encode();
-    assert!(text.contains(r#"genesis_payments_settled_total{to="captured",by="reconciler"} 1"#), "{text}");
+    assert!(text.contains(r#"genesis_payments_settled_total{to="captured",by="reconciler"} 2"#), "{text}");
     assert!(text.contains(r#"genesis_payments_settled_total{to="released",by="reconciler"} 1"#), "{text}");
     // Nothing left for it to do: the tasks left the ledger's open tasks.
     let due = ledger.due_tasks(u64::MAX, 10).await.expect("due");

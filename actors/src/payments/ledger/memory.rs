@@ -12,7 +12,6 @@ use super::keys::Shard;
 use super::*;
 use crate::payments::policy::{self, in_window, LedgerView, Limits, Step, StoredMandate};
 use crate::payments::types::{code, Outcome};
-use crate::task::TaskId;
 use crate::tenant::TenantId;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -66,17 +65,8 @@ struct State {
     mandate_tenants: HashMap<String, (TenantId, u64)>,
     /// Tasks holding open reservations, by (tenant, task id): the Redis ledger's `task:<id>` sets and
     /// `tasks:open` sorted set.
-    tasks: HashMap<(TenantId, String), OpenTask>,
+    tasks: HashMap<(TenantId, String), tasks::OpenTask>,
     next_prune: u64,
-}
-
-/// A task's open reservations.
-struct OpenTask {
-    mandates: BTreeSet<String>,
-    /// When the reconciler should next look at the task's status.
-    check_at: u64,
-    /// When the index expires, as in Redis: the deadline of the last reservation added.
-    expires_at: u64,
 }
 
 impl State {
@@ -125,32 +115,6 @@ impl State {
         let parties = &self.parties;
         self.approved.retain(|(t, _, _), _| parties.contains_key(t));
         self.tasks.retain(|_, t| t.expires_at > now && !t.mandates.is_empty());
-    }
-
-    /// An approved reservation for a task joins the task's index (`check_after`: when the reconciler
-    /// first looks, unless the task is already indexed), as the Redis scripts do.
-    fn index_task(&mut self, tenant: &TenantId, task: Option<&str>, mandate: &str, now: u64, x: (u64, u64)) {
-        let Some(task) = task.filter(|t| !t.is_empty()) else { return };
-        let (ttl, check_after) = x;
-        let t = self.tasks.entry((tenant.clone(), task.to_string())).or_insert_with(|| OpenTask {
-            mandates: BTreeSet::new(),
-            check_at: now.saturating_add(check_after),
-            expires_at: 0,
-        });
-        t.mandates.insert(mandate.to_string());
-        t.expires_at = now.saturating_add(ttl);
-    }
-
-    /// The mandate is no longer an open reservation of its task (settled now, or before).
-    fn unindex_task(&mut self, tenant: &TenantId, task: Option<&str>, mandate: &str) {
-        let Some(task) = task.filter(|t| !t.is_empty()) else { return };
-        let key = (tenant.clone(), task.to_string());
-        if let Some(t) = self.tasks.get_mut(&key) {
-            t.mandates.remove(mandate);
-            if t.mandates.is_empty() {
-                self.tasks.remove(&key);
-            }
-        }
     }
 
     fn log(&mut self, event: &str, m: &MandateRecord, day: &str, now: u64) {
@@ -465,35 +429,6 @@ impl MemoryLedger {
         Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
     }
 
-    pub async fn task_reservations(&self, tenant: &TenantId, task: &TaskId) -> Result<Vec<String>, LedgerError> {
-        let key = (tenant.clone(), task.to_string());
-        Ok(self.lock().tasks.get(&key).map(|t| t.mandates.iter().cloned().collect()).unwrap_or_default())
-    }
-
-    pub async fn due_tasks(&self, now_ms: u64, limit: usize) -> Result<Vec<(TenantId, TaskId)>, LedgerError> {
-        let s = self.lock();
-        let mut due: Vec<(u64, &TenantId, &String)> =
-            s.tasks.iter().filter(|(_, t)| t.check_at <= now_ms).map(|((tn, id), t)| (t.check_at, tn, id)).collect();
-        due.sort();
-        Ok(due.into_iter().filter_map(|(_, t, id)| Some((t.clone(), id.parse().ok()?))).take(limit).collect())
-    }
-
-    pub async fn postpone_task(&self, tenant: &TenantId, task: &TaskId, at_ms: u64) -> Result<(), LedgerError> {
-        if let Some(t) = self.lock().tasks.get_mut(&(tenant.clone(), task.to_string())) {
-            t.check_at = at_ms;
-        }
-        Ok(())
-    }
-
-    pub async fn forget_task(&self, tenant: &TenantId, task: &TaskId) -> Result<(), LedgerError> {
-        let mut s = self.lock();
-        let key = (tenant.clone(), task.to_string());
-        if s.tasks.get(&key).is_some_and(|t| t.mandates.is_empty()) {
-            s.tasks.remove(&key);
-        }
-        Ok(())
-    }
-
     pub async fn usage(&self, key: &str) -> Result<Usage, LedgerError> {
         Ok(self.lock().usage.get(key).copied().unwrap_or_default())
     }
@@ -524,6 +459,9 @@ impl MemoryLedger {
         Ok(s.log.iter().filter(wanted).take(limit).cloned().collect())
     }
 }
+
+#[path = "memory_tasks.rs"]
+mod tasks;
 
 #[cfg(test)]
 #[path = "memory_tests.rs"]
