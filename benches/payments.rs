@@ -219,6 +219,7 @@ fn approving(tag: &str, n: usize, s: &Spread) -> Vec<PaymentIntent> {
                 // A business belongs to one tenant.
                 tenant_id: genesis_actors::tenant::TenantId::parse(&format!("bench-tenant-{}", business % s.tenants))
                     .expect("a valid tenant id"),
+                task_id: None,
             }
         })
         .collect()

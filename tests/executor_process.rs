@@ -237,6 +237,8 @@ fn payments_settings(agent: &str) -> PaymentsSettings {
         retention: Duration::from_secs(86_400),
         expiry_interval: Duration::from_secs(60),
         notify: Default::default(),
+        reconcile_interval: Duration::from_secs(60),
+        token_key: None,
     }
 }
 
@@ -265,7 +267,8 @@ async fn pay_lines_are_decided_by_the_meta_agent_as_the_task_itself() {
     assert_eq!((p["vendor"].as_str(), p["amount_cents"].as_u64()), (Some("openai.com"), Some(400)));
     let day = utc_day(genesis_actors::task::now_ms());
     let usage = ledger.usage_agent(&tenant("tenant-test"), "proc.buyer", &day).await.expect("usage");
-    assert_eq!(usage.reserved, 400, "charged to this agent in the task's tenant");
+    // Charged to this agent in the task's tenant, and captured once the task succeeded (settlement).
+    assert_eq!((usage.reserved, usage.captured), (0, 400), "{usage:?}");
     // A denial reaches the agent with its code and reason; what to do is the agent's call.
     let bad = publish(&bus, "proc.buyer", pay("0penai.com")).await;
     let r = final_record(&bus, &bad, WAIT).await;

@@ -73,6 +73,8 @@ fn settings() -> PaymentsSettings {
         reservation_ttl: Duration::from_secs(3600),
         retention: Duration::from_secs(86_400),
         expiry_interval: Duration::from_millis(50),
+        reconcile_interval: Duration::from_secs(60),
+        token_key: None,
         notify: NotifySettings::default(),
     }
 }
@@ -86,6 +88,7 @@ fn intent(agent: &str, vendor: &str, cents: i64, mandate: &str) -> PaymentIntent
         mandate_id: mandate.into(),
         business_id: "biz-1".into(),
         tenant_id: tid("tenant-1"),
+        task_id: None,
     }
 }
 
@@ -640,7 +643,13 @@ async fn tasks_pay_through_the_meta_agent_and_replays_ask_idempotently() {
     let t = publish(&bus, "genesis.commerce", json!({"business_id": "biz-1", "simulate": {"panic_deliveries": 1, "pay": [{"vendor": "openai.com", "amount_cents": 400, "reason": "tokens"}]}})).await;
     let r = final_record(&bus, &t, WAIT).await;
     assert_eq!(r.status, TaskStatus::Succeeded, "{r:?}");
-    assert_eq!(ledger.usage_agent(&tid("tenant-test"), "genesis.commerce", &today()).await.expect("u").reserved, 400);
+    // Charged once, and captured with the task's success (docs/semantics.md, Money 12).
+    let used = eventually(WAIT, "the task's reservation is captured", || async {
+        let u = ledger.usage_agent(&tid("tenant-test"), "genesis.commerce", &today()).await.ok()?;
+        (u.captured > 0).then_some(u)
+    })
+    .await;
+    assert_eq!((used.reserved, used.captured), (0, 400));
     // A denied payment fails the task with the denial's code.
     let bad = publish(
         &bus,

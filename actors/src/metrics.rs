@@ -38,6 +38,14 @@ pub struct DecisionLabel {
     pub code: String,
 }
 
+/// A settlement: where the money went (`captured`, `released`) and which path moved it (`worker`
+/// right after the outcome, `reconciler` after a crash in between).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SettledLabel {
+    pub to: &'static str,
+    pub by: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CircuitLabel {
     pub agent: String,
@@ -71,6 +79,8 @@ pub struct Metrics {
     pub retry_scheduled: Family<TopicLabel, Gauge>,
     pub actor_restarts: Family<RestartLabel, Counter>,
     pub payment_decisions: Family<DecisionLabel, Counter>,
+    pub payments_settled: Family<SettledLabel, Counter>,
+    pub payments_settle_errors: Counter,
     pub budget_used: Family<AgentLabel, Gauge>,
     pub budget_remaining: Family<AgentLabel, Gauge>,
     pub heartbeat_age: Family<NodeLabel, FloatGauge>,
@@ -114,6 +124,8 @@ impl Metrics {
             retry_scheduled: Family::default(),
             actor_restarts: Family::default(),
             payment_decisions: Family::default(),
+            payments_settled: Family::default(),
+            payments_settle_errors: Counter::default(),
             budget_used: Family::default(),
             budget_remaining: Family::default(),
             heartbeat_age: Family::default(),
@@ -146,6 +158,16 @@ impl Metrics {
         r.register("retry_scheduled", "Retries waiting for their due time", m.retry_scheduled.clone());
         r.register("actor_restarts", "Restarts by supervisor and child", m.actor_restarts.clone());
         r.register("payment_decisions", "Payment decisions by outcome and code", m.payment_decisions.clone());
+        r.register(
+            "payments_settled",
+            "Reservations settled with their task's outcome, by state and path",
+            m.payments_settled.clone(),
+        );
+        r.register(
+            "payments_settle_errors",
+            "Settlements that failed (retried by the reconciler)",
+            m.payments_settle_errors.clone(),
+        );
         r.register("budget_used_cents", "Reserved + captured today, per agent", m.budget_used.clone());
         r.register("budget_remaining_cents", "Daily budget left, per agent", m.budget_remaining.clone());
         r.register("node_heartbeat_age_seconds", "Age of this node's last heartbeat write", m.heartbeat_age.clone());

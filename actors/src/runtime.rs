@@ -80,6 +80,11 @@ impl RuntimeHandle {
         &self.node.metrics
     }
 
+    /// The way to the MetaAgent, and the payment token key (for the HTTP payments API).
+    pub fn payments(&self) -> &crate::payments::meta_agent::PaymentsClient {
+        &self.node.payments_client
+    }
+
     /// Make one of an agent's children fail as if it crashed (chaos, tests). `false` if the agent is
     /// not running.
     pub fn crash(&self, agent: &str, child: crate::agent::supervisor::Child) -> bool {
@@ -142,6 +147,18 @@ fn dead_here(held: &serde_json::Value) -> Option<&str> {
     (same_host && gone && pid != u64::from(std::process::id())).then(|| held["instance"].as_str()).flatten()
 }
 
+/// The configured payment token key, or a random one for this process (said at WARN: tokens it makes
+/// then verify on this node only).
+fn token_key(p: &crate::payments::PaymentsSettings) -> crate::payments::token::TokenKey {
+    match &p.token_key {
+        Some(k) => k.clone(),
+        None => {
+            tracing::warn!("no payment token key configured (payments.token_key_file or GENESIS_PAYMENT_TOKEN_KEY): using a random key for this process; outside agents' payment tokens made here will not verify on other nodes, nor after a restart");
+            crate::payments::token::TokenKey::random()
+        }
+    }
+}
+
 /// A running node.
 pub struct Runtime {
     root: ActorRef<RootMsg>,
@@ -179,6 +196,10 @@ impl Runtime {
         let topics: Vec<_> = roster.topics().cloned().collect();
         bus.ensure_topics(&topics).await?;
         let bus = bus.with_dlq_entry_limit(settings.bus.dlq.max_entry_bytes);
+        let mut payments_client = crate::payments::meta_agent::PaymentsClient::new(std::time::Duration::from_secs(10));
+        if let Some(a) = &payments {
+            payments_client = payments_client.with_tokens(token_key(a.settings()));
+        }
         let node = Arc::new(NodeContext {
             bus,
             settings: Arc::new(settings),
@@ -188,7 +209,7 @@ impl Runtime {
             agents: Arc::new(DashMap::new()),
             gave_up: Mutex::new(None),
             payments,
-            payments_client: crate::payments::meta_agent::PaymentsClient::new(std::time::Duration::from_secs(10)),
+            payments_client,
             last_beat: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             instance: ulid::Ulid::generate().to_string(),
             started_at: crate::task::now_ms(),

@@ -39,6 +39,8 @@ pub fn approving_settings(known_agents: BTreeSet<String>, vendors: &[&str]) -> P
         reservation_ttl: Duration::from_secs(3600),
         retention: Duration::from_secs(86_400),
         expiry_interval: Duration::from_secs(3600),
+        reconcile_interval: Duration::from_secs(3600),
+        token_key: None,
         notify: NotifySettings::default(),
     }
 }

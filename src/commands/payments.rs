@@ -69,6 +69,7 @@ pub async fn run(cfg: &ServiceConfig, command: PaymentsCommand) -> Result<()> {
                 mandate_id: mandate,
                 business_id: business,
                 tenant_id: tenant,
+                task_id: None,
             };
             let d = a.approve(&intent).await?;
             // The reason as decided: it quotes mandate ids, vendors and agents, whose case matters.

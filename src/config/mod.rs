@@ -118,6 +118,8 @@ pub(crate) fn load_with_env(path: &Path, known_executors: &[&str], env: Env) -> 
     let mut issues = Issues::new(path);
     payments::check_agents(&mut payments, roster.agents.iter().map(|a| a.name.clone()).collect(), &mut issues);
     let redis = redis_options(path, &genesis.redis_url, &genesis.redis_files, &mut issues);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    payments.token_key = payments::token_key(dir, genesis.token_key_file.as_deref(), env, &mut issues);
     let payments = issues.finish(payments)?;
     Ok(ServiceConfig {
         settings: genesis.settings,

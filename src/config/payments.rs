@@ -1,4 +1,5 @@
-//! `[payments]` of `genesis.toml`: thresholds, whitelist, budgets, fraud rules, webhooks.
+//! `[payments]` of `genesis.toml`: thresholds, whitelist, budgets, fraud rules, webhooks, and the key of
+//! task-bound payment tokens ([`token_key`]).
 
 use super::checks::{duration, int, quote};
 use super::issues::Issues;
@@ -27,6 +28,9 @@ pub(crate) struct PaymentsFile {
     pub reservation_ttl: Option<String>,
     pub retention: Option<String>,
     pub expiry_interval: Option<String>,
+    pub reconcile_interval: Option<String>,
+    /// Relative to `genesis.toml`'s directory; read by [`token_key`].
+    pub token_key_file: Option<String>,
     #[serde(default)]
     pub budgets: BudgetsFile,
     #[serde(default)]
@@ -267,6 +271,15 @@ pub(crate) fn payments(file: PaymentsFile, issues: &mut Issues) -> PaymentsSetti
             Duration::from_secs(30),
             true,
         ),
+        reconcile_interval: duration(
+            issues,
+            "payments.reconcile_interval",
+            file.reconcile_interval.as_deref(),
+            Duration::from_secs(60),
+            true,
+        ),
+        // Read with the file's directory and the environment at hand, by `token_key`.
+        token_key: None,
         notify,
     };
     let raw = Raw { reservation_ttl: file.reservation_ttl.as_deref(), retention: file.retention.as_deref() };
@@ -357,4 +370,46 @@ pub(crate) fn check_agents(p: &mut PaymentsSettings, agents: BTreeSet<String>, i
         }
     }
     p.rules.known_agents = agents;
+}
+
+/// The environment variable that holds the payment token key; it wins over `payments.token_key_file`.
+pub const TOKEN_KEY_ENV: &str = "GENESIS_PAYMENT_TOKEN_KEY";
+
+/// The payment token key: the bytes of `GENESIS_PAYMENT_TOKEN_KEY` if it is set and not empty, else
+/// the bytes of `payments.token_key_file` (relative to `dir`, read exactly: a trailing newline is part
+/// of the key), else `None` (the node then makes a random key per process and says so). Each must hold
+/// at least 32 bytes. Issues name the key, never its value.
+pub(crate) fn token_key(
+    dir: &std::path::Path,
+    file: Option<&str>,
+    env: super::expand::Env,
+    issues: &mut Issues,
+) -> Option<genesis_actors::payments::token::TokenKey> {
+    use genesis_actors::payments::token::TokenKey;
+    const FIX: &str = "generate one with `head -c 32 /dev/urandom > FILE` (the same on every node)";
+    if let Some(v) = env(TOKEN_KEY_ENV).filter(|v| !v.is_empty()) {
+        return match TokenKey::from_bytes(v.into_bytes()) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                issues.push(TOKEN_KEY_ENV, None, format!("{e} (e.g. `openssl rand -hex 32`)"));
+                None
+            }
+        };
+    }
+    let file = file.map(str::trim).filter(|f| !f.is_empty())?;
+    let path = dir.join(file);
+    let key = "payments.token_key_file";
+    match std::fs::read(&path) {
+        Ok(bytes) => match TokenKey::from_bytes(bytes) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                issues.push(key, Some(quote(file)), format!("{e}; {FIX}"));
+                None
+            }
+        },
+        Err(e) => {
+            issues.push(key, Some(quote(file)), format!("cannot read {} ({e}); {FIX}", path.display()));
+            None
+        }
+    }
 }

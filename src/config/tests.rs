@@ -478,3 +478,49 @@ fn dead_letter_retention_and_its_per_agent_overrides() {
     let e = roster_err("[defaults]\ndlq_max_len = 7\n");
     assert!(e.contains("dlq_max_len"), "a default for every agent belongs in [bus]: {e}");
 }
+
+/// The payment token key: a file of ≥ 32 bytes relative to genesis.toml, or the environment (which
+/// wins); a short or unreadable key is named by its key, never shown.
+#[test]
+fn payment_token_key_from_file_or_environment() {
+    use genesis_actors::payments::token::{sign, verify, Claims, TokenKey};
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("agents.toml"), agents(1, "")).expect("write");
+    let config = dir.path().join("genesis.toml");
+    let load = |text: &str, env: &dyn Fn(&str) -> Option<String>| {
+        std::fs::write(&config, text).expect("write");
+        load_with_env(&config, KNOWN, env)
+    };
+    let none = load("", &no_env).expect("no key configured");
+    assert_eq!(none.payments.token_key, None, "the node then makes a random key");
+
+    std::fs::write(dir.path().join("pay.key"), [7u8; 32]).expect("write");
+    let from_file = load("[payments]\ntoken_key_file = \"pay.key\"\n", &no_env).expect("key file");
+    assert_eq!(from_file.payments.token_key, TokenKey::from_bytes(vec![7; 32]).ok());
+
+    let secret = "an-env-key-of-more-than-32-bytes-0123456789";
+    let env = |name: &str| (name == "GENESIS_PAYMENT_TOKEN_KEY").then(|| secret.to_string());
+    let from_env = load("[payments]\ntoken_key_file = \"pay.key\"\n", &env).expect("env key");
+    let key = from_env.payments.token_key.expect("key");
+    assert_eq!(Some(key.clone()), TokenKey::from_bytes(secret.as_bytes().to_vec()).ok(), "the environment wins");
+    // Two nodes with the same key accept each other's tokens.
+    let claims = Claims {
+        task_id: genesis_actors::task::TaskId::generate(),
+        agent: "genesis.a0".into(),
+        business: "default".into(),
+        tenant: Default::default(),
+        expires_at_ms: u64::MAX,
+    };
+    let other_node = load("", &env).expect("env key").payments.token_key.expect("key");
+    assert_eq!(verify(&other_node, &sign(&key, &claims), 0), Ok(claims));
+
+    std::fs::write(dir.path().join("short.key"), "too short").expect("write");
+    let err = load("[payments]\ntoken_key_file = \"short.key\"\n", &no_env).expect_err("short").to_string();
+    assert!(err.contains("payments.token_key_file = \"short.key\": holds 9 bytes; a payment token key must be at least 32 random bytes; generate one with `head -c 32 /dev/urandom > FILE`"), "{err}");
+    let err = load("[payments]\ntoken_key_file = \"missing.key\"\n", &no_env).expect_err("missing").to_string();
+    assert!(err.contains("payments.token_key_file = \"missing.key\": cannot read"), "{err}");
+    let short_env = |name: &str| (name == "GENESIS_PAYMENT_TOKEN_KEY").then(|| "hunter2".to_string());
+    let err = load("", &short_env).expect_err("short env key").to_string();
+    assert!(err.contains("GENESIS_PAYMENT_TOKEN_KEY: holds 7 bytes"), "{err}");
+    assert!(!err.contains("hunter2"), "the key is never shown: {err}");
+}

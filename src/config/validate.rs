@@ -38,6 +38,8 @@ pub(crate) struct GenesisParts {
     pub http_addr: Option<SocketAddr>,
     pub http_limits: crate::http::server::Limits,
     pub payments: genesis_actors::payments::PaymentsSettings,
+    /// `payments.token_key_file` as written (relative to `genesis.toml`'s directory).
+    pub token_key_file: Option<String>,
     pub telemetry: TelemetrySettings,
 }
 
@@ -263,6 +265,7 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
         max_body_bytes: bus.max_payload_bytes.saturating_add(64 << 10),
         ..hd
     };
+    let token_key_file = file.payments.token_key_file.clone();
     let payments = super::payments::payments(file.payments, issues);
     let t = file.telemetry;
     let otlp_protocol = match t.otlp_protocol.as_deref().map(str::trim) {
@@ -290,7 +293,18 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
         service_name: t.service_name.filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "genesis".into()),
     };
     let settings = RuntimeSettings { node_id, bus, supervision, liveness, retry_backoff, shutdown_grace };
-    GenesisParts { settings, roster, redis_url, redis_files, replication, http_addr, http_limits, payments, telemetry }
+    GenesisParts {
+        settings,
+        roster,
+        redis_url,
+        redis_files,
+        replication,
+        http_addr,
+        http_limits,
+        payments,
+        token_key_file,
+        telemetry,
+    }
 }
 
 fn node_id(issues: &mut Issues, raw: Option<String>) -> String {

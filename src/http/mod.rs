@@ -1,9 +1,11 @@
-//! The node's HTTP surface on `http.addr`: liveness and readiness probes, Prometheus `/metrics`, and a
-//! small task API (the only way to submit work to a node running on the in-process bus).
+//! The node's HTTP surface on `http.addr`: liveness and readiness probes, Prometheus `/metrics`, a
+//! small task API (the only way to submit work to a node running on the in-process bus), and the
+//! payments API outside agents ask for money through ([`payments`]).
 //!
 //! Errors are 4xx with a JSON body `{"error": "..."}` that names the problem; axum's own extractors
 //! answer malformed JSON with 400/415/422 and a message.
 
+pub mod payments;
 pub mod server;
 
 use crate::submit::{self, SubmitError, SubmitRequest};
@@ -96,6 +98,7 @@ pub fn router(api: Api) -> Router {
         .route("/v1/tasks", post(create_task))
         .route("/v1/tasks/{id}", get(get_task))
         .route("/v1/stats", get(stats))
+        .route("/v1/payments/intents", post(payments::create_intent))
         .route("/metrics", get(metrics))
         .with_state(api)
 }
@@ -109,7 +112,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
-    tracing::info!(?addr, "HTTP listening (/healthz, /readyz, /metrics, /v1/tasks)");
+    tracing::info!(?addr, "HTTP listening (/healthz, /readyz, /metrics, /v1/tasks, /v1/payments/intents)");
     server::serve(listener, server::limited(router(api), limits), limits, shutdown).await
 }
 

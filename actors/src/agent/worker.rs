@@ -171,6 +171,9 @@ async fn run_in_span(
         until_ok(&reconnect, "complete", || ctx.bus.complete(&ctx.consumer, &delivery, &completion, ttl)).await?;
     if written == Completed::NotOwner {
         tracing::warn!(agent = %ctx.spec.name, entry = %delivery.entry_id, "entry was taken over by another node while running; outcome discarded");
+    } else {
+        // The task's money follows its outcome (captured on success, released on death).
+        crate::payments::settlement::after_outcome(&ctx.payments, &ctx.metrics, &completion).await;
     }
     Ok(())
 }
@@ -200,6 +203,8 @@ async fn attempt(
         payment_token: None,
         payments: ctx.payments.clone(),
     };
+    // This attempt's task-bound payment token (with payments configured), valid past its deadline.
+    let tctx = TaskContext { payment_token: ctx.payments.token_for(&spec.name, &env, tctx.deadline_ms), ..tctx };
     let label = crate::metrics::Metrics::agent(&spec.name);
     // An open circuit holds the task here (still pending on this node) instead of spending an attempt.
     let permit = ctx.breaker.admit().await;

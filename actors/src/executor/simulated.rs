@@ -3,7 +3,7 @@
 //! "pay": [{"vendor": "...", "amount_cents": N, "reason": "..."}], "report_to": "http://host:port/path"}`.
 //!
 //! It first asks the MetaAgent for each payment in `pay` (mandate `<task_id>-<index>`, so a retried or
-//! replayed task asks again idempotently): a denial fails the task (fatal), a payment held for review
+//! replayed task asks again idempotently; bound to the task, so its outcome settles them): a denial fails the task (fatal), a payment held for review
 //! fails the attempt (retryable: it is asked again after review). Then it works for `sleep_ms`, then panics (crashing its worker) while the delivery counter is
 //! ≤ `panic_deliveries`, then fails retryably while the attempt is ≤ `fail_attempts`. Without `simulate`
 //! it returns a small deterministic result naming the agent.
@@ -14,7 +14,7 @@
 //! count executions; a report that cannot be delivered is ignored (logged at debug).
 
 use super::{ExecError, Executor, TaskContext};
-use crate::payments::types::{Outcome, PaymentIntent};
+use crate::payments::types::{Outcome, PaymentIntent, DEFAULT_BUSINESS};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -107,7 +107,7 @@ async fn report(url: Option<&str>, ctx: &TaskContext, phase: &str, outcome: Opti
 async fn simulate(ctx: &TaskContext, payload: &Value, sim: Simulate) -> Result<Value, ExecError> {
     let mut payments = Vec::new();
     for (i, p) in sim.pay.iter().enumerate() {
-        let business = payload.get("business_id").and_then(Value::as_str).unwrap_or("default");
+        let business = payload.get("business_id").and_then(Value::as_str).unwrap_or(DEFAULT_BUSINESS);
         let intent = PaymentIntent {
             agent_id: ctx.agent.clone(),
             vendor: p.vendor.clone(),
@@ -116,6 +116,7 @@ async fn simulate(ctx: &TaskContext, payload: &Value, sim: Simulate) -> Result<V
             mandate_id: format!("{}-{i}", ctx.task_id),
             business_id: business.to_string(),
             tenant_id: ctx.tenant_id.clone(),
+            task_id: Some(ctx.task_id),
         };
         let d = ctx.payments.approve(intent).await.map_err(ExecError::Retryable)?;
         match d.outcome {

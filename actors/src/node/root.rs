@@ -77,6 +77,8 @@ pub enum RootChild {
     Reclaimer,
     RetryScheduler,
     Trimmer,
+    /// Settles the reservations of finished tasks (with payments only).
+    Reconciler,
 }
 
 pub struct Root;
@@ -111,6 +113,7 @@ impl RootChild {
                 | RootChild::Reclaimer
                 | RootChild::RetryScheduler
                 | RootChild::Trimmer
+                | RootChild::Reconciler
         )
     }
 }
@@ -146,6 +149,9 @@ impl Actor for Root {
         }
         for c in [RootChild::Reclaimer, RootChild::RetryScheduler, RootChild::Trimmer, RootChild::Sampler] {
             start(&me, &mut st, c).await?;
+        }
+        if st.node.payments.is_some() {
+            start(&me, &mut st, RootChild::Reconciler).await?;
         }
         Ok(st)
     }
@@ -319,6 +325,16 @@ async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> 
             interval: std::time::Duration::from_secs(5),
         }),
         RootChild::Trimmer => Box::new(Trimmer::new(node.bus.clone(), &node.roster, &s.bus, node.metrics.clone())),
+        RootChild::Reconciler => {
+            let authority = node.payments.clone().ok_or("payments are not configured")?;
+            Box::new(crate::node::services::reconciler::Reconciler {
+                bus: node.bus.clone(),
+                roster: node.roster.clone(),
+                interval: authority.settings().reconcile_interval,
+                authority,
+                metrics: node.metrics.clone(),
+            })
+        }
     };
     let (t, _) =
         Actor::spawn_linked(None, Ticker, TickerArgs { job, reconnect: s.bus.reconnect }, me.get_cell()).await?;

@@ -1,12 +1,13 @@
 //! The authority: validation, then the ledger's atomic decision. Both the MetaAgent actor and
 //! `genesis payments …` go through here, so there is one code path for every decision.
 
-use super::ledger::{DecideInput, Decided, Ledger, LedgerError, MandateRecord, Settle, Settled, Usage};
+use super::ledger::{DecideInput, Decided, Ledger, LedgerError, Lifetimes, MandateRecord, Settle, Settled, Usage};
 use super::notify::{Channel, Notifier};
 use super::policy;
+use super::settlement::TaskSettled;
 use super::types::{is_fraud_code, Decision, Outcome, PaymentIntent};
 use super::{Budgets, PaymentsSettings};
-use crate::task::now_ms;
+use crate::task::{now_ms, TaskId};
 use crate::tenant::TenantId;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -154,6 +155,7 @@ impl Authority {
             now_ms: now,
             reservation_ttl_ms: s.reservation_ttl.as_millis() as u64,
             retention_ms: s.retention.as_millis() as u64,
+            check_task_after_ms: s.reconcile_interval.as_millis() as u64,
         };
         let (d, fresh) = match self.ledger.decide(&input).await? {
             Decided::New(d) => (d, true),
@@ -210,6 +212,26 @@ impl Authority {
         self.ledger.settle(mandate, to, self.now(), self.settings.retention.as_millis() as u64).await
     }
 
+    /// Settle every open reservation of a task (its outcome decides `to`: see [`super::settlement`]).
+    /// Idempotent: what is already settled is counted as such and left alone.
+    pub async fn settle_task(&self, tenant: &TenantId, task: &TaskId, to: Settle) -> Result<TaskSettled, LedgerError> {
+        let mut out = TaskSettled::default();
+        for id in self.ledger.task_reservations(tenant, task).await? {
+            match self.settle(&id, to).await? {
+                Settled::Done(_) => out.moved += 1,
+                Settled::Already(_) => out.already += 1,
+                // Captured when releasing (or released when capturing): by hand, or the expiry job got
+                // there first. Either way it is no longer this task's to settle.
+                Settled::Refused(m) => {
+                    tracing::info!(task_id = %task, mandate = %id, status = %m.status, to = to.as_str(), "reservation already settled otherwise; left as it is");
+                    out.already += 1;
+                }
+                Settled::Missing => {}
+            }
+        }
+        Ok(out)
+    }
+
     /// Release every reservation past its deadline; returns how many were released.
     pub async fn expire_due(&self) -> Result<usize, LedgerError> {
         let now = self.now();
@@ -233,16 +255,12 @@ impl Authority {
         let d = &m.decision;
         let limits = self.budgets().limits(&d.agent_id, &d.business_id, &d.tenant_id);
         let s = &self.settings;
-        self.ledger
-            .review(
-                mandate,
-                approve,
-                limits,
-                self.now(),
-                s.reservation_ttl.as_millis() as u64,
-                s.retention.as_millis() as u64,
-            )
-            .await
+        let keep = Lifetimes {
+            reservation_ttl_ms: s.reservation_ttl.as_millis() as u64,
+            retention_ms: s.retention.as_millis() as u64,
+            check_task_after_ms: s.reconcile_interval.as_millis() as u64,
+        };
+        self.ledger.review(mandate, approve, limits, self.now(), &keep).await
     }
 
     pub async fn reviews(&self) -> Result<Vec<MandateRecord>, LedgerError> {

@@ -7,7 +7,11 @@
 
 use super::authority::Authority;
 use super::ledger::{Settle, Settled};
+use super::settlement::TaskSettled;
+use super::token::{self, Claims, TokenKey};
 use super::types::{Decision, PaymentIntent};
+use crate::task::{TaskEnvelope, TaskId};
+use crate::tenant::TenantId;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -16,6 +20,8 @@ pub enum MetaMsg {
     ApprovePaymentIntent(PaymentIntent, RpcReplyPort<Result<Decision, String>>),
     Capture(String, RpcReplyPort<Result<Settled, String>>),
     Release(String, RpcReplyPort<Result<Settled, String>>),
+    /// Settle every open reservation of a task (its outcome was written).
+    SettleTask(TenantId, TaskId, Settle, RpcReplyPort<Result<TaskSettled, String>>),
     /// Release reservations past their deadline (self-sent on a timer).
     Expire,
 }
@@ -72,6 +78,12 @@ impl Actor for MetaAgent {
                     let _ = reply.send(a.settle(&id, Settle::Released).await.map_err(|e| e.to_string()));
                 });
             }
+            MetaMsg::SettleTask(tenant, task, to, reply) => {
+                let a = st.authority.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(a.settle_task(&tenant, &task, to).await.map_err(|e| e.to_string()));
+                });
+            }
             MetaMsg::Expire => {
                 if let Err(e) = st.authority.expire_due().await {
                     tracing::warn!(error = %e, "could not release expired reservations; will retry");
@@ -84,11 +96,14 @@ impl Actor for MetaAgent {
     }
 }
 
-/// How executors reach the MetaAgent. It follows restarts: the root updates the reference.
+/// How executors reach the MetaAgent. It follows restarts: the root updates the reference. With
+/// payments configured it also holds the payment token key: it makes each attempt's token (the worker)
+/// and checks the tokens outside agents present (the HTTP API).
 #[derive(Clone)]
 pub struct PaymentsClient {
     meta: Arc<RwLock<Option<ActorRef<MetaMsg>>>>,
     timeout: Duration,
+    tokens: Option<TokenKey>,
 }
 
 impl Default for PaymentsClient {
@@ -99,14 +114,55 @@ impl Default for PaymentsClient {
 
 impl std::fmt::Debug for PaymentsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let connected = self.meta.read().map(|g| g.is_some()).unwrap_or(false);
-        f.debug_struct("PaymentsClient").field("connected", &connected).finish()
+        f.debug_struct("PaymentsClient")
+            .field("connected", &self.is_connected())
+            .field("tokens", &self.tokens.is_some())
+            .finish()
     }
 }
 
 impl PaymentsClient {
     pub fn new(timeout: Duration) -> Self {
-        PaymentsClient { meta: Arc::default(), timeout }
+        PaymentsClient { meta: Arc::default(), timeout, tokens: None }
+    }
+
+    /// The same client, making and checking payment tokens with `key`.
+    pub fn with_tokens(self, key: TokenKey) -> Self {
+        PaymentsClient { tokens: Some(key), ..self }
+    }
+
+    /// Whether a MetaAgent is running to answer (payments configured, and not restarting).
+    pub fn is_connected(&self) -> bool {
+        self.meta.read().map(|g| g.is_some()).unwrap_or(false)
+    }
+
+    /// The payment token of one attempt of `env`, run by `agent`, until `deadline_ms` (plus
+    /// [`token::EXPIRY_MARGIN_MS`]); `None` without payments, or when the payload's `business_id` is not
+    /// a valid business id (logged: the agent then cannot pay, and says why when it tries).
+    pub fn token_for(&self, agent: &str, env: &TaskEnvelope, deadline_ms: u64) -> Option<String> {
+        let key = self.tokens.as_ref()?;
+        let business = match super::outside::business_of(&env.payload) {
+            Ok(b) => b,
+            Err(problem) => {
+                tracing::warn!(task_id = %env.task_id, %problem, "no payment token for this task: its payload's business_id is not valid");
+                return None;
+            }
+        };
+        let claims = Claims {
+            task_id: env.task_id,
+            agent: agent.to_string(),
+            business,
+            tenant: env.tenant_id.clone(),
+            expires_at_ms: token::expiry_for(deadline_ms),
+        };
+        Some(token::sign(key, &claims))
+    }
+
+    /// The claims of a token an outside agent presented, if this node's key signed it and it is
+    /// still valid. `None`: payments are not configured here.
+    pub fn verify_token(&self, presented: &str) -> Option<Result<Claims, token::TokenError>> {
+        let key = self.tokens.as_ref()?;
+        Some(token::verify(key, presented, crate::task::now_ms()))
     }
 
     pub fn set(&self, meta: Option<ActorRef<MetaMsg>>) {
@@ -146,6 +202,13 @@ impl PaymentsClient {
     pub async fn capture(&self, mandate: String) -> Result<Settled, String> {
         let meta = self.current()?;
         ractor::call_t!(meta, MetaMsg::Capture, self.timeout.as_millis() as u64, mandate)
+            .map_err(|e| format!("MetaAgent unreachable: {e}"))?
+    }
+
+    /// Settle every open reservation of `task` (see [`super::settlement`]).
+    pub async fn settle_task(&self, tenant: TenantId, task: TaskId, to: Settle) -> Result<TaskSettled, String> {
+        let meta = self.current()?;
+        ractor::call_t!(meta, MetaMsg::SettleTask, self.timeout.as_millis() as u64, tenant, task, to)
             .map_err(|e| format!("MetaAgent unreachable: {e}"))?
     }
 

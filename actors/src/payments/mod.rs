@@ -7,6 +7,9 @@
 //! - [`ledger`]: budgets, reservations and idempotency, atomic in Redis (or in memory);
 //! - [`authority`]: validation + ledger: the one code path every decision takes;
 //! - [`meta_agent`]: the MetaAgent actor that answers intents by message;
+//! - [`token`]: task-bound payment tokens, with which outside agents ask as their task's agent;
+//! - [`outside`]: an outside agent's intent (as the HTTP API receives it) bound to its token;
+//! - [`settlement`]: a task's reservations follow its outcome (captured on success, released on death);
 //! - [`notify`]: summaries and fraud alerts to webhooks, never blocking a decision.
 //!
 //! The guarantees are in `docs/semantics.md`, section "Money".
@@ -15,7 +18,10 @@ pub mod authority;
 pub mod ledger;
 pub mod meta_agent;
 pub mod notify;
+pub mod outside;
 pub mod policy;
+pub mod settlement;
+pub mod token;
 pub mod types;
 pub mod vendor;
 
@@ -71,5 +77,12 @@ pub struct PaymentsSettings {
     pub retention: Duration,
     /// How often expired reservations are released.
     pub expiry_interval: Duration,
+    /// How often the reconciler looks for tasks that reached their final status with reservations
+    /// still open (a crash between the outcome and its settlement), and how long after a reservation
+    /// it first looks at its task.
+    pub reconcile_interval: Duration,
+    /// The key of task-bound payment tokens, shared by every node; `None`: a random key per process
+    /// (tokens then verify only on the node that made them).
+    pub token_key: Option<token::TokenKey>,
     pub notify: notify::NotifySettings,
 }

@@ -161,6 +161,7 @@ pub fn validate(raw: &PaymentIntent, rules: &PaymentRules, whitelist: &Whitelist
         mandate,
         business_id,
         tenant_id: raw.tenant_id.clone(),
+        task_id: raw.task_id,
     })
 }
 
@@ -198,10 +199,16 @@ pub fn mandate_conflict(i: &ValidIntent) -> Rejection {
     )
 }
 
-/// `agent|vendor|amount|business|tenant` (amount in decimal cents; the reason is not part of it). Only
-/// the agent id may contain `|`, so the string is unambiguous read from the right.
+/// `agent|vendor|amount|business|tenant`, then `|task:<task id>` when a task asks (amount in decimal
+/// cents; the reason is not part of it). Only the agent id may contain `|`, so the string is
+/// unambiguous read from the right. The task is part of it so that one task cannot reuse another's
+/// mandate id, even for the same payment; intents without a task keep the fingerprint they always had.
 pub fn fingerprint(i: &ValidIntent) -> String {
-    format!("{}|{}|{}|{}|{}", i.agent_id, i.vendor, i.amount.get(), i.business_id, i.tenant_id)
+    let base = format!("{}|{}|{}|{}|{}", i.agent_id, i.vendor, i.amount.get(), i.business_id, i.tenant_id);
+    match i.task_id {
+        Some(t) => format!("{base}|task:{t}"),
+        None => base,
+    }
 }
 
 /// Runs every check in order; the first failure decides. Pure: the caller applies the result.

@@ -34,6 +34,7 @@ fn raw(agent: &str, vendor: &str, amount: i64, mandate: &str) -> PaymentIntent {
         mandate_id: mandate.into(),
         business_id: "biz-1".into(),
         tenant_id: TenantId::parse("tenant-1").unwrap(),
+        task_id: None,
     }
 }
 

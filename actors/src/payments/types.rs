@@ -4,8 +4,12 @@
 //! [`super::policy::validate`]; everything after that trusts the types. Every refusal carries a
 //! [`Rejection`]: a stable machine-readable code from [`code`] and a human-readable reason.
 
+use crate::task::TaskId;
 use crate::tenant::TenantId;
 use serde::{Deserialize, Serialize};
+
+/// The business an intent is for when its task names none (`business_id` in the task's payload).
+pub const DEFAULT_BUSINESS: &str = "default";
 
 /// Stable, machine-readable decision codes. Clients and dashboards match on these strings.
 pub mod code {
@@ -164,6 +168,12 @@ pub struct PaymentIntent {
     pub mandate_id: String,
     pub business_id: String,
     pub tenant_id: TenantId,
+    /// The task the money is for, when a task asks (the simulated executor, or an outside agent with
+    /// its task's payment token). Its reservations are then settled with the task: captured when it
+    /// succeeds, released when it dies (docs/semantics.md, Money 12). `None` for `genesis payments
+    /// intent`: such a reservation is captured or released by hand, or expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<TaskId>,
 }
 
 /// A payment intent that passed input validation: every field is well-formed and the agent is known.
@@ -176,6 +186,7 @@ pub struct ValidIntent {
     pub mandate: MandateId,
     pub business_id: String,
     pub tenant_id: TenantId,
+    pub task_id: Option<TaskId>,
 }
 
 /// The three possible outcomes of a payment decision.
@@ -283,6 +294,7 @@ mod tests {
             mandate_id: "m".into(),
             business_id: "b".into(),
             tenant_id: TenantId::default(),
+            task_id: None,
         };
         let d = Decision::rejected_input(&raw, &Rejection::new(code::INVALID_AMOUNT, "neg"), 7);
         let back: Option<Decision> = serde_json::to_string(&d).ok().and_then(|s| serde_json::from_str(&s).ok());

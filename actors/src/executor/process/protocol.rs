@@ -158,6 +158,7 @@ pub fn intent(ctx: &TaskContext, business: &str, index: u32, pay: PayRequest) ->
         mandate_id: format!("{}-p{index}", ctx.task_id),
         business_id: business.to_string(),
         tenant_id: ctx.tenant_id.clone(),
+        task_id: Some(ctx.task_id),
     }
 }
 

@@ -67,6 +67,16 @@ impl Shard {
     pub fn reservations(&self) -> String {
         self.key(format_args!("reservations"))
     }
+    /// The open (approved, unsettled) reservations of one task (set of mandate ids): what settling the
+    /// task moves. Expires with the last reservation added to it.
+    pub fn task(&self, task_id: &str) -> String {
+        self.key(format_args!("task:{task_id}"))
+    }
+    /// The tasks of this tenant holding open reservations, by when the reconciler should next look at
+    /// their status (zset: task id → ms). A task leaves when its last reservation is settled.
+    pub fn open_tasks(&self) -> String {
+        self.key(format_args!("tasks:open"))
+    }
     /// Intents held for review by time held (zset).
     pub fn reviews(&self) -> String {
         self.key(format_args!("reviews"))
@@ -135,7 +145,7 @@ mod tests {
     #[test]
     fn shard_keys_carry_the_tenant_tag_and_global_keys_none() {
         let s = Shard::of(&TenantId::parse("tenant-1").expect("tenant"));
-        for k in [s.mandate("m"), s.used_agent("a", "2024-02-29"), s.used_tenant("2024-02-29"), s.log()] {
+        for k in [s.mandate("m"), s.used_agent("a", "2024-02-29"), s.used_tenant("2024-02-29"), s.log(), s.task("t")] {
             assert_eq!(hash_tag(&k), "pay:tenant-1", "{k}");
         }
         for k in

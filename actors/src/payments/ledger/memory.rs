@@ -63,6 +63,9 @@ struct State {
     business_tenants: HashMap<String, TenantId>,
     /// The tenant a mandate id is bound to, until when (refreshed with the mandate).
     mandate_tenants: HashMap<String, (TenantId, u64)>,
+    /// Tasks holding open reservations, by (tenant, task id): the Redis ledger's `task:<id>` sets and
+    /// `tasks:open` sorted set.
+    tasks: HashMap<(TenantId, String), tasks::OpenTask>,
     next_prune: u64,
 }
 
@@ -111,6 +114,7 @@ impl State {
         });
         let parties = &self.parties;
         self.approved.retain(|(t, _, _), _| parties.contains_key(t));
+        self.tasks.retain(|_, t| t.expires_at > now && !t.mandates.is_empty());
     }
 
     fn log(&mut self, event: &str, m: &MandateRecord, day: &str, now: u64) {
@@ -245,10 +249,16 @@ impl MemoryLedger {
                 *stats.denials_by_code.entry(decision.code.clone()).or_default() += 1;
             }
         }
+        let task_id = i.task_id.map(|t| t.to_string());
+        if decision.outcome == Outcome::Approved {
+            let x = (x.reservation_ttl_ms, x.check_task_after_ms);
+            s.index_task(&tenant, task_id.as_deref(), i.mandate.as_str(), now, x);
+        }
         let record = MandateRecord {
             decision: decision.clone(),
             status: outcome_str(decision.outcome).to_string(),
             purpose: i.reason.clone(),
+            task_id,
         };
         s.log("decided", &record, &day, now);
         s.mandates.insert(
@@ -271,6 +281,9 @@ impl MemoryLedger {
 
     pub async fn settle(&self, id: &str, to: Settle, now_ms: u64, _retention_ms: u64) -> Result<Settled, LedgerError> {
         let mut s = self.lock();
+        let Some(m) = s.mandates.get(id) else { return Ok(Settled::Missing) };
+        let (tenant, task) = (m.tenant.clone(), m.record.task_id.clone());
+        s.unindex_task(&tenant, task.as_deref(), id);
         let Some(m) = s.mandates.get(id) else { return Ok(Settled::Missing) };
         if m.record.status == to.as_str() {
             return Ok(Settled::Already(m.record.clone()));
@@ -320,12 +333,13 @@ impl MemoryLedger {
         approve: bool,
         limits: Limits,
         now_ms: u64,
-        reservation_ttl_ms: u64,
-        retention_ms: u64,
+        keep: &Lifetimes,
     ) -> Result<Settled, LedgerError> {
+        let (reservation_ttl_ms, retention_ms) = (keep.reservation_ttl_ms, keep.retention_ms);
         let mut s = self.lock();
         let Some(m) = s.mandates.get(id) else { return Ok(Settled::Missing) };
         let m_tenant = m.tenant.clone();
+        let m_task = m.record.task_id.clone();
         if m.record.status != "needs_review" {
             return Ok(Settled::Refused(m.record.clone()));
         }
@@ -363,6 +377,8 @@ impl MemoryLedger {
             if let Some((_, until)) = s.mandate_tenants.get_mut(id) {
                 *until = now_ms.saturating_add(retention_ms);
             }
+            let x = (reservation_ttl_ms, keep.check_task_after_ms);
+            s.index_task(&m_tenant, m_task.as_deref(), id, now_ms, x);
         }
         let st = s.stats.entry(business).or_default();
         st.needs_review = st.needs_review.saturating_sub(1);
@@ -443,6 +459,9 @@ impl MemoryLedger {
         Ok(s.log.iter().filter(wanted).take(limit).cloned().collect())
     }
 }
+
+#[path = "memory_tasks.rs"]
+mod tasks;
 
 #[cfg(test)]
 #[path = "memory_tests.rs"]

@@ -28,6 +28,7 @@ async fn a_month_of_decisions_keeps_only_the_retention() {
                 mandate_id: if (day, n) == (0, 1) { "kept".into() } else { format!("m-{day}-{n}") },
                 business_id: format!("biz-{day}"),
                 tenant_id: TenantId::parse(&format!("tenant-{day}")).expect("tenant"),
+                task_id: None,
             };
             let intent = validate(&raw, &rules, &whitelist).expect("valid");
             let input = DecideInput {
@@ -39,6 +40,7 @@ async fn a_month_of_decisions_keeps_only_the_retention() {
                 // "kept" outlives the run (the others expire as the expiry job would expire them).
                 reservation_ttl_ms: if raw.mandate_id == "kept" { 40 * DAY } else { DAY },
                 retention_ms: retention,
+                check_task_after_ms: DAY,
             };
             let decided = ledger.decide(&input).await.expect("decide");
             assert!(matches!(decided, Decided::New(_)), "{decided:?}");

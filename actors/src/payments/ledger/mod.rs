@@ -23,6 +23,7 @@ mod scripts;
 use super::policy::{Limits, PaymentRules};
 use super::types::{Decision, Rejection, ValidIntent};
 use super::vendor::Whitelist;
+use crate::task::TaskId;
 use crate::tenant::TenantId;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -41,6 +42,18 @@ pub struct DecideInput<'a> {
     pub now_ms: u64,
     pub reservation_ttl_ms: u64,
     pub retention_ms: u64,
+    /// An approval for a task is indexed under the task; the reconciler first looks at the task's
+    /// status this long after (the worker's own settlement normally comes first).
+    pub check_task_after_ms: u64,
+}
+
+/// How long what a decision or review writes is kept, and when the reconciler first looks at the task
+/// of a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    pub reservation_ttl_ms: u64,
+    pub retention_ms: u64,
+    pub check_task_after_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +76,9 @@ pub struct MandateRecord {
     /// approved (reserved) | captured | released | expired | denied | needs_review
     pub status: String,
     pub purpose: String,
+    /// The task the money is for (its reservation is settled with the task), if a task asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,17 +186,34 @@ impl Ledger {
     }
     /// Decide a held review. An approval checks and reserves against the budgets of the UTC day of
     /// `now_ms` (the review's day, not the day the intent was held); the reservation then belongs to
-    /// that day, and its mandate is kept for `retention_ms` from now.
+    /// that day, and its mandate is kept for `keep.retention_ms` from now. An approved mandate of a task
+    /// joins the task's open reservations.
     pub async fn review(
         &self,
         id: &str,
         approve: bool,
         limits: Limits,
         now_ms: u64,
-        reservation_ttl_ms: u64,
-        retention_ms: u64,
+        keep: &Lifetimes,
     ) -> Result<Settled, LedgerError> {
-        dispatch!(self, l => l.review(id, approve, limits, now_ms, reservation_ttl_ms, retention_ms).await)
+        dispatch!(self, l => l.review(id, approve, limits, now_ms, keep).await)
+    }
+    /// The open (approved, not yet settled) reservations of a task, by mandate id.
+    pub async fn task_reservations(&self, tenant: &TenantId, task: &TaskId) -> Result<Vec<String>, LedgerError> {
+        dispatch!(self, l => l.task_reservations(tenant, task).await)
+    }
+    /// Tasks holding open reservations whose status is due for a look (see [`Ledger::postpone_task`]),
+    /// in every tenant, earliest first.
+    pub async fn due_tasks(&self, now_ms: u64, limit: usize) -> Result<Vec<(TenantId, TaskId)>, LedgerError> {
+        dispatch!(self, l => l.due_tasks(now_ms, limit).await)
+    }
+    /// Look at the task's status again at `at_ms` (nothing if it holds no open reservation any more).
+    pub async fn postpone_task(&self, tenant: &TenantId, task: &TaskId, at_ms: u64) -> Result<(), LedgerError> {
+        dispatch!(self, l => l.postpone_task(tenant, task, at_ms).await)
+    }
+    /// Drop a task whose index of open reservations is empty (expired) from the open tasks.
+    pub async fn forget_task(&self, tenant: &TenantId, task: &TaskId) -> Result<(), LedgerError> {
+        dispatch!(self, l => l.forget_task(tenant, task).await)
     }
     /// Intents held for review, in every tenant, oldest first.
     pub async fn reviews(&self) -> Result<Vec<MandateRecord>, LedgerError> {

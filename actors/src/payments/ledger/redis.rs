@@ -11,6 +11,7 @@ use super::*;
 use crate::connection::Conn;
 use crate::payments::policy::{self, Limits};
 use crate::payments::types::Decision;
+use crate::task::TaskId;
 use crate::tenant::TenantId;
 use ::redis::Value;
 use std::sync::Arc;
@@ -181,6 +182,7 @@ impl RedisLedger {
             id,
             decision: &m.decision,
             day: &day,
+            task: m.task_id.as_deref().unwrap_or_default(),
             now_ms,
             to: to.as_str(),
             retention_ms,
@@ -202,9 +204,9 @@ impl RedisLedger {
         approve: bool,
         limits: Limits,
         now_ms: u64,
-        reservation_ttl_ms: u64,
-        retention_ms: u64,
+        keep: &Lifetimes,
     ) -> Result<Settled, LedgerError> {
+        let retention_ms = keep.retention_ms;
         let Some((shard, m, _held_on)) = self.stored(id).await? else { return Ok(Settled::Missing) };
         // The budgets of the day of the review, not of the day the intent was held (Money 5).
         let day = policy::utc_day(now_ms);
@@ -213,11 +215,13 @@ impl RedisLedger {
             id,
             decision: &m.decision,
             day: &day,
+            task: m.task_id.as_deref().unwrap_or_default(),
             now_ms,
             approve,
             limits,
-            reservation_ttl_ms,
+            reservation_ttl_ms: keep.reservation_ttl_ms,
             retention_ms,
+            check_task_after_ms: keep.check_task_after_ms,
         };
         let inv = self.scripts.review.call(&args);
         let reply = items(inv.invoke_async(&mut self.conn.clone()).await?);
@@ -298,6 +302,54 @@ impl RedisLedger {
             replies.await?.into_iter().flat_map(scored).map(|(id, deadline)| (deadline, id)).collect();
         due.sort();
         Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
+    }
+
+    pub async fn task_reservations(&self, tenant: &TenantId, task: &TaskId) -> Result<Vec<String>, LedgerError> {
+        let key = Shard::of(tenant).task(&task.to_string());
+        Ok(::redis::cmd("SMEMBERS").arg(key).query_async(&mut self.conn.clone()).await?)
+    }
+
+    pub async fn due_tasks(&self, now_ms: u64, limit: usize) -> Result<Vec<(TenantId, TaskId)>, LedgerError> {
+        let tenants = self.tenants().await?;
+        let replies = self.per_tenant(&tenants, |s| {
+            let mut c = ::redis::cmd("ZRANGEBYSCORE");
+            c.arg(s.open_tasks()).arg("-inf").arg(now_ms).arg("WITHSCORES").arg("LIMIT").arg(0).arg(limit);
+            c
+        });
+        let mut due: Vec<(u64, &TenantId, TaskId)> = Vec::new();
+        for (t, v) in tenants.iter().zip(replies.await?) {
+            for (id, at) in scored(v) {
+                // Written from a TaskId; anything else was not written by the ledger and is skipped.
+                if let Ok(task) = id.parse::<TaskId>() {
+                    due.push((at, t, task));
+                }
+            }
+        }
+        due.sort();
+        Ok(due.into_iter().take(limit).map(|(_, t, task)| (t.clone(), task)).collect())
+    }
+
+    pub async fn postpone_task(&self, tenant: &TenantId, task: &TaskId, at_ms: u64) -> Result<(), LedgerError> {
+        let key = Shard::of(tenant).open_tasks();
+        let mut c = self.conn.clone();
+        let _: i64 =
+            ::redis::cmd("ZADD").arg(key).arg("XX").arg(at_ms).arg(task.to_string()).query_async(&mut c).await?;
+        Ok(())
+    }
+
+    /// Removes the task, then puts it back if a reservation joined its index meanwhile (a decision
+    /// adds the task with `ZADD NX` after adding the mandate, so either that or this re-adds it).
+    pub async fn forget_task(&self, tenant: &TenantId, task: &TaskId) -> Result<(), LedgerError> {
+        let (shard, id) = (Shard::of(tenant), task.to_string());
+        let mut c = self.conn.clone();
+        let _: i64 = ::redis::cmd("ZREM").arg(shard.open_tasks()).arg(&id).query_async(&mut c).await?;
+        let left: i64 = ::redis::cmd("SCARD").arg(shard.task(&id)).query_async(&mut c).await?;
+        if left > 0 {
+            let now = crate::task::now_ms();
+            let _: i64 =
+                ::redis::cmd("ZADD").arg(shard.open_tasks()).arg("NX").arg(now).arg(&id).query_async(&mut c).await?;
+        }
+        Ok(())
     }
 
     pub async fn usage(&self, key: &str) -> Result<Usage, LedgerError> {

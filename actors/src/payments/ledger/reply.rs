@@ -87,6 +87,7 @@ pub(super) fn record(m: &BTreeMap<String, String>) -> Result<Option<MandateRecor
         },
         status: get("status"),
         purpose: get("purpose"),
+        task_id: m.get("task_id").filter(|t| !t.is_empty()).cloned(),
     }))
 }
 

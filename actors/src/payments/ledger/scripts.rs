@@ -17,7 +17,7 @@ use crate::payments::policy::{self, Limits};
 use crate::payments::types::{Decision, ValidIntent};
 
 /// The KEYS of `decide.lua` for an intent (`day`: the UTC day of the decision), all in its tenant's shard.
-pub fn decide_keys(i: &ValidIntent, day: &str) -> [String; 12] {
+pub fn decide_keys(i: &ValidIntent, day: &str) -> [String; 14] {
     let s = Shard::of(&i.tenant_id);
     let (agent, vendor, business) = (i.agent_id.as_str(), i.vendor.as_str(), i.business_id.as_str());
     let [ua, ub, ut] = s.budgets(agent, business, day);
@@ -34,21 +34,32 @@ pub fn decide_keys(i: &ValidIntent, day: &str) -> [String; 12] {
         s.log(),
         s.business_stats(business),
         s.businesses(),
+        s.task(&task_key(i.task_id.as_ref())),
+        s.open_tasks(),
     ]
 }
 
-/// The KEYS of `settle.lua` for mandate `id` stored in `shard` with decision `d` of UTC day `day`.
-pub fn settle_keys(shard: &Shard, id: &str, d: &Decision, day: &str) -> [String; 7] {
-    let [ua, ub, ut] = shard.budgets(&d.agent_id, &d.business_id, day);
-    [shard.mandate(id), ua, ub, ut, shard.reservations(), shard.log(), shard.business_stats(&d.business_id)]
+/// The task id as the scripts get it: `''` for an intent without a task (the scripts then leave the
+/// task index alone, and the key they were given for it, `…:task:`, is never touched).
+fn task_key(task: Option<&crate::task::TaskId>) -> String {
+    task.map(ToString::to_string).unwrap_or_default()
 }
 
-/// The KEYS of [`REVIEW`] for mandate `id` stored in `shard` with decision `d`; `day` is the UTC day
-/// of the review, whose budgets an approval is checked against and charged to.
-pub fn review_keys(shard: &Shard, id: &str, d: &Decision, day: &str) -> [String; 8] {
+/// The KEYS of `settle.lua` for mandate `id` stored in `shard` with decision `d` of UTC day `day`, for
+/// task `task` (`""`: none).
+pub fn settle_keys(shard: &Shard, id: &str, d: &Decision, day: &str, task: &str) -> [String; 9] {
+    let [ua, ub, ut] = shard.budgets(&d.agent_id, &d.business_id, day);
+    let (ex, log, sb) = (shard.reservations(), shard.log(), shard.business_stats(&d.business_id));
+    [shard.mandate(id), ua, ub, ut, ex, log, sb, shard.task(task), shard.open_tasks()]
+}
+
+/// The KEYS of `review.lua` for mandate `id` stored in `shard` with decision `d`, for task `task`
+/// (`""`: none); `day` is the UTC day of the review, whose budgets an approval is checked against and
+/// charged to.
+pub fn review_keys(shard: &Shard, id: &str, d: &Decision, day: &str, task: &str) -> [String; 10] {
     let [ua, ub, ut] = shard.budgets(&d.agent_id, &d.business_id, day);
     let (ex, rv, log, sb) = (shard.reservations(), shard.reviews(), shard.log(), shard.business_stats(&d.business_id));
-    [shard.mandate(id), ua, ub, ut, ex, rv, log, sb]
+    [shard.mandate(id), ua, ub, ut, ex, rv, log, sb, shard.task(task), shard.open_tasks()]
 }
 
 /// `decide.lua`: the stateful checks and the reservation of one intent. `pattern` and `whitelist` are
@@ -78,6 +89,7 @@ impl ScriptArgs for DecideArgs<'_> {
         to.arg(f.anomaly_history.max(1)).arg(r.review_above_cents);
         to.arg(x.limits.agent_daily_cents).arg(x.limits.business_total_cents).arg(x.limits.tenant_daily_cents);
         to.arg(x.reservation_ttl_ms).arg(x.retention_ms);
+        to.arg(task_key(i.task_id.as_ref())).arg(x.check_task_after_ms);
     }
 }
 
@@ -88,6 +100,8 @@ pub struct SettleArgs<'a> {
     pub decision: &'a Decision,
     /// The UTC day of the decision's budgets.
     pub day: &'a str,
+    /// The mandate's task (`""`: none).
+    pub task: &'a str,
     pub now_ms: u64,
     pub to: &'a str,
     pub retention_ms: u64,
@@ -95,7 +109,7 @@ pub struct SettleArgs<'a> {
 
 impl ScriptArgs for SettleArgs<'_> {
     fn push<S: Sink>(&self, to: &mut S) {
-        for k in settle_keys(self.shard, self.id, self.decision, self.day) {
+        for k in settle_keys(self.shard, self.id, self.decision, self.day, self.task) {
             to.key(k);
         }
         to.arg(self.now_ms).arg(self.to).arg(self.retention_ms);
@@ -109,22 +123,25 @@ pub struct ReviewArgs<'a> {
     pub decision: &'a Decision,
     /// The UTC day of the review: an approval is checked against and charged to its budgets.
     pub day: &'a str,
+    /// The mandate's task (`""`: none).
+    pub task: &'a str,
     pub now_ms: u64,
     pub approve: bool,
     pub limits: Limits,
     pub reservation_ttl_ms: u64,
     pub retention_ms: u64,
+    pub check_task_after_ms: u64,
 }
 
 impl ScriptArgs for ReviewArgs<'_> {
     fn push<S: Sink>(&self, to: &mut S) {
-        for k in review_keys(self.shard, self.id, self.decision, self.day) {
+        for k in review_keys(self.shard, self.id, self.decision, self.day, self.task) {
             to.key(k);
         }
         to.arg(self.now_ms).arg(if self.approve { "1" } else { "0" });
         to.arg(self.limits.agent_daily_cents).arg(self.limits.business_total_cents);
         to.arg(self.limits.tenant_daily_cents).arg(self.reservation_ttl_ms).arg(self.retention_ms);
-        to.arg(self.day);
+        to.arg(self.day).arg(self.check_task_after_ms);
     }
 }
 
@@ -174,6 +191,7 @@ mod tests {
             mandate_id: format!("m-{tenant}"),
             business_id: format!("biz-{tenant}"),
             tenant_id: TenantId::parse(tenant).expect("tenant"),
+            task_id: None,
         };
         let rules = PaymentRules { known_agents: ["agent-a".to_string()].into(), ..PaymentRules::default() };
         let whitelist = Whitelist::new(&["openai.com".to_string()]).expect("whitelist");
@@ -189,8 +207,8 @@ mod tests {
         let id = i.mandate.as_str();
         vec![
             decide_keys(&i, "2024-02-29").to_vec(),
-            settle_keys(&shard, id, &d, "2024-02-29").to_vec(),
-            review_keys(&shard, id, &d, "2024-02-29").to_vec(),
+            settle_keys(&shard, id, &d, "2024-02-29", "01JTASK").to_vec(),
+            review_keys(&shard, id, &d, "2024-02-29", "01JTASK").to_vec(),
         ]
     }
 
@@ -235,24 +253,28 @@ mod tests {
             now_ms: 0,
             reservation_ttl_ms: 1,
             retention_ms: 1,
+            check_task_after_ms: 1,
         };
         let s = LedgerScripts::load();
         let shard = Shard::of(&TenantId::parse("tenant-1").expect("tenant"));
         let decide = DecideArgs { input: &input, day: "2024-02-29", pattern: ("", ""), whitelist: ("", "") };
         assert_eq!(pushed(&decide), declared_pair(&s.decide, "NKEYS", "NARGV"));
         let (id, day) = (i.mandate.as_str(), "2024-02-29");
-        let settle = SettleArgs { shard: &shard, id, decision: &d, day, now_ms: 0, to: "captured", retention_ms: 1 };
+        let settle =
+            SettleArgs { shard: &shard, id, decision: &d, day, task: "", now_ms: 0, to: "captured", retention_ms: 1 };
         assert_eq!(pushed(&settle), declared_pair(&s.settle, "NKEYS", "NARGV"));
         let review = ReviewArgs {
             shard: &shard,
             id,
             decision: &d,
             day,
+            task: "",
             now_ms: 0,
             approve: true,
             limits,
             reservation_ttl_ms: 1,
             retention_ms: 1,
+            check_task_after_ms: 1,
         };
         assert_eq!(pushed(&review), declared_pair(&s.review, "NKEYS", "NARGV"));
     }

@@ -3,16 +3,17 @@
 -- step by step; the stateless verdicts (suspicious pattern, whitelist) are computed in Rust and passed in.
 -- KEYS (`scripts::decide_keys`): mandate, agent window, near-threshold window, approved amounts,
 --       used agent/day, used business, used tenant/day, reservations, reviews, log, business stats,
---       business index.
+--       business index, the task's open reservations, the tenant's open tasks.
 -- ARGV: now, fingerprint, amount, mandate, agent, vendor, business, tenant, reason, day,
 --       pattern_code, pattern_reason, whitelist_code, whitelist_reason,
 --       velocity_window, velocity_max_count, velocity_max_sum,
 --       structuring_window, near_low, auto_approve, structuring_min_count,
 --       anomaly_factor (hundredths), anomaly_min_samples, anomaly_history, review_above,
---       limit_agent, limit_business, limit_tenant, reservation_ttl, retention
+--       limit_agent, limit_business, limit_tenant, reservation_ttl, retention,
+--       task (task id or ''), check_after (ms until the reconciler first looks at the task)
 -- Returns {'stored'} | {'conflict'} | {'new', outcome, code, reason}.
-local NKEYS = 12
-local NARGV = 30
+local NKEYS = 14
+local NARGV = 32
 arity('decide', NKEYS, NARGV)
 local M, WA, WN, AN, UA, UB, UT, EX, RV, LOG, SB = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local now, fp, amount, mandate = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
@@ -24,6 +25,7 @@ local afactor, amin, ahist = tonumber(ARGV[22]), tonumber(ARGV[23]), tonumber(AR
 local review_above = tonumber(ARGV[25])
 local lim_a, lim_b, lim_t = tonumber(ARGV[26]), tonumber(ARGV[27]), tonumber(ARGV[28])
 local ttl, retention = tonumber(ARGV[29]), tonumber(ARGV[30])
+local TK, TS, task, check_after = KEYS[13], KEYS[14], ARGV[31], tonumber(ARGV[32])
 
 -- 1. idempotency
 local efp = redis.call('HGET', M, 'fingerprint')
@@ -125,6 +127,13 @@ if outcome == 'approved' then
   redis.call('LPUSH', AN, amount)
   redis.call('LTRIM', AN, 0, ahist - 1)
   redis.call('HINCRBY', SB, 'reserved', amount)
+  -- settled with its task (the worker's hook, or the reconciler); the index expires with the reservation
+  if task ~= '' then
+    redis.call('SADD', TK, mandate)
+    redis.call('PEXPIRE', TK, ttl)
+    redis.call('ZADD', TS, 'NX', now + check_after, task)
+    redis.call('PEXPIRE', TS, ttl)
+  end
 elseif outcome == 'needs_review' then
   redis.call('ZADD', RV, now, mandate)
 end
@@ -132,7 +141,7 @@ redis.call('HINCRBY', SB, outcome, 1)
 if outcome == 'denied' then redis.call('HINCRBY', SB, 'd:' .. code, 1) end
 redis.call('HSET', M, 'fingerprint', fp, 'outcome', outcome, 'code', code, 'reason', why, 'status', status,
   'mandate_id', mandate, 'agent_id', agent, 'vendor', vendor, 'amount_cents', amount, 'business_id', business,
-  'tenant_id', tenant, 'purpose', reason, 'day', day, 'decided_at_ms', now)
+  'tenant_id', tenant, 'purpose', reason, 'day', day, 'decided_at_ms', now, 'task_id', task)
 redis.call('PEXPIRE', M, retention)
 redis.call('XADD', LOG, 'MINID', '~', now - retention, '*', 'event', 'decided', 'mandate_id', mandate, 'agent_id', agent,
   'vendor', vendor, 'amount_cents', amount, 'business_id', business, 'tenant_id', tenant, 'outcome', outcome, 'code', code, 'day', day)

@@ -1,16 +1,18 @@
 -- Decide a held review, checking the budgets again now.
 -- KEYS (`scripts::review_keys`): mandate, used agent/day, used business, used tenant/day, reservations,
---       reviews, log, business stats.
--- ARGV: now, approve (1|0), limit_agent, limit_business, limit_tenant, reservation_ttl, retention.
+--       reviews, log, business stats, the task's open reservations, the tenant's open tasks.
+-- ARGV: now, approve (1|0), limit_agent, limit_business, limit_tenant, reservation_ttl, retention,
+--       today, check_after (ms until the reconciler first looks at the mandate's task).
 -- Returns {'ok', outcome, code, reason} | {'bad', status} | {'missing'}.
-local NKEYS = 8
-local NARGV = 8
+local NKEYS = 10
+local NARGV = 9
 arity('review', NKEYS, NARGV)
 local M, UA, UB, UT, EX, RV, LOG, SB = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local now, approve = tonumber(ARGV[1]), ARGV[2] == '1'
 local lim_a, lim_b, lim_t, ttl, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 -- the day of the review: an approval is checked against and charged to its budgets (KEYS are today's)
 local today = ARGV[8]
+local TK, TS, check_after = KEYS[9], KEYS[10], tonumber(ARGV[9])
 local st = redis.call('HGET', M, 'status')
 if not st then return {'missing'} end
 if st ~= 'needs_review' then return {'bad', st} end
@@ -43,6 +45,13 @@ if outcome == 'approved' then
   -- must outlive its reservation, so it is kept for the retention from now
   day = today
   redis.call('PEXPIRE', M, retention)
+  local task = redis.call('HGET', M, 'task_id')
+  if task and task ~= '' then
+    redis.call('SADD', TK, f[4])
+    redis.call('PEXPIRE', TK, ttl)
+    redis.call('ZADD', TS, 'NX', now + check_after, task)
+    redis.call('PEXPIRE', TS, ttl)
+  end
 end
 redis.call('HINCRBY', SB, 'needs_review', -1)
 redis.call('HINCRBY', SB, outcome, 1)

@@ -1,15 +1,23 @@
 -- Move a reservation to `captured` (spent) or back to the budget (`released` / `expired`).
 -- KEYS (`scripts::settle_keys`): mandate, used agent/day, used business, used tenant/day, reservations,
---       log, business stats.
+--       log, business stats, the task's open reservations, the tenant's open tasks.
 -- ARGV: now, to (captured|released|expired), retention.
 -- Returns {'ok', status} | {'same', status} (already there) | {'bad', status} | {'missing'}.
-local NKEYS = 7
+local NKEYS = 9
 local NARGV = 3
 arity('settle', NKEYS, NARGV)
 local M, UA, UB, UT, EX, LOG, SB = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local TK, TS = KEYS[8], KEYS[9]
 local now, to, retention = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local st = redis.call('HGET', M, 'status')
 if not st then return {'missing'} end
+-- whatever happens next the mandate is no longer an open reservation of its task (settled now, or
+-- before): it leaves the task's index, and the task leaves the open tasks with its last one
+local task = redis.call('HGET', M, 'task_id')
+if task and task ~= '' then
+  redis.call('SREM', TK, redis.call('HGET', M, 'mandate_id'))
+  if redis.call('SCARD', TK) == 0 then redis.call('ZREM', TS, task) end
+end
 if st == to then return {'same', st} end
 if st ~= 'approved' then return {'bad', st} end
 local f = redis.call('HMGET', M, 'amount_cents', 'vendor', 'agent_id', 'mandate_id', 'business_id', 'tenant_id', 'day')
