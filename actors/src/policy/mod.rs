@@ -5,3 +5,4 @@ pub mod backoff;
 pub mod circuit;
 pub mod intensity;
 pub mod outcome;
+pub mod rate;

@@ -17,6 +17,9 @@ pub struct Scripts {
     pub trim: LuaScript,
     pub dlq_replay: LuaScript,
     pub dlq_trim: LuaScript,
+    pub progress: LuaScript,
+    pub cancel: LuaScript,
+    pub rate: LuaScript,
 }
 
 macro_rules! bus_script {
@@ -38,6 +41,9 @@ impl Scripts {
             trim: bus_script!("trim"),
             dlq_replay: bus_script!("dlq_replay"),
             dlq_trim: bus_script!("dlq_trim"),
+            progress: bus_script!("progress"),
+            cancel: bus_script!("cancel"),
+            rate: bus_script!("rate"),
         }
     }
 }
