@@ -3,6 +3,9 @@
 //! deadlines. No fixed sleeps: every wait polls a condition until a deadline.
 #![allow(dead_code)]
 
+pub mod buses;
+pub use buses::Harness;
+
 use genesis_actors::bus::{Bus, TaskRecord, TaskStatus};
 use genesis_actors::policy::backoff::Backoff;
 use genesis_actors::policy::intensity::Intensity;

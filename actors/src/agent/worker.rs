@@ -320,10 +320,13 @@ async fn run_until_timeout(
     let executor: &dyn Executor = ctx.executor.as_ref();
     let work = executor.execute(tctx, payload);
     tokio::pin!(work);
+    // The request first: an executor that returns because the token fired is a cancelled attempt, not
+    // one that failed on its own.
     let requested = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => true,
         r = &mut work => return Ran::Finished(r),
         _ = tokio::time::sleep(ctx.spec.timeout) => false,
-        _ = cancel.cancelled() => true,
     };
     cancel.cancel();
     let why = if requested { "a cancel request" } else { "its timeout" };
