@@ -16,6 +16,7 @@ use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use support::buses::Harness;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);

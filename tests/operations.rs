@@ -14,6 +14,7 @@ use genesis_actors::task::TaskEnvelope;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::buses::Harness;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -258,7 +259,10 @@ async fn the_rate_limit_holds_across_two_nodes(h: Harness) {
             let window = (starts[j].2 - starts[i].2 + tolerance).as_secs_f64();
             let allowed = f64::from(burst) + window / interval;
             let n = (j - i + 1) as f64;
-            assert!(n <= allowed, "{n} tasks started within {window:.3}s (limit {allowed:.2}): the limit is not shared");
+            assert!(
+                n <= allowed,
+                "{n} tasks started within {window:.3}s (limit {allowed:.2}): the limit is not shared"
+            );
         }
     }
     let text = n1.handle().metrics().encode();

@@ -276,7 +276,11 @@ impl Side {
             }
             Op::Progress { k, big } => {
                 let Some(t) = (!tasks.is_empty()).then(|| &tasks[k % tasks.len()]) else { return json!("skip") };
-                let p = if *big { json!("p".repeat(genesis_actors::bus::progress::MAX_BYTES)) } else { json!({"k": k % 7}) };
+                let p = if *big {
+                    json!("p".repeat(genesis_actors::bus::progress::MAX_BYTES))
+                } else {
+                    json!({"k": k % 7})
+                };
                 bus.set_progress(topic, &t.task_id.to_string(), &p).await.map_or_else(|e| error(&e), |w| json!(w))
             }
             Op::Cancel { k } => {

@@ -58,15 +58,15 @@ macro_rules! every_bus {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn memory() {
-                super::$name(super::Harness::memory()).await
+                super::$name($crate::support::buses::Harness::memory()).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn redis() {
-                super::$name(super::Harness::redis().await).await
+                super::$name($crate::support::buses::Harness::redis().await).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn cluster() {
-                super::$name(super::Harness::cluster().await).await
+                super::$name($crate::support::buses::Harness::cluster().await).await
             }
         }
     )*};

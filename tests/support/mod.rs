@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 pub mod buses;
-pub use buses::Harness;
 
 use genesis_actors::bus::{Bus, TaskRecord, TaskStatus};
 use genesis_actors::policy::backoff::Backoff;

@@ -18,7 +18,8 @@ pub async fn wait_for_slot(ctx: &AgentContext, cancel: &CancellationToken) -> bo
     let started = Instant::now();
     let mut waits = 0u32;
     loop {
-        let asked = until_ok(&ctx.settings.bus.reconnect, "rate limit", || ctx.bus.rate_acquire(&ctx.spec.name, &limit));
+        let asked =
+            until_ok(&ctx.settings.bus.reconnect, "rate limit", || ctx.bus.rate_acquire(&ctx.spec.name, &limit));
         let decision = tokio::select! {
             d = asked => d,
             _ = cancel.cancelled() => return false,
