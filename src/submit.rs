@@ -79,6 +79,15 @@ pub async fn submit(
     }
 }
 
+/// The topics a task is looked for in: the one given, or every roster topic (a task's record lives
+/// under its topic's hash tag, so the id alone does not say where).
+fn searched(roster: &Roster, topic: Option<&str>) -> Result<Vec<TopicName>, SubmitError> {
+    Ok(match topic {
+        Some(t) => vec![roster_topic(roster, "topic", t)?],
+        None => roster.topics().cloned().collect(),
+    })
+}
+
 /// Find a task's record in `topic`, or in every roster topic.
 pub async fn find(
     bus: &Bus,
@@ -87,10 +96,7 @@ pub async fn find(
     topic: Option<&str>,
 ) -> Result<Option<TaskRecord>, SubmitError> {
     let task_id: TaskId = id.parse().map_err(SubmitError::Invalid)?;
-    let topics = match topic {
-        Some(t) => vec![roster_topic(roster, "topic", t)?],
-        None => roster.topics().cloned().collect(),
-    };
+    let topics = searched(roster, topic)?;
     for t in &topics {
         if let Some(r) = bus.task(t, &task_id.to_string()).await? {
             return Ok(Some(r));
@@ -150,10 +156,7 @@ pub async fn cancel(
 ) -> Result<Option<Cancelled>, SubmitError> {
     let task_id: TaskId = id.parse().map_err(SubmitError::Invalid)?;
     let task_id = task_id.to_string();
-    let topics = match topic {
-        Some(t) => vec![roster_topic(roster, "topic", t)?],
-        None => roster.topics().cloned().collect(),
-    };
+    let topics = searched(roster, topic)?;
     for t in &topics {
         let Some(request) = bus.cancel(t, &task_id).await? else { continue };
         let Some(record) = bus.task(t, &task_id).await? else { return Ok(None) };
