@@ -115,6 +115,21 @@ pub enum TaskCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Cancel a task: a queued or retrying one is dead-lettered (reason cancelled) without running; a
+    /// running one is stopped at its agent by the node running it. A finished task is left as it is
+    /// (exit status 1).
+    Cancel {
+        #[command(flatten)]
+        redis: RedisOpt,
+        /// The task id that `publish` printed.
+        id: String,
+        /// Look only in this topic (default: every roster topic).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

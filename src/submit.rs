@@ -1,7 +1,8 @@
-//! Submitting and finding tasks: the one place that turns user input (CLI flags or an HTTP body) into
-//! a published task, so both front ends reject the same things with the same messages.
+//! Submitting, finding and cancelling tasks: the one place that turns user input (CLI flags or an HTTP
+//! body) into a published task or a cancel request, so both front ends reject the same things with the
+//! same messages and answer with the same words.
 
-use genesis_actors::bus::{Bus, BusError, Published, TaskRecord};
+use genesis_actors::bus::{Bus, BusError, CancelRequest, Published, TaskRecord, TaskStatus};
 use genesis_actors::roster::Roster;
 use genesis_actors::task::{TaskEnvelope, TaskId, TenantId, TopicName};
 use tracing::Instrument;
@@ -78,6 +79,15 @@ pub async fn submit(
     }
 }
 
+/// The topics a task is looked for in: the one given, or every roster topic (a task's record lives
+/// under its topic's hash tag, so the id alone does not say where).
+fn searched(roster: &Roster, topic: Option<&str>) -> Result<Vec<TopicName>, SubmitError> {
+    Ok(match topic {
+        Some(t) => vec![roster_topic(roster, "topic", t)?],
+        None => roster.topics().cloned().collect(),
+    })
+}
+
 /// Find a task's record in `topic`, or in every roster topic.
 pub async fn find(
     bus: &Bus,
@@ -86,14 +96,75 @@ pub async fn find(
     topic: Option<&str>,
 ) -> Result<Option<TaskRecord>, SubmitError> {
     let task_id: TaskId = id.parse().map_err(SubmitError::Invalid)?;
-    let topics = match topic {
-        Some(t) => vec![roster_topic(roster, "topic", t)?],
-        None => roster.topics().cloned().collect(),
-    };
+    let topics = searched(roster, topic)?;
     for t in &topics {
         if let Some(r) = bus.task(t, &task_id.to_string()).await? {
             return Ok(Some(r));
         }
+    }
+    Ok(None)
+}
+
+/// What a cancel request did (docs/semantics.md, "Cancellation").
+#[derive(Debug)]
+pub enum Cancelled {
+    /// Requested: the record (now with `cancel_requested_at`) and what the bus said.
+    Requested { request: CancelRequest, record: TaskRecord },
+    /// The task had already ended: nothing was changed.
+    Final(TaskRecord),
+}
+
+impl Cancelled {
+    /// What happens next, in words (the CLI's line, the HTTP answer's `message`, the 409's `error`).
+    pub fn message(&self) -> String {
+        match self {
+            Cancelled::Requested { request, record } => match (request.status, &request.node) {
+                (TaskStatus::Running, Some(node)) => format!(
+                    "cancel requested: task {} is running on node {node}; that node stops it and it ends dead (reason cancelled)",
+                    record.task_id
+                ),
+                (status, _) => format!(
+                    "cancel requested: task {} is {}; it is dead-lettered (reason cancelled) when a worker takes it, without running",
+                    record.task_id,
+                    status.as_str()
+                ),
+            },
+            Cancelled::Final(r) => {
+                format!("task {} already {}; nothing to cancel", r.task_id, r.status.as_str())
+            }
+        }
+    }
+
+    /// The JSON answer: the record after the request, and what was done.
+    pub fn view(&self) -> serde_json::Value {
+        match self {
+            Cancelled::Requested { record, .. } => {
+                serde_json::json!({ "cancel": "requested", "message": self.message(), "task": record })
+            }
+            Cancelled::Final(record) => serde_json::json!({ "error": self.message(), "task": record }),
+        }
+    }
+}
+
+/// Request the cancel of a task, found in `topic` or in every roster topic (as [`find`] finds it).
+/// `None`: no such task (unknown id, or its record expired).
+pub async fn cancel(
+    bus: &Bus,
+    roster: &Roster,
+    id: &str,
+    topic: Option<&str>,
+) -> Result<Option<Cancelled>, SubmitError> {
+    let task_id: TaskId = id.parse().map_err(SubmitError::Invalid)?;
+    let task_id = task_id.to_string();
+    let topics = searched(roster, topic)?;
+    for t in &topics {
+        let Some(request) = bus.cancel(t, &task_id).await? else { continue };
+        let Some(record) = bus.task(t, &task_id).await? else { return Ok(None) };
+        return Ok(Some(if request.status.is_final() {
+            Cancelled::Final(record)
+        } else {
+            Cancelled::Requested { request, record }
+        }));
     }
     Ok(None)
 }

@@ -9,83 +9,19 @@ mod support;
 
 use futures::future::BoxFuture;
 use genesis_actors::agent::supervisor::Child;
-use genesis_actors::bus::memory::MemoryBus;
-use genesis_actors::bus::redis::{RedisBus, Replication};
-use genesis_actors::bus::{
-    Bus, Completed, Completion, DeadLetterRef, DlqFilter, DlqOverride, DlqRetention, TaskStatus,
-};
-use genesis_actors::connection::{Connector, RedisOptions, RedisTarget, Topology};
+use genesis_actors::bus::{Completed, Completion, DeadLetterRef, DlqFilter, DlqOverride, DlqRetention, TaskStatus};
 use genesis_actors::events::RuntimeEvent;
 use genesis_actors::executor::{ExecError, Executor, ExecutorRegistry, TaskContext};
 use genesis_actors::policy::intensity::Intensity;
-use genesis_actors::roster::AgentSpec;
-use genesis_actors::runtime::Runtime;
-use genesis_actors::settings::RuntimeSettings;
 use genesis_actors::task::TaskEnvelope;
-use genesis_testkit::RedisCluster;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use support::buses::Harness;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-struct Harness {
-    bus: Bus,
-    _redis: Option<RedisServer>,
-    _cluster: Option<RedisCluster>,
-}
-
-impl Harness {
-    fn memory() -> Harness {
-        Harness { bus: Bus::Memory(MemoryBus::new()), _redis: None, _cluster: None }
-    }
-
-    async fn redis() -> Harness {
-        let server = RedisServer::start();
-        let bus = RedisBus::connect(&server.url(), fast_settings("x").bus.reconnect).await.expect("connect");
-        Harness { bus: Bus::Redis(bus), _redis: Some(server), _cluster: None }
-    }
-
-    /// A real 3-master Redis Cluster (no replicas), reached through a `redis+cluster://` connector.
-    async fn cluster() -> Harness {
-        let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3)).await.expect("cluster start-up");
-        let opts = RedisOptions { url: Some(cluster.url().into()), ..Default::default() };
-        let target = RedisTarget::resolve(&opts, "bus.redis_url").expect("a valid cluster URL");
-        assert_eq!(target.topology(), Topology::Cluster);
-        let connector = Connector::new(target, fast_settings("x").bus.reconnect).expect("cluster connector");
-        let bus = RedisBus::open(connector, Replication::default()).await.expect("connect to the cluster");
-        Harness { bus: Bus::Redis(bus), _redis: None, _cluster: Some(cluster) }
-    }
-
-    async fn run(&self, settings: RuntimeSettings, agents: Vec<AgentSpec>) -> Runtime {
-        self.run_with(settings, agents, ExecutorRegistry::builtin()).await
-    }
-
-    async fn run_with(&self, settings: RuntimeSettings, agents: Vec<AgentSpec>, ex: ExecutorRegistry) -> Runtime {
-        Runtime::start(self.bus.clone(), settings, roster(agents), ex).await.expect("runtime starts")
-    }
-}
-
-macro_rules! every_bus {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory() {
-                super::$name(super::Harness::memory()).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn redis() {
-                super::$name(super::Harness::redis().await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn cluster() {
-                super::$name(super::Harness::cluster().await).await
-            }
-        }
-    )*};
-}
 
 every_bus!(
     completes_and_records_results,

@@ -223,3 +223,96 @@ fn http_addr_flag_and_env_override_the_config() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("--http-addr = \"localhost\": must be an IP address"), "{err}");
 }
+
+/// docs/semantics.md, "Cancellation", through both front ends: `genesis task cancel` and
+/// `POST /v1/tasks/{id}/cancel` on a node on Redis. A queued task dies without running once a worker
+/// takes it; a running one is stopped by its node; a finished one is refused (exit 1, HTTP 409).
+#[test]
+fn tasks_are_cancelled_from_the_cli_and_over_http() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let roster = dir.path().join("agents.toml");
+    let agent =
+        "[[agent]]\nname = \"genesis.qa\"\nconcurrency = 1\ntimeout = \"600s\"\nrate = \"600/min\"\nburst = 5\n";
+    std::fs::write(&roster, agent).expect("roster");
+    let port = free_port();
+    let config = write_test_config_with(dir.path(), &roster, Some(port));
+    let mut node = Node::spawn(&config, &redis, "n1", dir.path());
+    let base = format!("http://127.0.0.1:{port}");
+    wait_blocking(WAIT, "ready", || get(&format!("{base}/readyz")).filter(|(s, _)| *s == 200));
+    let sleeper = r#"{"simulate": {"sleep_ms": 600000}}"#;
+    let publish = || {
+        let (ok, out, err) = cli(&config, &redis, &["publish", "--topic", "genesis.qa", "--payload", sleeper]);
+        assert!(ok, "{err}");
+        out.trim().to_string()
+    };
+    let status = |id: &str, want: &str| {
+        wait_blocking(WAIT, &format!("task {id} is {want}"), || {
+            cli_task(&config, &redis, id).filter(|t| t["status"] == want)
+        })
+    };
+    let running = publish();
+    status(&running, "running");
+    // The only worker is busy: the second task stays queued in the stream.
+    let queued = publish();
+    assert_eq!(cli_task(&config, &redis, &queued).map(|t| t["status"].clone()), Some(json!("queued")));
+
+    let (ok, out, err) = cli(&config, &redis, &["task", "cancel", &queued]);
+    assert!(ok, "{err}");
+    assert!(out.contains("is queued") && out.contains("without running"), "{out}");
+    let (ok, out, _) = cli(&config, &redis, &["task", "get", &queued]);
+    assert!(ok && out.contains("cancel:      requested at"), "{out}");
+
+    let r = client().post(format!("{base}/v1/tasks/{running}/cancel")).send().expect("post");
+    assert_eq!(r.status().as_u16(), 202);
+    let body: Value = r.json().expect("json");
+    assert_eq!(body["cancel"], "requested", "{body}");
+    assert!(body["message"].as_str().unwrap_or("").contains("running on node n1"), "{body}");
+    assert!(body["task"]["cancel_requested_at"].is_u64(), "{body}");
+
+    for id in [&running, &queued] {
+        let t = status(id, "dead");
+        assert_eq!(t["reason"], "cancelled", "{t}");
+    }
+    let t = cli_task(&config, &redis, &queued).expect("record");
+    assert!(t["error"].as_str().unwrap_or("").contains("before it ran"), "{t}");
+
+    // Final: refused, clearly.
+    let (ok, out, err) = cli(&config, &redis, &["task", "cancel", &running, "--json"]);
+    assert!(!ok && err.contains("already dead; nothing to cancel"), "{err}");
+    let v: Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["task"]["status"], "dead");
+    let r = client().post(format!("{base}/v1/tasks/{queued}/cancel")).send().expect("post");
+    assert_eq!(r.status().as_u16(), 409);
+    let body: Value = r.json().expect("json");
+    assert!(body["error"].as_str().unwrap_or("").contains("already dead"), "{body}");
+    // Unknown and malformed ids.
+    let unknown = "01J00000000000000000000000";
+    let r = client().post(format!("{base}/v1/tasks/{unknown}/cancel")).send().expect("post");
+    assert_eq!(r.status().as_u16(), 404);
+    let (ok, _, err) = cli(&config, &redis, &["task", "cancel", unknown]);
+    assert!(!ok && err.contains("not found"), "{err}");
+    let r = client().post(format!("{base}/v1/tasks/nope/cancel")).send().expect("post");
+    assert_eq!(r.status().as_u16(), 400);
+
+    // `genesis health` shows each agent's rate limit and its circuit on each node.
+    let health = wait_blocking(WAIT, "the heartbeat carries the circuits", || {
+        let (ok, out, _) = cli(&config, &redis, &["health", "--json"]);
+        let v: Value = serde_json::from_str(out.trim()).ok().filter(|_| ok)?;
+        v["agents"][0]["circuits"].get("n1").is_some().then_some(v)
+    });
+    let qa = &health["agents"][0];
+    assert_eq!(
+        (qa["agent"].as_str(), qa["rate"].as_str()),
+        (Some("genesis.qa"), Some("600/min (burst 5)")),
+        "{health}"
+    );
+    assert_eq!(qa["circuits"]["n1"], "closed", "{health}");
+    let (ok, out, err) = cli(&config, &redis, &["health"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.lines().any(|l| l.starts_with("genesis.qa") && l.contains("600/min (burst 5)") && l.ends_with("closed")),
+        "{out}"
+    );
+    assert!(node.terminate().success());
+}

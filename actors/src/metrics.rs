@@ -90,6 +90,7 @@ pub struct Metrics {
     pub circuit_wait: Seconds,
     pub rate_wait: Seconds,
     pub tasks_unavailable: Family<AgentLabel, Counter>,
+    pub progress_dropped: Family<AgentLabel, Counter>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -135,6 +136,7 @@ impl Metrics {
             circuit_wait: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
             rate_wait: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
             tasks_unavailable: Family::default(),
+            progress_dropped: Family::default(),
             registry: Registry::default(),
         };
         r.register("tasks_received", "Deliveries handed to a worker", m.tasks_received.clone());
@@ -184,6 +186,11 @@ impl Metrics {
             "tasks_unavailable",
             "Attempts that could not reach the agent (not counted as attempts)",
             m.tasks_unavailable.clone(),
+        );
+        r.register(
+            "progress_dropped",
+            "Progress reports that could not be written to the task record (the task carries on)",
+            m.progress_dropped.clone(),
         );
         r.register(
             "redis_errors",

@@ -214,6 +214,7 @@ impl Runtime {
             instance: ulid::Ulid::generate().to_string(),
             started_at: crate::task::now_ms(),
             metrics,
+            running: Arc::default(),
         });
         // Take the node id's lease before anything runs: two processes on one id would share consumer
         // names and replay each other's in-flight work.

@@ -1,6 +1,7 @@
 //! The two buses are one contract: the in-process bus and the Redis bus, driven with the same random
 //! sequences of operations (publish, read, begin, complete ok/retry/dead, redeliver, due retries, trim,
-//! DLQ replay/delete/purge/retention), must give the same observable results after every step —
+//! DLQ replay/delete/purge/retention, progress reports, cancel requests and their delivery, rate
+//! limits), must give the same observable results after every step —
 //! return values, task records, stats and DLQ contents — once ids and timestamps are normalised
 //! (entry and dead-letter ids are named by order of first appearance; times are zeroed).
 //!
@@ -15,6 +16,8 @@ use genesis_actors::bus::{
     Reader,
 };
 use genesis_actors::policy::backoff::Backoff;
+use genesis_actors::policy::rate::RateDecision;
+use genesis_actors::roster::RateLimit;
 use genesis_actors::task::{TaskEnvelope, TopicName};
 use genesis_testkit::{Persistence, RedisServer};
 use proptest::prelude::*;
@@ -52,6 +55,10 @@ enum Op {
     DlqDelete { k: usize, by_task: bool },
     DlqPurge { reason: Option<usize> },
     DlqTrim { max_len: u64 },
+    Progress { k: usize, big: bool },
+    Cancel { k: usize },
+    TakeCancels { c: usize },
+    Rate { agent: usize },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -72,6 +79,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<usize>(), any::<bool>()).prop_map(|(k, by_task)| Op::DlqDelete { k, by_task }),
         1 => prop::option::of(0..REASONS.len()).prop_map(|reason| Op::DlqPurge { reason }),
         1 => (1u64..4).prop_map(|max_len| Op::DlqTrim { max_len }),
+        1 => (any::<usize>(), any::<bool>()).prop_map(|(k, big)| Op::Progress { k, big }),
+        2 => any::<usize>().prop_map(|k| Op::Cancel { k }),
+        1 => (0..CONSUMERS.len()).prop_map(|c| Op::TakeCancels { c }),
+        1 => (0usize..2).prop_map(|agent| Op::Rate { agent }),
     ]
 }
 
@@ -265,6 +276,36 @@ impl Side {
                 let filter = DlqFilter { reason: reason.map(|r| REASONS[r].to_string()) };
                 bus.dlq_purge(topic, &filter).await.map_or_else(|e| error(&e), |n| json!(n))
             }
+            Op::Progress { k, big } => {
+                let Some(t) = (!tasks.is_empty()).then(|| &tasks[k % tasks.len()]) else { return json!("skip") };
+                let p = if *big {
+                    json!("p".repeat(genesis_actors::bus::progress::MAX_BYTES))
+                } else {
+                    json!({"k": k % 7})
+                };
+                bus.set_progress(topic, &t.task_id.to_string(), &p).await.map_or_else(|e| error(&e), |w| json!(w))
+            }
+            Op::Cancel { k } => {
+                let Some(t) = (!tasks.is_empty()).then(|| &tasks[k % tasks.len()]) else { return json!("skip") };
+                match bus.cancel(topic, &t.task_id.to_string()).await {
+                    Ok(Some(r)) => json!([r.status, r.node, r.requested_at.is_some()]),
+                    Ok(None) => json!(null),
+                    Err(e) => error(&e),
+                }
+            }
+            Op::TakeCancels { c } => {
+                let node = genesis_actors::bus::keys::node_of_consumer(CONSUMERS[*c]);
+                bus.take_cancels(node, 10).await.map_or_else(|e| error(&e), |ids| json!(ids))
+            }
+            Op::Rate { agent } => {
+                // Slow enough that no slot frees within a case: the answers are exact.
+                let limit = RateLimit { count: 1, per: Duration::from_secs(3600), burst: 2 };
+                match bus.rate_acquire(["genesis.a", "genesis.b"][*agent], &limit).await {
+                    Ok(RateDecision::Allowed) => json!("allowed"),
+                    Ok(RateDecision::Wait(_)) => json!("wait"),
+                    Err(e) => error(&e),
+                }
+            }
             Op::DlqTrim { max_len } => {
                 let retention = DlqRetention { max_age: Duration::from_secs(86_400), max_len: *max_len };
                 match bus.dlq_trim(topic, &retention).await {
@@ -287,6 +328,9 @@ impl Side {
                     v["updated_at"] = json!(0);
                     if r.started_at.is_some() {
                         v["started_at"] = json!(0);
+                    }
+                    if r.cancel_requested_at.is_some() {
+                        v["cancel_requested_at"] = json!(0);
                     }
                     if let Some(id) = &r.dlq_id {
                         v["dlq_id"] = json!(self.ids.dead(id));

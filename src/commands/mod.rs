@@ -52,6 +52,10 @@ async fn dispatch(cfg: ServiceConfig, command: Command) -> Result<()> {
             let bus = connect(&cfg, &redis).await?;
             tasks::get(&cfg, &bus, &id, topic.as_deref(), json).await
         }
+        Command::Task { command: TaskCommand::Cancel { redis, id, topic, json } } => {
+            let bus = connect(&cfg, &redis).await?;
+            tasks::cancel(&cfg, &bus, &id, topic.as_deref(), json).await
+        }
         Command::Dlq { command } => dlq::run(&cfg, command).await,
         Command::Bus { command: BusCommand::Stats { redis, json } } => {
             let bus = connect(&cfg, &redis).await?;

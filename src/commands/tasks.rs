@@ -1,4 +1,4 @@
-//! `genesis publish` and `genesis task get`.
+//! `genesis publish`, `genesis task get` and `genesis task cancel`.
 
 use crate::config::ServiceConfig;
 use crate::submit::{self, SubmitRequest};
@@ -31,6 +31,25 @@ pub async fn get(cfg: &ServiceConfig, bus: &Bus, id: &str, topic: Option<&str>, 
         outln!("{}", text(&r, now).trim_end());
     }
     Ok(())
+}
+
+pub async fn cancel(cfg: &ServiceConfig, bus: &Bus, id: &str, topic: Option<&str>, json: bool) -> Result<()> {
+    let Some(c) = submit::cancel(bus, &cfg.roster, id, topic).await? else {
+        bail!("task {id} not found (unknown id, or its result expired after bus.result_ttl)");
+    };
+    if json {
+        outln!("{}", c.view());
+    }
+    match c {
+        submit::Cancelled::Requested { .. } => {
+            if !json {
+                outln!("{}", c.message());
+            }
+            Ok(())
+        }
+        // Said on stderr by the caller; --json has printed the record too.
+        submit::Cancelled::Final(_) => bail!("{}", c.message()),
+    }
 }
 
 /// How long a running task has run, or `None` if it is not running.
@@ -75,6 +94,12 @@ fn text(r: &TaskRecord, now_ms: u64) -> String {
         line("elapsed", elapsed_ms(r, now_ms).map(duration_text).unwrap_or_else(|| "-".into()));
     }
     line("attempts", r.attempts.to_string());
+    if let Some(p) = &r.progress {
+        line("progress", p.to_string());
+    }
+    if let Some(at) = r.cancel_requested_at {
+        line("cancel", format!("requested at {}", timestamp(at)));
+    }
     if let Some(v) = &r.result {
         line("result", v.to_string());
     }
@@ -116,6 +141,8 @@ mod tests {
             reason: None,
             history: Vec::new(),
             dlq_id: None,
+            progress: Some(serde_json::json!({"step": 2, "of": 5})),
+            cancel_requested_at: Some(2_000),
             updated_at: 1_000,
         }
     }
@@ -130,6 +157,8 @@ mod tests {
             assert!(t.contains(want), "{want} in\n{t}");
         }
         assert!(t.contains("elapsed:     1m 1s"), "{t}");
+        assert!(t.contains(r#"progress:    {"of":5,"step":2}"#), "{t}");
+        assert!(t.contains("cancel:      requested at 1970-01-01T00:00:02.000Z"), "{t}");
         assert!(
             t.contains("tenant:      acme") && t.contains("correlation: c-1") && t.contains("parent:      -"),
             "{t}"

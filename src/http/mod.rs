@@ -97,6 +97,7 @@ pub fn router(api: Api) -> Router {
         .route("/readyz", get(readyz))
         .route("/v1/tasks", post(create_task))
         .route("/v1/tasks/{id}", get(get_task))
+        .route("/v1/tasks/{id}/cancel", post(cancel_task))
         .route("/v1/stats", get(stats))
         .route("/v1/payments/intents", post(payments::create_intent))
         .route("/metrics", get(metrics))
@@ -112,7 +113,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
-    tracing::info!(?addr, "HTTP listening (/healthz, /readyz, /metrics, /v1/tasks, /v1/payments/intents)");
+    tracing::info!(?addr, "HTTP listening (/healthz, /readyz, /metrics, /v1/tasks, /v1/tasks/{{id}}/cancel, /v1/payments/intents)");
     server::serve(listener, server::limited(router(api), limits), limits, shutdown).await
 }
 
@@ -166,6 +167,22 @@ async fn get_task(
         Some(r) => Ok(Json(r).into_response()),
         None => Ok(error(StatusCode::NOT_FOUND, format!("task {id} not found (unknown, or its result expired)"))),
     }
+}
+
+/// `POST /v1/tasks/{id}/cancel` (`?topic=` optional): 202 with the record once the cancel is
+/// requested (it takes effect when a worker takes the task, or when the node running it stops it),
+/// 404 for an unknown task, 409 for one that already ended.
+async fn cancel_task(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Query(q): Query<TaskQuery>,
+) -> Result<Response, ApiError> {
+    let c = submit::cancel(api.node.get()?.bus(), &api.roster, &id, q.topic.as_deref()).await?;
+    Ok(match c {
+        None => error(StatusCode::NOT_FOUND, format!("task {id} not found (unknown, or its result expired)")),
+        Some(c @ submit::Cancelled::Requested { .. }) => (StatusCode::ACCEPTED, Json(c.view())).into_response(),
+        Some(c @ submit::Cancelled::Final(_)) => (StatusCode::CONFLICT, Json(c.view())).into_response(),
+    })
 }
 
 async fn stats(State(api): State<Api>) -> Result<Response, ApiError> {

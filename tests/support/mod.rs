@@ -5,6 +5,8 @@
 // Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod buses;
+
 use genesis_actors::bus::{Bus, TaskRecord, TaskStatus};
 use genesis_actors::policy::backoff::Backoff;
 use genesis_actors::policy::intensity::Intensity;

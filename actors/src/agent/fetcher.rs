@@ -8,7 +8,7 @@
 use super::{AgentContext, Job};
 use crate::agent::supervisor::Fetched;
 use crate::bus::retrying::until_ok;
-use crate::bus::{BusError, Completion, Delivery, Reader};
+use crate::bus::{Begun, BusError, Completion, Delivery, Reader};
 use crate::policy::outcome::reason;
 use crate::task::TaskEnvelope;
 use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef};
@@ -158,7 +158,7 @@ async fn read(st: &mut FetcherState) -> Result<Vec<Delivery>, BusError> {
 }
 
 /// Decode a batch: dead-letter what cannot be decoded, mark the rest running, drop (ack) what already
-/// succeeded, and return the jobs to run.
+/// succeeded, and return the jobs to run (or, when a cancel was requested, to dead-letter as such).
 async fn admit(ctx: &AgentContext, batch: Vec<Delivery>) -> Result<Vec<Job>, ActorProcessingErr> {
     let reconnect = ctx.settings.bus.reconnect;
     let ttl = ctx.settings.bus.result_ttl;
@@ -183,6 +183,10 @@ async fn admit(ctx: &AgentContext, batch: Vec<Delivery>) -> Result<Vec<Job>, Act
     Ok(valid
         .into_iter()
         .zip(run)
-        .filter_map(|((delivery, envelope), run)| run.then_some(Job { delivery, envelope }))
+        .filter_map(|((delivery, envelope), begun)| match begun {
+            Begun::AlreadySucceeded => None,
+            Begun::Run => Some(Job { delivery, envelope, cancel_requested: false }),
+            Begun::CancelRequested => Some(Job { delivery, envelope, cancel_requested: true }),
+        })
         .collect())
 }

@@ -4,6 +4,8 @@
 
 pub mod breaker;
 pub mod fetcher;
+pub mod progress;
+pub mod rate;
 pub mod supervisor;
 pub mod worker;
 
@@ -29,6 +31,8 @@ pub struct AgentContext {
     pub events: Events,
     pub payments: crate::payments::meta_agent::PaymentsClient,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// This node's running attempts, by task id, for the canceller to stop.
+    pub running: Arc<crate::node::running::RunningAttempts>,
 }
 
 /// A decoded delivery on its way to a worker.
@@ -36,6 +40,8 @@ pub struct AgentContext {
 pub struct Job {
     pub delivery: Delivery,
     pub envelope: TaskEnvelope,
+    /// The `begin` step found a cancel request: dead-letter it as `cancelled` without running it.
+    pub cancel_requested: bool,
 }
 
 /// Decode a delivery's envelope, enforcing the size limit and that it belongs to the topic it was read

@@ -6,7 +6,7 @@ use super::{AgentContext, Job};
 use crate::agent::supervisor::WorkerDone;
 use crate::bus::retrying::until_ok;
 use crate::bus::{Completed, Completion, Delivery};
-use crate::executor::{ExecError, Executor, Progress, TaskContext, CANCEL_GRACE};
+use crate::executor::{ExecError, Executor, TaskContext, CANCEL_GRACE};
 use crate::policy::outcome::{decide, poison, reason, AttemptResult, Verdict};
 use crate::task::{TaskEnvelope, TaskId};
 use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef};
@@ -55,9 +55,9 @@ impl Actor for Worker {
     ) -> Result<(), ActorProcessingErr> {
         let entry_id = match msg {
             WorkerMsg::Run(job) => {
-                let Job { delivery, envelope } = *job;
+                let Job { delivery, envelope, cancel_requested } = *job;
                 let id = delivery.entry_id.clone();
-                run(&st.ctx, st.slot, delivery, envelope, None).await?;
+                run(&st.ctx, st.slot, delivery, envelope, None, cancel_requested).await?;
                 id
             }
             WorkerMsg::Replay { entry_id, task_id, last_crash } => {
@@ -94,7 +94,14 @@ async fn replay(
     });
     tracing::info!(agent = %ctx.spec.name, worker = slot, entry = %entry_id, task_id = ?task_id, deliveries = d.deliveries, "replaying an entry (its worker crashed, or it was found orphaned)");
     match super::decode(ctx, &d) {
-        Ok(env) => run(ctx, slot, d, env, last_crash).await,
+        Ok(env) => {
+            // No `begin` on a replay (the record already says running here): a cancel requested
+            // meanwhile is read from the record. A rare path, so one more read is cheap.
+            let id = env.task_id.to_string();
+            let record = until_ok(&reconnect, "read record", || ctx.bus.task(topic, &id)).await.ok().flatten();
+            let cancel_requested = record.is_some_and(|r| r.cancel_requested_at.is_some());
+            run(ctx, slot, d, env, last_crash, cancel_requested).await
+        }
         Err(e) => {
             let dead = Completion::Dead { task: None, reason: reason::DECODE.into(), error: e.to_string() };
             let ttl = ctx.settings.bus.result_ttl;
@@ -111,6 +118,7 @@ async fn run(
     delivery: Delivery,
     env: TaskEnvelope,
     last_crash: Option<String>,
+    cancel_requested: bool,
 ) -> Result<(), ActorProcessingErr> {
     let span = tracing::info_span!(
         "process",
@@ -130,7 +138,7 @@ async fn run(
         genesis.tenant = %env.tenant_id,
     );
     crate::trace::continue_from(&span, env.traceparent.as_deref());
-    run_in_span(ctx, slot, delivery, env, last_crash).instrument(span).await
+    run_in_span(ctx, slot, delivery, env, last_crash, cancel_requested).instrument(span).await
 }
 
 async fn run_in_span(
@@ -139,6 +147,7 @@ async fn run_in_span(
     delivery: Delivery,
     env: TaskEnvelope,
     last_crash: Option<String>,
+    cancel_requested: bool,
 ) -> Result<(), ActorProcessingErr> {
     let reconnect = ctx.settings.bus.reconnect;
     let ttl = ctx.settings.bus.result_ttl;
@@ -151,7 +160,10 @@ async fn run_in_span(
         );
     }
     let max = ctx.settings.bus.max_deliveries;
-    let completion = if let Some(error) = poison(delivery.deliveries, max, last_crash.as_deref()) {
+    let completion = if cancel_requested {
+        tracing::info!(agent = %ctx.spec.name, task_id = %env.task_id, "cancel requested before the task ran: dead-lettered as cancelled");
+        Completion::Dead { reason: reason::CANCELLED.into(), error: CANCELLED_BEFORE.into(), task: Some(env) }
+    } else if let Some(error) = poison(delivery.deliveries, max, last_crash.as_deref()) {
         tracing::warn!(agent = %ctx.spec.name, task_id = %env.task_id, deliveries = delivery.deliveries, "poison entry: dead-lettering instead of running again");
         Completion::Dead { reason: reason::POISON.into(), error, task: Some(env) }
     } else {
@@ -178,6 +190,19 @@ async fn run_in_span(
     Ok(())
 }
 
+/// Why a task cancelled before it ran is dead (`genesis task cancel`, `POST /v1/tasks/{id}/cancel`).
+const CANCELLED_BEFORE: &str = "cancelled on request before it ran";
+/// Why a task cancelled while it ran (or waited for its rate limit or circuit) is dead.
+const CANCELLED_RUNNING: &str = "cancelled on request while running";
+
+/// How the executor's run under the agent's timeout ended.
+enum Ran {
+    Finished(Result<serde_json::Value, ExecError>),
+    TimedOut,
+    /// Cancelled on request (the attempt's token fired from outside: [`crate::node::running`]).
+    Cancelled,
+}
+
 /// Run the executor once and turn its result into the completion to write.
 async fn attempt(
     ctx: &AgentContext,
@@ -187,51 +212,75 @@ async fn attempt(
 ) -> Result<Completion, ActorProcessingErr> {
     let spec = &ctx.spec;
     let cancel = CancellationToken::new();
-    let tctx = TaskContext {
-        agent: spec.name.clone(),
-        node_id: ctx.node_id.clone(),
-        worker: slot,
-        task_id: env.task_id,
-        attempt: env.attempt,
-        deliveries: delivery.deliveries,
-        tenant_id: env.tenant_id.clone(),
-        correlation_id: env.correlation_id.clone(),
-        traceparent: crate::trace::traceparent_of(&tracing::Span::current()).or_else(|| env.traceparent.clone()),
-        deadline_ms: crate::task::now_ms().saturating_add(spec.timeout.as_millis() as u64),
-        cancel: cancel.clone(),
-        progress: Progress::default(),
-        payment_token: None,
-        payments: ctx.payments.clone(),
-    };
-    // This attempt's task-bound payment token (with payments configured), valid past its deadline.
-    let tctx = TaskContext { payment_token: ctx.payments.token_for(&spec.name, &env, tctx.deadline_ms), ..tctx };
+    // Registered first, so a cancel request reaches the task while it waits for its limits too.
+    let _running = ctx.running.register(&env.task_id.to_string(), &cancel);
     let label = crate::metrics::Metrics::agent(&spec.name);
-    // An open circuit holds the task here (still pending on this node) instead of spending an attempt.
-    let permit = ctx.breaker.admit().await;
-    let started = std::time::Instant::now();
-    let outcome = run_until_timeout(ctx, &tctx, &env.payload, &cancel).await;
-    ctx.metrics.task_duration.get_or_create(&label).observe(started.elapsed().as_secs_f64());
-    ctx.breaker.record(permit, matches!(&outcome, Some(Err(e)) if e.is_endpoint_fault()));
-    if !matches!(outcome, Some(Ok(_))) {
+    // The rate limit first: a task waiting for its slot must not hold the half-open circuit's probe.
+    let outcome = if !super::rate::wait_for_slot(ctx, &cancel).await {
+        Ran::Cancelled
+    } else {
+        // An open circuit holds the task here (still pending on this node) instead of spending an attempt.
+        let permit = tokio::select! {
+            p = ctx.breaker.admit() => Some(p),
+            _ = cancel.cancelled() => None,
+        };
+        match permit {
+            None => Ran::Cancelled,
+            Some(permit) => {
+                let (progress, forwarder) = super::progress::start(ctx, env.task_id.to_string());
+                let tctx = TaskContext {
+                    agent: spec.name.clone(),
+                    node_id: ctx.node_id.clone(),
+                    worker: slot,
+                    task_id: env.task_id,
+                    attempt: env.attempt,
+                    deliveries: delivery.deliveries,
+                    tenant_id: env.tenant_id.clone(),
+                    correlation_id: env.correlation_id.clone(),
+                    traceparent: crate::trace::traceparent_of(&tracing::Span::current())
+                        .or_else(|| env.traceparent.clone()),
+                    deadline_ms: crate::task::now_ms().saturating_add(spec.timeout.as_millis() as u64),
+                    cancel: cancel.clone(),
+                    progress,
+                    payment_token: None,
+                    payments: ctx.payments.clone(),
+                };
+                // This attempt's task-bound payment token (with payments configured), valid past its deadline.
+                let tctx = TaskContext {
+                    payment_token: ctx.payments.token_for(&spec.name, &env, tctx.deadline_ms),
+                    ..tctx
+                };
+                let started = std::time::Instant::now();
+                let ran = run_until_timeout(ctx, &tctx, &env.payload, &cancel).await;
+                drop(tctx);
+                forwarder.finish().await;
+                ctx.metrics.task_duration.get_or_create(&label).observe(started.elapsed().as_secs_f64());
+                ctx.breaker.record(permit, matches!(&ran, Ran::Finished(Err(e)) if e.is_endpoint_fault()));
+                ran
+            }
+        }
+    };
+    if matches!(outcome, Ran::TimedOut | Ran::Finished(Err(_))) {
         ctx.metrics.tasks_failed.get_or_create(&label).inc();
     }
     let result = match outcome {
-        None => AttemptResult::TimedOut(spec.timeout),
-        Some(Ok(v)) => AttemptResult::Ok(v),
-        Some(Err(ExecError::Retryable(e))) => AttemptResult::Retryable(e),
-        Some(Err(ExecError::RetryAfter { error, after })) => AttemptResult::RetryAfter { error, after },
-        Some(Err(ExecError::Server { error, retry_after })) => {
+        Ran::TimedOut => AttemptResult::TimedOut(spec.timeout),
+        Ran::Cancelled => AttemptResult::Cancelled(CANCELLED_RUNNING.into()),
+        Ran::Finished(Ok(v)) => AttemptResult::Ok(v),
+        Ran::Finished(Err(ExecError::Retryable(e))) => AttemptResult::Retryable(e),
+        Ran::Finished(Err(ExecError::RetryAfter { error, after })) => AttemptResult::RetryAfter { error, after },
+        Ran::Finished(Err(ExecError::Server { error, retry_after })) => {
             AttemptResult::RetryAfter { error, after: retry_after.unwrap_or_default() }
         }
-        Some(Err(ExecError::Fatal(e))) => AttemptResult::Fatal(e),
-        Some(Err(ExecError::Cancelled(e))) => AttemptResult::Cancelled(e),
-        Some(Err(e @ ExecError::Unavailable(_))) => {
+        Ran::Finished(Err(ExecError::Fatal(e))) => AttemptResult::Fatal(e),
+        Ran::Finished(Err(ExecError::Cancelled(e))) => AttemptResult::Cancelled(e),
+        Ran::Finished(Err(e @ ExecError::Unavailable(_))) => {
             ctx.metrics.tasks_unavailable.get_or_create(&label).inc();
             // Requeued without spending the attempt, due once the circuit may let a probe through.
             let after = ctx.breaker.state().open_for(std::time::Instant::now()).max(spec.retry_delay);
             AttemptResult::Unavailable { error: e.to_string(), after }
         }
-        Some(Err(ExecError::Crashed(e))) => {
+        Ran::Finished(Err(ExecError::Crashed(e))) => {
             // Like a panic: this worker fails, its supervisor restarts it and replays the entry (a
             // delivery, bounded by bus.max_deliveries).
             return Err(format!("agent crashed: {e}").into());
@@ -266,25 +315,36 @@ async fn attempt(
     })
 }
 
-/// Run the executor under the agent's timeout. When it fires, the executor is told to cancel (so it
-/// stops the work at its agent) and gets [`CANCEL_GRACE`] to return before it is dropped. `None` means
-/// the attempt timed out.
+/// Run the executor under the agent's timeout. When it fires, or a cancel is requested (the token fires
+/// from outside), the executor is told to cancel (so it stops the work at its agent) and gets
+/// [`CANCEL_GRACE`] to return before it is dropped. An executor that finishes its work anyway within the
+/// grace of a cancel request keeps its result: the work was done.
 async fn run_until_timeout(
     ctx: &AgentContext,
     tctx: &TaskContext,
     payload: &serde_json::Value,
     cancel: &CancellationToken,
-) -> Option<Result<serde_json::Value, ExecError>> {
+) -> Ran {
     let executor: &dyn Executor = ctx.executor.as_ref();
     let work = executor.execute(tctx, payload);
     tokio::pin!(work);
-    tokio::select! {
-        r = &mut work => return Some(r),
-        _ = tokio::time::sleep(ctx.spec.timeout) => {}
-    }
+    // The request first: an executor that returns because the token fired is a cancelled attempt, not
+    // one that failed on its own.
+    let requested = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => true,
+        r = &mut work => return Ran::Finished(r),
+        _ = tokio::time::sleep(ctx.spec.timeout) => false,
+    };
     cancel.cancel();
-    if tokio::time::timeout(CANCEL_GRACE, &mut work).await.is_err() {
-        tracing::warn!(agent = %ctx.spec.name, task_id = %tctx.task_id, grace = ?CANCEL_GRACE, "executor did not stop within the grace period after its timeout; dropped");
+    let why = if requested { "a cancel request" } else { "its timeout" };
+    let late = tokio::time::timeout(CANCEL_GRACE, &mut work).await;
+    if late.is_err() {
+        tracing::warn!(agent = %ctx.spec.name, task_id = %tctx.task_id, grace = ?CANCEL_GRACE, "executor did not stop within the grace period after {why}; dropped");
     }
-    None
+    match (requested, late) {
+        (true, Ok(Ok(v))) => Ran::Finished(Ok(v)),
+        (true, _) => Ran::Cancelled,
+        (false, _) => Ran::TimedOut,
+    }
 }

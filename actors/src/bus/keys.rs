@@ -24,6 +24,18 @@ pub fn node(node_id: &str) -> String {
     format!("genesis:node:{node_id}")
 }
 
+/// Cancel requests for the tasks a node runs (a list of task ids), polled by that node's canceller.
+/// Its own key, outside `genesis:node:` (whose keys are liveness leases).
+pub fn cancels(node_id: &str) -> String {
+    format!("genesis:cancel:{node_id}")
+}
+
+/// An agent's rate limit state (its GCRA theoretical arrival time), one key per agent shared by every
+/// node; tagged so the key is in a slot of its own.
+pub fn rate(agent: &str) -> String {
+    format!("genesis:{{rate:{agent}}}")
+}
+
 pub const NODE_PREFIX: &str = "genesis:node:";
 
 /// Sorted set of node ids scored by lease expiry (ms): how `live_nodes` finds nodes without SCAN.

@@ -12,6 +12,7 @@
 pub mod dlq;
 pub mod keys;
 pub mod memory;
+pub mod progress;
 pub mod redis;
 pub mod retrying;
 mod types;
@@ -19,6 +20,8 @@ mod types;
 pub use dlq::{DeadLetterRef, DlqFilter, DlqOverride, DlqRetention, DlqTrimmed};
 pub use types::*;
 
+use crate::policy::rate::RateDecision;
+use crate::roster::RateLimit;
 use crate::task::{TaskEnvelope, TopicName};
 use std::time::Duration;
 
@@ -76,14 +79,16 @@ impl Bus {
         })
     }
 
-    /// Mark decoded deliveries as running. Returns, per item, whether to run it: `false` means its
-    /// result already says `succeeded`, and the entry has been acknowledged without running again.
+    /// Mark decoded deliveries as running. Returns, per item, what to do with it ([`Begun`]): run it;
+    /// nothing, because its result already says `succeeded` (the entry has been acknowledged without
+    /// running again); or dead-letter it as `cancelled`, because a cancel was requested — read in this
+    /// same atomic step, so a request made before it is never missed.
     pub async fn begin(
         &self,
         consumer: &str,
         items: &[(&Delivery, &TaskEnvelope)],
         ttl: Duration,
-    ) -> Result<Vec<bool>, BusError> {
+    ) -> Result<Vec<Begun>, BusError> {
         dispatch!(self, b => b.begin(consumer, items, ttl).await)
     }
 
@@ -175,6 +180,38 @@ impl Bus {
 
     pub async fn task(&self, topic: &TopicName, task_id: &str) -> Result<Option<TaskRecord>, BusError> {
         dispatch!(self, b => b.task(topic, task_id).await)
+    }
+
+    /// Keep `progress` (bounded: [`progress::stored`]) and `updated_at` on the task's record, only while
+    /// the record exists and is not final. Returns whether it was written.
+    pub async fn set_progress(
+        &self,
+        topic: &TopicName,
+        task_id: &str,
+        progress: &serde_json::Value,
+    ) -> Result<bool, BusError> {
+        dispatch!(self, b => b.set_progress(topic, task_id, progress).await)
+    }
+
+    /// Request the cancel of a task: `cancel_requested_at` is set on its record (unless it is missing:
+    /// `None`, or final: nothing changes, and the answer says which status it had). A queued or
+    /// retrying task is dead-lettered as `cancelled` at its next `begin`; a running one is also put on
+    /// its node's list of cancel requests ([`Bus::take_cancels`]), whose canceller stops the attempt.
+    pub async fn cancel(&self, topic: &TopicName, task_id: &str) -> Result<Option<CancelRequest>, BusError> {
+        dispatch!(self, b => b.cancel(topic, task_id).await)
+    }
+
+    /// Take (remove and return) up to `limit` cancel requests for tasks running on `node_id`, oldest
+    /// first.
+    pub async fn take_cancels(&self, node_id: &str, limit: usize) -> Result<Vec<String>, BusError> {
+        dispatch!(self, b => b.take_cancels(node_id, limit).await)
+    }
+
+    /// Ask `agent`'s rate limit, shared by every node on this bus, for one slot now (GCRA,
+    /// [`crate::policy::rate`]; on Redis one key per agent and Redis's clock). A refusal takes nothing
+    /// and says how long to wait.
+    pub async fn rate_acquire(&self, agent: &str, limit: &RateLimit) -> Result<RateDecision, BusError> {
+        dispatch!(self, b => b.rate_acquire(agent, limit).await)
     }
 
     pub async fn stats(&self, topic: &TopicName) -> Result<TopicStats, BusError> {

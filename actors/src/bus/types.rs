@@ -55,6 +55,29 @@ pub enum Lease {
     Taken { holder: String },
 }
 
+/// What the `begin` step says about one decoded delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Begun {
+    /// Marked running: run it.
+    Run,
+    /// Its task already succeeded: acknowledged without running again.
+    AlreadySucceeded,
+    /// Marked running, but a cancel was requested: dead-letter it as `cancelled` without running.
+    CancelRequested,
+}
+
+/// The answer to a cancel request (see [`crate::bus::Bus::cancel`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CancelRequest {
+    /// The task's status when the request was made. A final status means nothing was changed.
+    pub status: TaskStatus,
+    /// The node of the latest delivery; for a running task, the node that was asked to stop it.
+    pub node: Option<String>,
+    /// When the cancel was first requested (an earlier request stands); `None` when the task was final.
+    pub requested_at: Option<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Published {
     /// Appended with this entry id.
@@ -136,6 +159,14 @@ pub struct TaskRecord {
     /// The DLQ entry the task became when it died (kept as history: the dead letter may since have
     /// been deleted, purged or dropped by retention); cleared when it is replayed.
     pub dlq_id: Option<String>,
+    /// The agent's latest progress report (JSON, at most [`crate::bus::progress::MAX_BYTES`]), kept
+    /// while the task is not final and left as it was once it is.
+    #[serde(default)]
+    pub progress: Option<serde_json::Value>,
+    /// When a cancel was requested (`genesis task cancel`, `POST /v1/tasks/{id}/cancel`), ms since the
+    /// Unix epoch; the task then ends dead with reason `cancelled` (unless it had already finished).
+    #[serde(default)]
+    pub cancel_requested_at: Option<u64>,
     pub updated_at: u64,
 }
 

@@ -1,12 +1,16 @@
 //! The simulated executor, steered by the payload so tests, benchmarks and chaos runs can drive it:
 //! `"simulate": {"sleep_ms": N, "fail_attempts": N, "panic_deliveries": N, "fatal": bool, "output": {...},
-//! "pay": [{"vendor": "...", "amount_cents": N, "reason": "..."}], "report_to": "http://host:port/path"}`.
+//! "pay": [{"vendor": "...", "amount_cents": N, "reason": "..."}], "progress": [..values..],
+//! "report_to": "http://host:port/path"}`.
 //!
 //! It first asks the MetaAgent for each payment in `pay` (mandate `<task_id>-<index>`, so a retried or
-//! replayed task asks again idempotently; bound to the task, so its outcome settles them): a denial fails the task (fatal), a payment held for review
-//! fails the attempt (retryable: it is asked again after review). Then it works for `sleep_ms`, then panics (crashing its worker) while the delivery counter is
-//! ≤ `panic_deliveries`, then fails retryably while the attempt is ≤ `fail_attempts`. Without `simulate`
-//! it returns a small deterministic result naming the agent.
+//! replayed task asks again idempotently; bound to the task, so its outcome settles them): a denial
+//! fails the task (fatal), a payment held for review fails the attempt (retryable: it is asked again
+//! after review). Then it reports each value of `progress` in order (the task record keeps the
+//! latest), works for `sleep_ms` — stopping early with [`ExecError::Cancelled`] when the attempt is
+//! cancelled (timeout, `genesis task cancel`) — then panics (crashing its worker) while the delivery
+//! counter is ≤ `panic_deliveries`, then fails retryably while the attempt is ≤ `fail_attempts`.
+//! Without `simulate` it returns a small deterministic result naming the agent.
 //!
 //! With `report_to`, it POSTs `{"task_id", "attempt", "deliveries", "node", "agent", "phase": "start"}` to
 //! that URL before anything else, and the same with `"phase": "end"` (and `"outcome": "ok" | "retryable" |
@@ -40,6 +44,8 @@ struct Simulate {
     output: Option<Value>,
     #[serde(default)]
     pay: Vec<Pay>,
+    #[serde(default)]
+    progress: Vec<Value>,
     #[serde(default)]
     report_to: Option<String>,
 }
@@ -129,8 +135,14 @@ async fn simulate(ctx: &TaskContext, payload: &Value, sim: Simulate) -> Result<V
             Outcome::Denied => return Err(ExecError::Fatal(format!("payment {i} denied ({}): {}", d.code, d.reason))),
         }
     }
+    for p in sim.progress {
+        ctx.progress.report(p);
+    }
     if sim.sleep_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(sim.sleep_ms)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(sim.sleep_ms)) => {}
+            _ = ctx.cancel.cancelled() => return Err(ExecError::Cancelled("the simulated work was stopped".into())),
+        }
     }
     if ctx.deliveries <= sim.panic_deliveries {
         panic!("simulated panic on delivery {} of task {}", ctx.deliveries, ctx.task_id);
@@ -172,6 +184,25 @@ mod tests {
         let p = json!({"simulate": {"fail_attempts": 2, "output": {"x": 1}}});
         assert!(matches!(Simulated.execute(&ctx(2, 1), &p).await, Err(ExecError::Retryable(_))));
         assert_eq!(Simulated.execute(&ctx(3, 1), &p).await, Ok(json!({"x": 1})));
+    }
+
+    #[tokio::test]
+    async fn reports_progress_then_stops_its_sleep_when_cancelled() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let c = TaskContext {
+            progress: super::super::Progress::new(move |v| sink.lock().expect("lock").push(v)),
+            ..ctx(1, 1)
+        };
+        let p = json!({"simulate": {"progress": [{"step": 1}, {"step": 2}], "sleep_ms": 600_000}});
+        let cancel = c.cancel.clone();
+        let run = Simulated.execute(&c, &p);
+        tokio::pin!(run);
+        // Polled once: it has reported and sleeps.
+        assert!(futures::poll!(&mut run).is_pending());
+        assert_eq!(*seen.lock().expect("lock"), vec![json!({"step": 1}), json!({"step": 2})]);
+        cancel.cancel();
+        assert!(matches!(run.await, Err(ExecError::Cancelled(_))));
     }
 
     #[tokio::test]

@@ -1,7 +1,9 @@
 //! The node: the [`root`] supervisor and the node-wide [`services`] (heartbeat, reclaimer, retry
-//! scheduler, trimmer, sampler) it runs beside the agents. [`crate::runtime`] starts and stops it.
+//! scheduler, trimmer, sampler, canceller) it runs beside the agents, and the registry of the attempts
+//! [`running`] here. [`crate::runtime`] starts and stops it.
 
 pub mod root;
+pub mod running;
 pub mod services;
 
 use std::sync::Arc;

@@ -6,6 +6,7 @@ use crate::agent::supervisor::{AgentMsg, AgentSupervisor};
 use crate::agent::AgentContext;
 use crate::bus::{keys, Bus};
 use crate::events::{Events, RuntimeEvent};
+use crate::node::services::canceller::Canceller;
 use crate::node::services::heartbeat::Heartbeat;
 use crate::node::services::reclaimer::Reclaimer;
 use crate::node::services::retry_scheduler::RetryScheduler;
@@ -44,6 +45,8 @@ pub struct NodeContext {
     pub started_at: u64,
     /// Last successful heartbeat write (ms since the epoch; 0 = never).
     pub last_beat: Arc<std::sync::atomic::AtomicU64>,
+    /// The attempts running on this node, for cancel requests to reach them.
+    pub running: Arc<super::running::RunningAttempts>,
 }
 
 impl NodeContext {
@@ -59,6 +62,10 @@ impl NodeContext {
         })
     }
 }
+
+/// How often a node looks for cancel requests for the tasks it runs: a cancel reaches a running
+/// attempt within this (plus the executor's time to stop the work at its agent).
+const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 pub(crate) fn hostname() -> String {
     std::env::var("HOSTNAME")
@@ -79,6 +86,7 @@ pub enum RootChild {
     Trimmer,
     /// Settles the reservations of finished tasks (with payments only).
     Reconciler,
+    Canceller,
 }
 
 pub struct Root;
@@ -114,6 +122,7 @@ impl RootChild {
                 | RootChild::RetryScheduler
                 | RootChild::Trimmer
                 | RootChild::Reconciler
+                | RootChild::Canceller
         )
     }
 }
@@ -147,7 +156,13 @@ impl Actor for Root {
         for i in 0..st.node.roster.agents.len() {
             start(&me, &mut st, RootChild::Agent(i)).await?;
         }
-        for c in [RootChild::Reclaimer, RootChild::RetryScheduler, RootChild::Trimmer, RootChild::Sampler] {
+        for c in [
+            RootChild::Reclaimer,
+            RootChild::RetryScheduler,
+            RootChild::Trimmer,
+            RootChild::Sampler,
+            RootChild::Canceller,
+        ] {
             start(&me, &mut st, c).await?;
         }
         if st.node.payments.is_some() {
@@ -277,6 +292,7 @@ async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> 
                 events: node.events.clone(),
                 payments: node.payments_client.clone(),
                 metrics: node.metrics.clone(),
+                running: node.running.clone(),
                 spec,
             });
             let name = ctx.spec.name.clone();
@@ -301,6 +317,13 @@ async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> 
             ttl: s.liveness.heartbeat_ttl,
             info: node.node_info(),
             last_beat: node.last_beat.clone(),
+            circuits: node
+                .roster
+                .agents
+                .iter()
+                .zip(&node.agent_parts)
+                .map(|(a, p)| (a.name.clone(), p.breaker.clone()))
+                .collect(),
         }),
         RootChild::Reclaimer => Box::new(Reclaimer {
             bus: node.bus.clone(),
@@ -335,6 +358,12 @@ async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> 
                 metrics: node.metrics.clone(),
             })
         }
+        RootChild::Canceller => Box::new(Canceller {
+            bus: node.bus.clone(),
+            node_id: s.node_id.clone(),
+            running: node.running.clone(),
+            interval: CANCEL_POLL,
+        }),
     };
     let (t, _) =
         Actor::spawn_linked(None, Ticker, TickerArgs { job, reconnect: s.bus.reconnect }, me.get_cell()).await?;

@@ -6,3 +6,4 @@ pub mod circuit;
 pub mod intensity;
 pub mod outcome;
 pub mod retry;
+pub mod rate;

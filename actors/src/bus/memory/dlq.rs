@@ -61,6 +61,8 @@ impl MemoryBus {
             rec.error = None;
             rec.reason = None;
             rec.dlq_id = None;
+            rec.cancel_requested_at = None;
+            rec.progress = None;
         }
         self.inner.appended.notify_waiters();
         Ok(env)

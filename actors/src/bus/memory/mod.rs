@@ -3,6 +3,7 @@
 //! process's memory. Nothing survives the process: it exists so the service runs on a fresh machine
 //! with no Redis, and so the conformance suite can check both buses against one contract.
 
+mod control;
 mod dlq;
 mod reader;
 
@@ -41,6 +42,10 @@ struct State {
     results: HashMap<(TopicName, String), (TaskRecord, Instant)>,
     /// Node id → (info, lease expiry, instance holding it).
     nodes: HashMap<String, (String, Instant, String)>,
+    /// Node id → (cancel requests for tasks it runs, expiry), as the Redis bus's `genesis:cancel:<node>`.
+    cancels: HashMap<String, (std::collections::VecDeque<String>, Instant)>,
+    /// Agent → its rate limit's theoretical arrival time (µs since the epoch).
+    rates: HashMap<String, u64>,
     seq: u64,
     writes: u64,
 }
@@ -109,6 +114,8 @@ impl State {
                     reason: None,
                     history: Vec::new(),
                     dlq_id: None,
+                    progress: None,
+                    cancel_requested_at: None,
                     updated_at: 0,
                 },
                 Instant::now(),
@@ -218,7 +225,7 @@ impl MemoryBus {
         consumer: &str,
         items: &[(&Delivery, &TaskEnvelope)],
         ttl: Duration,
-    ) -> Result<Vec<bool>, BusError> {
+    ) -> Result<Vec<Begun>, BusError> {
         let node = super::keys::node_of_consumer(consumer).to_string();
         let mut s = self.state();
         Ok(items
@@ -229,7 +236,7 @@ impl MemoryBus {
                     if let Some(seq) = parse_id(&d.entry_id) {
                         s.topic(&d.topic).pending.remove(&seq);
                     }
-                    false
+                    Begun::AlreadySucceeded
                 } else {
                     let r = s.record_of(&d.topic, env, ttl);
                     r.status = TaskStatus::Running;
@@ -237,7 +244,11 @@ impl MemoryBus {
                     r.node = Some(node.clone());
                     r.worker = Some(consumer.to_string());
                     r.started_at = Some(r.updated_at);
-                    true
+                    if r.cancel_requested_at.is_some() {
+                        Begun::CancelRequested
+                    } else {
+                        Begun::Run
+                    }
                 }
             })
             .collect())

@@ -272,6 +272,46 @@ impl ScriptArgs for DlqTrimArgs<'_> {
     }
 }
 
+/// `progress.lua`: an agent's latest progress report onto its task's record.
+pub struct ProgressArgs<'a> {
+    pub topic: &'a TopicName,
+    pub task_id: &'a str,
+    /// JSON text, already bounded ([`crate::bus::progress::stored`]).
+    pub progress: &'a str,
+}
+
+impl ScriptArgs for ProgressArgs<'_> {
+    fn push<S: Sink>(&self, to: &mut S) {
+        to.key(keys::result(self.topic, self.task_id));
+        to.arg(self.progress);
+    }
+}
+
+/// `cancel.lua`: the cancel flag onto a task's record.
+pub struct CancelArgs<'a> {
+    pub topic: &'a TopicName,
+    pub task_id: &'a str,
+}
+
+impl ScriptArgs for CancelArgs<'_> {
+    fn push<S: Sink>(&self, to: &mut S) {
+        to.key(keys::result(self.topic, self.task_id));
+    }
+}
+
+/// `rate.lua`: one request against an agent's rate limit.
+pub struct RateArgs<'a> {
+    pub agent: &'a str,
+    pub gcra: &'a crate::policy::rate::Gcra,
+}
+
+impl ScriptArgs for RateArgs<'_> {
+    fn push<S: Sink>(&self, to: &mut S) {
+        to.key(keys::rate(self.agent));
+        to.arg(self.gcra.interval_us()).arg(self.gcra.burst());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::scripts::Scripts;
@@ -333,6 +373,10 @@ mod tests {
         single(&s.dlq_trim, &DlqTrimArgs { topic: &t, retention: &DlqRetention::default() });
         single(&s.heartbeat, &HeartbeatArgs { node_id: "n", instance: "i", info: "{}", ttl_ms: 1, dead: "" });
         single(&s.release, &ReleaseArgs { node_id: "n", instance: "i" });
+        single(&s.progress, &ProgressArgs { topic: &t, task_id: &id, progress: "{}" });
+        single(&s.cancel, &CancelArgs { topic: &t, task_id: &id });
+        let limit = crate::roster::RateLimit { count: 1, per: std::time::Duration::from_secs(1), burst: 1 };
+        single(&s.rate, &RateArgs { agent: "genesis.qa", gcra: &crate::policy::rate::Gcra::new(&limit) });
     }
 
     #[test]

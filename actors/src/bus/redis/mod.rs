@@ -2,6 +2,7 @@
 
 mod args;
 mod batch;
+mod control;
 mod dlq;
 mod lost;
 mod reader;
@@ -144,7 +145,7 @@ impl RedisBus {
         consumer: &str,
         items: &[(&Delivery, &TaskEnvelope)],
         ttl: Duration,
-    ) -> Result<Vec<bool>, BusError> {
+    ) -> Result<Vec<Begun>, BusError> {
         let Some((first, _)) = items.first() else { return Ok(Vec::new()) };
         let mut inv = self.inner.scripts.begin.call(&BeginHead { topic: &first.topic, ttl_ms: ttl_ms(ttl), consumer });
         for (d, env) in items {
@@ -157,7 +158,14 @@ impl RedisBus {
         if run.len() != items.len() {
             return Err(BusError::Protocol(format!("begin returned {} verdicts for {} items", run.len(), items.len())));
         }
-        Ok(run.into_iter().map(|r| r == 1).collect())
+        Ok(run
+            .into_iter()
+            .map(|r| match r {
+                0 => Begun::AlreadySucceeded,
+                2 => Begun::CancelRequested,
+                _ => Begun::Run,
+            })
+            .collect())
     }
 
     pub async fn complete(

@@ -39,6 +39,8 @@ pub fn task_record(topic: &TopicName, task_id: &str, p: Fields) -> Result<Option
         reason: nonempty(&p, "reason"),
         history: reply::history(field(&p, "history")),
         dlq_id: nonempty(&p, "dlq_id"),
+        progress: nonempty(&p, "progress").map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s))),
+        cancel_requested_at: number(&p, "cancel_requested_at"),
         updated_at: number(&p, "updated_at").unwrap_or(0),
     }))
 }

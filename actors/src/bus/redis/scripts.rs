@@ -20,6 +20,9 @@ pub struct Scripts {
     /// The node-id lease: write it, give it back.
     pub heartbeat: LuaScript,
     pub release: LuaScript,
+    pub progress: LuaScript,
+    pub cancel: LuaScript,
+    pub rate: LuaScript,
 }
 
 macro_rules! bus_script {
@@ -43,6 +46,9 @@ impl Scripts {
             dlq_trim: bus_script!("dlq_trim"),
             heartbeat: bus_script!("heartbeat"),
             release: bus_script!("release"),
+            progress: bus_script!("progress"),
+            cancel: bus_script!("cancel"),
+            rate: bus_script!("rate"),
         }
     }
 }

@@ -19,6 +19,9 @@ pub struct Heartbeat {
     pub info: serde_json::Value,
     /// When the key was last written (ms since the epoch), for readiness.
     pub last_beat: Arc<AtomicU64>,
+    /// Each agent's circuit breaker on this node: every beat writes their states (`circuits` in the
+    /// info), which is how `genesis health` shows them without asking the nodes.
+    pub circuits: Vec<(String, Arc<crate::agent::breaker::Breaker>)>,
 }
 
 impl Periodic for Heartbeat {
@@ -32,6 +35,9 @@ impl Periodic for Heartbeat {
         Box::pin(async move {
             let mut info = self.info.clone();
             info["beat_at"] = serde_json::json!(crate::task::now_ms());
+            let circuits: serde_json::Map<String, serde_json::Value> =
+                self.circuits.iter().map(|(agent, b)| (agent.clone(), b.state().label().into())).collect();
+            info["circuits"] = circuits.into();
             match self.bus.heartbeat(&self.node_id, &self.instance, self.ttl, &info.to_string()).await? {
                 Lease::Held => self.last_beat.store(crate::task::now_ms(), Ordering::Relaxed),
                 // Our lease lapsed (e.g. this process was paused past the TTL) and another process

@@ -1,11 +1,13 @@
 //! The node's service actors, each a periodic job run by the same small [`Ticker`] actor:
 //! [`heartbeat`] (liveness key), [`reclaimer`] (entries of dead nodes), [`retry_scheduler`] (due
 //! retries back into their streams), [`trimmer`] (acknowledged entries out of the streams),
-//! [`sampler`] (gauges) and, with payments, [`reconciler`] (reservations of finished tasks).
+//! [`sampler`] (gauges), [`canceller`] (cancel requests to the attempts running here) and, with
+//! payments, [`reconciler`] (reservations of finished tasks).
 //!
 //! A failed bus call slows a ticker down (capped backoff) and never fails the actor; only a panic does,
 //! and the root supervisor restarts it with a fresh job.
 
+pub mod canceller;
 pub mod heartbeat;
 pub mod reclaimer;
 pub mod reconciler;

@@ -2,7 +2,10 @@
 -- KEYS: stream, then per item: result.
 -- ARGV: group, topic, ttl_ms, node, worker (the consumer), then per item: entry_id, task_id, tenant_id,
 --       correlation_id, parent, attempt.
--- Returns per item 1 (run it) or 0 (its task already succeeded: acknowledged here, not run again).
+-- Returns per item 1 (run it), 0 (its task already succeeded: acknowledged here, not run again) or 2
+-- (marked running, but a cancel was requested: the worker dead-letters it as cancelled without running
+-- it). Reading the flag here, in the step that marks the task running, is what makes a cancel race-free:
+-- a request made before this step is seen here; one made after it finds the task running on this node.
 local HEAD_KEYS = 1
 local HEAD_ARGV = 5
 local ITEM_KEYS = 1
@@ -25,7 +28,8 @@ for i = 1, n do
     redis.call('HSET', result, 'task_id', task_id, 'topic', topic, 'tenant_id', tenant, 'correlation_id', corr, 'parent', parent,
       'status', 'running', 'attempts', attempt, 'node', node, 'worker', worker, 'started_at', now, 'updated_at', now)
     redis.call('PEXPIRE', result, ttl)
-    out[#out + 1] = 1
+    local cancel = redis.call('HGET', result, 'cancel_requested_at')
+    if cancel and cancel ~= '' then out[#out + 1] = 2 else out[#out + 1] = 1 end
   end
 end
 return out

@@ -1,4 +1,5 @@
--- Put a dead letter back on its topic as attempt 1 and mark its task queued.
+-- Put a dead letter back on its topic as attempt 1 and mark its task queued. A replay is a fresh start:
+-- an earlier cancel request (the replayed task may have died of it) and progress report are cleared.
 -- KEYS: dlq, stream, result.
 -- ARGV: dlq_id, envelope, task_id, tenant_id, correlation_id, parent, topic, ttl_ms.
 -- Returns the new entry id, or nil if the dead letter is gone (replayed or purged meanwhile).
@@ -13,5 +14,6 @@ if redis.call('XDEL', dlq, dlq_id) == 0 then return false end
 local id = redis.call('XADD', stream, '*', 'task', envelope)
 redis.call('HSET', result, 'task_id', task_id, 'topic', topic, 'tenant_id', tenant, 'correlation_id', corr, 'parent', parent,
   'status', 'queued', 'attempts', 0, 'error', '', 'reason', '', 'dlq_id', '', 'updated_at', now_ms())
+redis.call('HDEL', result, 'cancel_requested_at', 'progress')
 redis.call('PEXPIRE', result, ttl)
 return id
