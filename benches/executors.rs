@@ -38,7 +38,6 @@ use genesis_actors::runtime::Runtime;
 use genesis_actors::settings::RuntimeSettings;
 use genesis_actors::task::{TaskEnvelope, TaskId, TopicName};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -242,24 +241,6 @@ async fn stop(rt: Runtime) {
     }
 }
 
-/// Publish from 32 concurrent tokio tasks.
-async fn publish_all(bus: &Bus, envs: Arc<Vec<TaskEnvelope>>) {
-    let next = Arc::new(AtomicUsize::new(0));
-    let handles: Vec<_> = (0..32)
-        .map(|_| {
-            let (bus, envs, next) = (bus.clone(), envs.clone(), next.clone());
-            tokio::spawn(async move {
-                while let Some(env) = envs.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    bus.publish(env, TTL).await.expect("publish");
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.await.expect("publisher");
-    }
-}
-
 struct Throughput {
     per_sec: f64,
     succeeded: usize,
@@ -270,7 +251,7 @@ async fn throughput(bus: &Bus, kind: Kind, http_url: &str, o: &Opts) -> Throughp
     let t = topic(&format!("bench.tput.{}", kind.name()));
     let envs: Arc<Vec<TaskEnvelope>> =
         Arc::new((0..o.tasks).map(|_| TaskEnvelope::new(t.clone(), tenant(), json!({}))).collect());
-    publish_all(bus, envs.clone()).await;
+    common::publish_all(bus, envs.clone(), 32, TTL).await;
     let t0 = Instant::now();
     let rt = start(bus, agent(&t, kind, http_url, o.concurrency), &format!("bench-tput-{}", kind.name())).await;
     let end = t0 + DRAIN_DEADLINE;

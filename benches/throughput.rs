@@ -37,7 +37,7 @@ use genesis_actors::settings::RuntimeSettings;
 use genesis_actors::task::{TaskEnvelope, TopicName};
 use redis::aio::MultiplexedConnection;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::TryRecvError;
@@ -236,27 +236,6 @@ fn envelopes(t: &TopicName, n: usize, payload: &Value) -> Vec<TaskEnvelope> {
     (0..n).map(|_| TaskEnvelope::new(t.clone(), bench_tenant(), payload.clone())).collect()
 }
 
-/// Publish all envelopes from `publishers` concurrent tokio tasks sharing one multiplexed connection
-/// (concurrent EVALSHAs are pipelined on it). Returns the wall time.
-async fn publish_all(bus: &Bus, envs: Arc<Vec<TaskEnvelope>>, publishers: usize) -> Duration {
-    let next = Arc::new(AtomicUsize::new(0));
-    let t0 = Instant::now();
-    let handles: Vec<_> = (0..publishers.max(1))
-        .map(|_| {
-            let (bus, envs, next) = (bus.clone(), envs.clone(), next.clone());
-            tokio::spawn(async move {
-                while let Some(env) = envs.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    bus.publish(env, TTL).await.expect("publish");
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.await.expect("publisher task");
-    }
-    t0.elapsed()
-}
-
 /// How many of these tasks' records say `succeeded` (pipelined HGETs).
 async fn count_succeeded(conn: &mut MultiplexedConnection, t: &TopicName, envs: &[TaskEnvelope]) -> usize {
     let mut n = 0;
@@ -389,7 +368,7 @@ async fn noop(env: &mut Env, o: &Opts, rep: &mut Report) {
         let t = topic("bench.noop");
         let envs = Arc::new(envelopes(&t, n, &json!({})));
         let c0 = cpu(&mut env.admin).await;
-        let took = publish_all(&env.producer, envs.clone(), o.publishers).await;
+        let took = common::publish_all(&env.producer, envs.clone(), o.publishers, TTL).await;
         eprintln!("noop C={c}: published {n} in {took:.2?} ({:.0}/s)", rate(n, took));
         if c == o.concurrency[0] {
             rep.add(
@@ -434,7 +413,7 @@ async fn noop(env: &mut Env, o: &Opts, rep: &mut Report) {
         let pubs = {
             let (bus, envs, published, p) = (env.producer.clone(), envs.clone(), published.clone(), o.publishers);
             tokio::spawn(async move {
-                let d = publish_all(&bus, envs, p).await;
+                let d = common::publish_all(&bus, envs, p, TTL).await;
                 published.store(true, Ordering::Release);
                 d
             })
@@ -467,7 +446,7 @@ async fn sim(env: &mut Env, o: &Opts, rep: &mut Report) {
         let k = (c * 5).max(20);
         let t = topic("bench.sim");
         let envs = Arc::new(envelopes(&t, k, &json!({"simulate": {"sleep_ms": o.sim_sleep_ms}})));
-        publish_all(&env.producer, envs.clone(), o.publishers).await;
+        common::publish_all(&env.producer, envs.clone(), o.publishers, TTL).await;
         let settings = RuntimeSettings::defaults(format!("bench-sim-{c}"));
         let c0 = cpu(&mut env.admin).await;
         let t0 = Instant::now();

@@ -106,3 +106,31 @@ pub fn positive(v: &str) -> Result<usize, String> {
         _ => Err(format!("`{v}` is not a positive integer")),
     }
 }
+
+/// Publish all envelopes from `publishers` concurrent tokio tasks sharing the bus's connection
+/// (concurrent EVALSHAs are pipelined on it). Returns the wall time.
+#[allow(dead_code)] // not every bench publishes
+pub async fn publish_all(
+    bus: &genesis_actors::bus::Bus,
+    envs: std::sync::Arc<Vec<genesis_actors::task::TaskEnvelope>>,
+    publishers: usize,
+    ttl: Duration,
+) -> Duration {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = std::sync::Arc::new(AtomicUsize::new(0));
+    let t0 = std::time::Instant::now();
+    let handles: Vec<_> = (0..publishers.max(1))
+        .map(|_| {
+            let (bus, envs, next) = (bus.clone(), envs.clone(), next.clone());
+            tokio::spawn(async move {
+                while let Some(env) = envs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    bus.publish(env, ttl).await.expect("publish");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.expect("publisher task");
+    }
+    t0.elapsed()
+}

@@ -113,7 +113,10 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
-    tracing::info!(?addr, "HTTP listening (/healthz, /readyz, /metrics, /v1/tasks, /v1/tasks/{{id}}/cancel, /v1/payments/intents)");
+    tracing::info!(
+        ?addr,
+        "HTTP listening (/healthz, /readyz, /metrics, /v1/tasks, /v1/tasks/{{id}}/cancel, /v1/payments/intents)"
+    );
     server::serve(listener, server::limited(router(api), limits), limits, shutdown).await
 }
 

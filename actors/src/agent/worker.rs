@@ -246,10 +246,8 @@ async fn attempt(
                     payments: ctx.payments.clone(),
                 };
                 // This attempt's task-bound payment token (with payments configured), valid past its deadline.
-                let tctx = TaskContext {
-                    payment_token: ctx.payments.token_for(&spec.name, &env, tctx.deadline_ms),
-                    ..tctx
-                };
+                let tctx =
+                    TaskContext { payment_token: ctx.payments.token_for(&spec.name, &env, tctx.deadline_ms), ..tctx };
                 let started = std::time::Instant::now();
                 let ran = run_until_timeout(ctx, &tctx, &env.payload, &cancel).await;
                 drop(tctx);

@@ -5,5 +5,5 @@ pub mod backoff;
 pub mod circuit;
 pub mod intensity;
 pub mod outcome;
-pub mod retry;
 pub mod rate;
+pub mod retry;
