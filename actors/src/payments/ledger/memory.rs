@@ -245,6 +245,11 @@ impl MemoryLedger {
                 *stats.denials_by_code.entry(decision.code.clone()).or_default() += 1;
             }
         }
+        if decision.outcome == Outcome::Approved {
+            // In the index until a retention after the reservation's deadline, as in Redis (`hold`).
+            let party = s.parties.entry(tenant.clone()).or_default();
+            party.seen = party.seen.max(deadline);
+        }
         let record = MandateRecord {
             decision: decision.clone(),
             status: outcome_str(decision.outcome).to_string(),
@@ -359,7 +364,7 @@ impl MemoryLedger {
             s.reserve(&keys, amount, now_ms);
             let tenant = m_tenant.clone();
             let party = s.parties.entry(tenant).or_default();
-            party.seen = party.seen.max(now_ms);
+            party.seen = party.seen.max(now_ms.saturating_add(reservation_ttl_ms));
             if let Some((_, until)) = s.mandate_tenants.get_mut(id) {
                 *until = now_ms.saturating_add(retention_ms);
             }
