@@ -208,7 +208,11 @@ impl RedisLedger {
         };
         let inv = self.scripts.settle.call(&args);
         let reply = items(inv.invoke_async(&mut self.conn.clone()).await?);
-        if let (Some("ok"), Some(keep)) = (reply.first().map(text).as_deref(), reply.get(2)) {
+        let ok = reply.first().map(text).as_deref() == Some("ok");
+        // The mandate may be at the end of its retention already: then it is gone at once, and the
+        // reply is the record as settled.
+        let after = self.record_in(&shard, id).await?;
+        if let (true, Some(keep)) = (ok, reply.get(2)) {
             // The mandate is kept for the rest of its retention now (settle.lua); so is its tenant entry.
             let keep: u64 = text(keep).parse().unwrap_or(retention_ms).max(1);
             let _: i64 = ::redis::cmd("PEXPIRE")
@@ -217,7 +221,11 @@ impl RedisLedger {
                 .query_async(&mut self.conn.clone())
                 .await?;
         }
-        let after = self.record_in(&shard, id).await?.unwrap_or(m);
+        let after = match after {
+            Some(r) => r,
+            None if ok => MandateRecord { status: to.as_str().to_string(), ..m },
+            None => m,
+        };
         Ok(match reply.first().map(text).as_deref() {
             Some("ok") => Settled::Done(after),
             Some("same") => Settled::Already(after),

@@ -30,11 +30,11 @@ else
 end
 redis.call('ZREM', EX, f[4])
 redis.call('HSET', M, 'status', to, 'settled_at_ms', now)
--- the rest of its retention, counted from its decision or its approval by a reviewer; at least a
--- minute, so the caller reads the settled record back
+-- the rest of its retention, counted from its decision or its approval by a reviewer (none left:
+-- it goes now, as the in-memory ledger forgets it at its next pruning)
 local f2 = redis.call('HMGET', M, 'reviewed_at_ms', 'decided_at_ms')
 local since = tonumber(f2[1]) or tonumber(f2[2]) or now
-local keep = math.max(since + retention - now, 60000)
+local keep = math.max(since + retention - now, 1)
 redis.call('PEXPIRE', M, keep)
 redis.call('XADD', LOG, 'MINID', '~', now - retention, '*', 'event', to, 'mandate_id', f[4], 'agent_id', f[3],
   'vendor', f[2], 'amount_cents', amount, 'business_id', f[5], 'tenant_id', f[6], 'outcome', to, 'code', to, 'day', f[7])
