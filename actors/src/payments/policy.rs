@@ -355,7 +355,8 @@ pub fn check_anomaly(amount: u64, fraud: &FraudRules, approved_newest_first: &[u
         u128::from(samples[n / 2 - 1]) + u128::from(samples[n / 2])
     };
     if u128::from(amount) * 200 > u128::from(hundredths(fraud.anomaly_factor)) * med2 {
-        let factor = fraud.anomaly_factor;
+        // The factor applied (in hundredths), as the Redis ledger states it too.
+        let factor = hundredths(fraud.anomaly_factor) as f64 / 100.0;
         return Err(Rejection::new(
             code::AMOUNT_ANOMALY,
             format!(

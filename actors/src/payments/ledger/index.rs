@@ -26,6 +26,15 @@ pub(super) fn touch_tenant(tenant: &TenantId, now_ms: u64, retention_ms: u64) ->
     p
 }
 
+/// The tenant holds a reservation due at `deadline`: it stays in the index until a retention after
+/// that (`GT`: a score only grows), so the expiry job, which visits the index, finds the reservation
+/// even if the tenant decides nothing more.
+pub(super) fn hold_tenant(tenant: &TenantId, deadline: u64) -> ::redis::Cmd {
+    let mut c = ::redis::cmd("ZADD");
+    c.arg(keys::TENANTS).arg("GT").arg(deadline).arg(tenant.as_str());
+    c
+}
+
 /// Every tenant in the index (already pruned by the decisions).
 pub(super) fn tenants_cmd() -> ::redis::Cmd {
     let mut c = ::redis::cmd("ZRANGE");

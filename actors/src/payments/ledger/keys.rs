@@ -102,10 +102,10 @@ impl Shard {
 }
 
 /// Every tenant that asked for money in the last `retention` (zset: tenant → ms of its last decision
-/// or review approval): what cross-tenant reads iterate (no SCAN: Redis Cluster does not guarantee one
-/// across slots). Each decision removes the tenants idle for longer than the retention, whose
-/// mandates, log entries and held reviews have expired by then (a reservation never outlives the
-/// retention: `payments.retention ≥ payments.reservation_ttl`).
+/// or review approval, or of its last reservation's deadline if later): what cross-tenant reads
+/// iterate (no SCAN: Redis Cluster does not guarantee one across slots). Each decision removes the
+/// tenants idle for longer than the retention, whose mandates, log entries and held reviews have
+/// expired by then, and whose reservations were due a retention ago.
 pub const TENANTS: &str = "genesis:pay:tenants:active";
 
 /// The plain set of tenants of earlier versions (no lifetime); adopted into [`TENANTS`] and deleted
@@ -117,7 +117,8 @@ pub fn business_tenant(business: &str) -> String {
     format!("genesis:pay:business-tenant:{business}")
 }
 
-/// The tenant whose shard holds a mandate (string, expires with the mandate after the retention).
+/// The tenant whose shard holds a mandate (string, expires with the mandate: after the retention, but
+/// not while the mandate holds a reservation).
 pub fn mandate_tenant(id: &str) -> String {
     format!("genesis:pay:mandate-tenant:{id}")
 }

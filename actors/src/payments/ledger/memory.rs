@@ -253,6 +253,9 @@ impl MemoryLedger {
         if decision.outcome == Outcome::Approved {
             let x = (x.reservation_ttl_ms, x.check_task_after_ms);
             s.index_task(&tenant, task_id.as_deref(), i.mandate.as_str(), now, x);
+            // In the index until a retention after the reservation's deadline, as in Redis (`hold`).
+            let party = s.parties.entry(tenant.clone()).or_default();
+            party.seen = party.seen.max(deadline);
         }
         let record = MandateRecord {
             decision: decision.clone(),
@@ -373,7 +376,7 @@ impl MemoryLedger {
             s.reserve(&keys, amount, now_ms);
             let tenant = m_tenant.clone();
             let party = s.parties.entry(tenant).or_default();
-            party.seen = party.seen.max(now_ms);
+            party.seen = party.seen.max(now_ms.saturating_add(reservation_ttl_ms));
             if let Some((_, until)) = s.mandate_tenants.get_mut(id) {
                 *until = now_ms.saturating_add(retention_ms);
             }

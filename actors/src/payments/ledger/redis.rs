@@ -10,7 +10,7 @@ use super::scripts::{self, LedgerScripts};
 use super::*;
 use crate::connection::Conn;
 use crate::payments::policy::{self, Limits};
-use crate::payments::types::Decision;
+use crate::payments::types::{Decision, Outcome};
 use crate::task::TaskId;
 use crate::tenant::TenantId;
 use ::redis::Value;
@@ -127,20 +127,41 @@ impl RedisLedger {
                 None => Err(LedgerError::Protocol("stored mandate vanished".into())),
             },
             Some("conflict") => Ok(Decided::Refused(policy::mandate_conflict(i))),
-            Some("new") if reply.len() == 4 => Ok(Decided::New(Decision {
-                outcome: reply::outcome(&text(&reply[1]))?,
-                code: text(&reply[2]),
-                reason: text(&reply[3]),
-                mandate_id: mandate.to_string(),
-                agent_id: agent.clone(),
-                vendor: vendor.to_string(),
-                amount_cents: amount,
-                business_id: business.clone(),
-                tenant_id: tenant.to_string(),
-                decided_at_ms: x.now_ms,
-            })),
+            Some("new") if reply.len() == 4 => {
+                let outcome = reply::outcome(&text(&reply[1]))?;
+                if outcome == Outcome::Approved {
+                    self.hold(tenant, mandate, x.now_ms.saturating_add(x.reservation_ttl_ms)).await?;
+                }
+                Ok(Decided::New(Decision {
+                    outcome,
+                    code: text(&reply[2]),
+                    reason: text(&reply[3]),
+                    mandate_id: mandate.to_string(),
+                    agent_id: agent.clone(),
+                    vendor: vendor.to_string(),
+                    amount_cents: amount,
+                    business_id: business.clone(),
+                    tenant_id: tenant.to_string(),
+                    decided_at_ms: x.now_ms,
+                }))
+            }
             other => Err(LedgerError::Protocol(format!("decide returned {other:?}"))),
         }
+    }
+
+    /// Mandate `id` of `tenant` now holds a reservation due at `deadline`. Like the mandate itself
+    /// (the scripts), its tenant entry, which finds it, loses its expiry until the reservation is
+    /// settled; and the tenant stays in the index that the expiry job visits until a retention after
+    /// the deadline. Otherwise a retention as short as the reservation TTL (which `config check`
+    /// allows) forgets the mandate while it holds money: the expiry job, running after the deadline,
+    /// finds nothing to release, and the money stays reserved for good. (A crash between the script
+    /// and this leaves the entry's expiry in place: the one window where that can still happen.)
+    async fn hold(&self, tenant: &TenantId, id: &str, deadline: u64) -> Result<(), LedgerError> {
+        let persist = ::redis::cmd("PERSIST").arg(keys::mandate_tenant(id)).clone();
+        let index = index::hold_tenant(tenant, deadline);
+        let (mut c1, mut c2) = (self.conn.clone(), self.conn.clone());
+        let (_, _): (i64, i64) = futures::try_join!(persist.query_async(&mut c1), index.query_async(&mut c2))?;
+        Ok(())
     }
 
     /// The shard holding mandate `id`, from the mandate's tenant entry.
@@ -189,7 +210,24 @@ impl RedisLedger {
         };
         let inv = self.scripts.settle.call(&args);
         let reply = items(inv.invoke_async(&mut self.conn.clone()).await?);
-        let after = self.record_in(&shard, id).await?.unwrap_or(m);
+        let ok = reply.first().map(text).as_deref() == Some("ok");
+        // The mandate may be at the end of its retention already: then it is gone at once, and the
+        // reply is the record as settled.
+        let after = self.record_in(&shard, id).await?;
+        if let (true, Some(keep)) = (ok, reply.get(2)) {
+            // The mandate is kept for the rest of its retention now (settle.lua); so is its tenant entry.
+            let keep: u64 = text(keep).parse().unwrap_or(retention_ms).max(1);
+            let _: i64 = ::redis::cmd("PEXPIRE")
+                .arg(keys::mandate_tenant(id))
+                .arg(keep)
+                .query_async(&mut self.conn.clone())
+                .await?;
+        }
+        let after = match after {
+            Some(r) => r,
+            None if ok => MandateRecord { status: to.as_str().to_string(), ..m },
+            None => m,
+        };
         Ok(match reply.first().map(text).as_deref() {
             Some("ok") => Settled::Done(after),
             Some("same") => Settled::Already(after),
@@ -228,15 +266,11 @@ impl RedisLedger {
         let after = self.record_in(&shard, id).await?.unwrap_or(m);
         let ok = reply.first().map(text).as_deref() == Some("ok");
         if ok && after.status == "approved" {
-            // The script kept the mandate for the retention from now; its tenant entry (which finds
-            // it) and the tenant's place in the index (which finds its reservation) must live as long,
-            // or the reservation could not be settled or expired.
-            let _: i64 = ::redis::cmd("PEXPIRE")
-                .arg(keys::mandate_tenant(id))
-                .arg(retention_ms.max(1))
-                .query_async(&mut self.conn.clone())
-                .await?;
+            // The script keeps the mandate until its reservation is settled; its tenant entry (which
+            // finds it) and the tenant's place in the index (which finds its reservation) must live as
+            // long, or the reservation could not be settled or expired.
             let tenant = stored_tenant(&after.decision.tenant_id)?;
+            self.hold(&tenant, id, now_ms.saturating_add(keep.reservation_ttl_ms)).await?;
             let () = index::touch_tenant(&tenant, now_ms, retention_ms).query_async(&mut self.conn.clone()).await?;
         }
         Ok(match reply.first().map(text).as_deref() {

@@ -51,23 +51,32 @@ if near then
   near_recent = redis.call('ZRANGE', WN, 0, -1)
 end
 
+-- The reasons are worded as `policy.rs` words them, so both ledgers give the same decision. A decimal
+-- the way Rust prints it: `h` hundredths as the shortest decimal (`10`, `2.5`, `1.05`).
+local function decimal(h)
+  local whole, frac = math.floor(h / 100), h % 100
+  if frac == 0 then return string.format('%d', whole) end
+  if frac % 10 == 0 then return string.format('%d.%d', whole, frac / 10) end
+  return string.format('%d.%02d', whole, frac)
+end
+
 local function evaluate()
   -- 2. fraud
   if pat_code ~= '' then return 'denied', pat_code, pat_reason end
   local n = recent_n + 1
   if n > vmax_n then
-    return 'denied', 'velocity_count', string.format('%d intents from agent %s within %d ms (limit %d)', n, agent, vwin, vmax_n)
+    return 'denied', 'velocity_count', string.format('%d intents by this agent within %d ms (max %d)', n, vwin, vmax_n)
   end
   local sum = amount
   for _, m in ipairs(redis.call('ZRANGE', WA, 0, -1)) do sum = sum + amount_of(m) end
   if sum > vmax_sum then
-    return 'denied', 'velocity_sum', string.format('%d cents requested by agent %s within %d ms (limit %d)', sum, agent, vwin, vmax_sum)
+    return 'denied', 'velocity_sum', string.format('%d cents requested by this agent within %d ms (max %d)', sum, vwin, vmax_sum)
   end
   if near then
     local c, s = 1, amount
     for _, m in ipairs(near_recent) do c = c + 1; s = s + amount_of(m) end
     if c >= smin and s > auto then
-      return 'denied', 'structuring', string.format('%d intents just under the auto-approve threshold to %s from business %s sum to %d cents (threshold %d)', c, vendor, business, s, auto)
+      return 'denied', 'structuring', string.format('%d near-threshold payments to this vendor within %d ms sum to %d cents (> %d)', c, swin, s, auto)
     end
   end
   local samples = redis.call('LRANGE', AN, 0, ahist - 1)
@@ -80,27 +89,27 @@ local function evaluate()
     local med2
     if k % 2 == 1 then med2 = 2 * xs[(k + 1) / 2] else med2 = xs[k / 2] + xs[k / 2 + 1] end
     if amount * 200 > afactor * med2 then
-      return 'denied', 'amount_anomaly', string.format('amount %d cents is more than %g x the median (%g) of recent payments to this vendor', amount, afactor / 100, med2 / 2)
+      return 'denied', 'amount_anomaly', string.format('amount %d cents is more than %s\195\151 the median (%s) of recent payments to this vendor', amount, decimal(afactor), decimal(med2 * 50))
     end
   end
   -- 3. whitelist
   if wl_code ~= '' then return 'denied', wl_code, wl_reason end
   -- 4. review
   if amount > review_above then
-    return 'needs_review', 'needs_review', string.format('%d cents is above the review threshold of %d', amount, review_above)
+    return 'needs_review', 'needs_review', string.format('amount %d cents is above the review threshold of %d cents', amount, review_above)
   end
   -- 5. budgets
   local ua, ub, ut = used(UA), used(UB), used(UT)
   if ua + amount > lim_a then
-    return 'denied', 'over_agent_daily_budget', string.format('agent %s has used %d of %d cents today in tenant %s', agent, ua, lim_a, tenant)
+    return 'denied', 'over_agent_daily_budget', string.format("%d cents would exceed the agent's daily (in this tenant) budget (%d of %d cents used)", amount, ua, lim_a)
   end
   if ub + amount > lim_b then
-    return 'denied', 'over_business_budget', string.format('business %s has used %d of %d cents', business, ub, lim_b)
+    return 'denied', 'over_business_budget', string.format("%d cents would exceed the business's budget (%d of %d cents used)", amount, ub, lim_b)
   end
   if ut + amount > lim_t then
-    return 'denied', 'over_tenant_daily_budget', string.format('tenant %s has used %d of %d cents today', tenant, ut, lim_t)
+    return 'denied', 'over_tenant_daily_budget', string.format("%d cents would exceed the tenant's daily budget (%d of %d cents used)", amount, ut, lim_t)
   end
-  return 'approved', 'approved', 'all checks passed; reserved'
+  return 'approved', 'approved', 'passed every check'
 end
 
 local outcome, code, why = evaluate()
@@ -142,7 +151,9 @@ if outcome == 'denied' then redis.call('HINCRBY', SB, 'd:' .. code, 1) end
 redis.call('HSET', M, 'fingerprint', fp, 'outcome', outcome, 'code', code, 'reason', why, 'status', status,
   'mandate_id', mandate, 'agent_id', agent, 'vendor', vendor, 'amount_cents', amount, 'business_id', business,
   'tenant_id', tenant, 'purpose', reason, 'day', day, 'decided_at_ms', now, 'task_id', task)
-redis.call('PEXPIRE', M, retention)
+-- kept for the retention; a reservation's mandate until it is settled, then what is left of its
+-- retention (settle.lua): it is never forgotten while it holds money, however late the expiry runs
+if outcome ~= 'approved' then redis.call('PEXPIRE', M, retention) end
 redis.call('XADD', LOG, 'MINID', '~', now - retention, '*', 'event', 'decided', 'mandate_id', mandate, 'agent_id', agent,
   'vendor', vendor, 'amount_cents', amount, 'business_id', business, 'tenant_id', tenant, 'outcome', outcome, 'code', code, 'day', day)
 return {'new', outcome, code, why}

@@ -42,9 +42,9 @@ if outcome == 'approved' then
   redis.call('ZADD', EX, now + ttl, f[4])
   redis.call('HINCRBY', SB, 'reserved', amount)
   -- the reservation is today's: settling it must return it to today's budgets; and the mandate
-  -- must outlive its reservation, so it is kept for the retention from now
+  -- must outlive its reservation: it is kept until settled, then for the retention from now
   day = today
-  redis.call('PEXPIRE', M, retention)
+  redis.call('PERSIST', M)
   local task = redis.call('HGET', M, 'task_id')
   if task and task ~= '' then
     redis.call('SADD', TK, f[4])

@@ -2,7 +2,9 @@
 -- KEYS (`scripts::settle_keys`): mandate, used agent/day, used business, used tenant/day, reservations,
 --       log, business stats, the task's open reservations, the tenant's open tasks.
 -- ARGV: now, to (captured|released|expired), retention.
--- Returns {'ok', status} | {'same', status} (already there) | {'bad', status} | {'missing'}.
+-- Returns {'ok', status, keep_ms} | {'same', status} (already there) | {'bad', status} | {'missing'}.
+-- keep_ms: how long the mandate is kept from now (the caller gives its tenant entry as long).
+-- Until now the mandate had no expiry (decide.lua, review.lua): it held a reservation.
 local NKEYS = 9
 local NARGV = 3
 arity('settle', NKEYS, NARGV)
@@ -36,6 +38,12 @@ else
 end
 redis.call('ZREM', EX, f[4])
 redis.call('HSET', M, 'status', to, 'settled_at_ms', now)
+-- the rest of its retention, counted from its decision or its approval by a reviewer (none left:
+-- it goes now, as the in-memory ledger forgets it at its next pruning)
+local f2 = redis.call('HMGET', M, 'reviewed_at_ms', 'decided_at_ms')
+local since = tonumber(f2[1]) or tonumber(f2[2]) or now
+local keep = math.max(since + retention - now, 1)
+redis.call('PEXPIRE', M, keep)
 redis.call('XADD', LOG, 'MINID', '~', now - retention, '*', 'event', to, 'mandate_id', f[4], 'agent_id', f[3],
   'vendor', f[2], 'amount_cents', amount, 'business_id', f[5], 'tenant_id', f[6], 'outcome', to, 'code', to, 'day', f[7])
-return {'ok', to}
+return {'ok', to, keep}
