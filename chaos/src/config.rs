@@ -75,10 +75,7 @@ fn executor_keys(a: &AgentConf) -> String {
         }
         ExecutorConf::Process => {
             let script = genesis_testkit::agents_dir().join("process_agent.py");
-            format!(
-                "executor = \"process\"\ncommand = [\"python3\", {}]\n{breaker}",
-                quoted(&script.to_string_lossy())
-            )
+            format!("executor = \"process\"\ncommand = [\"python3\", {}]\n{breaker}", quoted(&script.to_string_lossy()))
         }
     }
 }

@@ -118,6 +118,11 @@ impl Scraper {
         }
     }
 
+    /// The last scrape of the node's current lifetime.
+    pub fn current(&self, node: &str) -> Option<&Sample> {
+        self.current.get(node)
+    }
+
     /// The node's process ended (killed, exited, stopped): its last scrape counts in the totals.
     pub fn end_lifetime(&mut self, node: &str) {
         if let Some(s) = self.current.remove(node) {

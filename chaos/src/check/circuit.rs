@@ -127,7 +127,8 @@ mod tests {
     fn h(attempt: u32, error: &str) -> HistoryItem {
         HistoryItem { attempt, error: error.into(), at: 0 }
     }
-    const DOWN: &str = "agent unavailable: agent card at http://127.0.0.1:1: cannot connect to http://127.0.0.1:1: refused";
+    const DOWN: &str =
+        "agent unavailable: agent card at http://127.0.0.1:1: cannot connect to http://127.0.0.1:1: refused";
 
     fn check(status: &str, attempts: u32, history: &[HistoryItem]) -> (Vec<Violation>, CircuitStats) {
         let mut s = CircuitStats::default();

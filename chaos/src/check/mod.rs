@@ -19,7 +19,7 @@
 //!    kill of their agent demonstrably cut an attempt short).
 //! 9. an unreachable agent spends no attempt (`circuit`), from each task's history.
 //! 10. money settles with the task (`settlement`): the rule, not wired until the ledger can list a
-//!    task's reservations.
+//!     task's reservations.
 //!
 //! (Check 8, node lifecycle — no node exits on its own, every node exits 0 on SIGTERM — is added by the
 //! harness, which watched the processes.)
@@ -28,8 +28,8 @@ mod circuit;
 mod duplicates;
 mod money;
 mod print;
-mod store;
 pub mod settlement;
+mod store;
 mod tasks;
 
 pub use self::circuit::{CircuitStats, UNAVAILABLE_PREFIX};

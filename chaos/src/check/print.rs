@@ -1,6 +1,7 @@
 //! The checker's report as text: the numbers and verdict of each check, then each violation.
 
 use super::CheckReport;
+use crate::record::AgentsMode;
 use std::collections::BTreeMap;
 
 impl CheckReport {
@@ -75,10 +76,11 @@ impl CheckReport {
             self.max_attempts_recorded
         );
         println!(
-            "4. at-least-once ........ {}: executions started {}, ended {}; duplicate executions explained by crashes: {} (node kill/exit {}, Redis outage {}, agent kill {}), by planned panics/crashes: {}, unexplained: {}",
+            "4. at-least-once ........ {}: executions started {}, ended {}{}; duplicate executions explained by crashes: {} (node kill/exit {}, Redis outage {}, agent kill {}), by planned panics/crashes: {}, unexplained: {}",
             verdict("4"),
             self.starts,
             self.ends,
+            if self.mode == AgentsMode::Outside { " (outside agents report starts only)" } else { "" },
             self.duplicates_explained_by_node_crash
                 + self.duplicates_explained_by_redis_outage
                 + self.duplicates_explained_by_agent_kill,
@@ -105,7 +107,10 @@ impl CheckReport {
             self.topics.iter().map(|(t, s)| format!("{t} {}/{} pending", s.length, s.pending)).collect();
         println!("6. streams trimmed ...... {}: length/pending {}", verdict("6"), lens.join(", "));
         let changed = if self.outcomes_changed_by_agent_kills > 0 {
-            format!(": {} outcomes changed by an agent kill cutting an exchange short", self.outcomes_changed_by_agent_kills)
+            format!(
+                ": {} outcomes changed by an agent kill cutting an exchange short",
+                self.outcomes_changed_by_agent_kills
+            )
         } else {
             String::new()
         };

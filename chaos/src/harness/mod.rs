@@ -146,7 +146,14 @@ async fn start_outside(
         s.finish_start().await?;
     }
     let names: Vec<String> = servers.iter().map(|s| format!("{} on :{}", s.name, s.port)).collect();
-    say(clock, &format!("A2A agents up ({}; {}); process agents: python3 tests/agents/process_agent.py", names.join(", "), python.display()));
+    say(
+        clock,
+        &format!(
+            "A2A agents up ({}; {}); process agents: python3 tests/agents/process_agent.py",
+            names.join(", "),
+            python.display()
+        ),
+    );
     Ok((agents, servers))
 }
 

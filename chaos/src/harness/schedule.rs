@@ -138,7 +138,10 @@ impl Chaos {
         self.event(EventKind::NodeKill, Some(&id), None, format!("SIGKILL node {id}"));
         self.nodes[i].kill();
         if delayed {
-            say(&self.clock, &format!("chaos: {id} stays down for {delay:?} (its heartbeat expires; others take over)"));
+            say(
+                &self.clock,
+                &format!("chaos: {id} stays down for {delay:?} (its heartbeat expires; others take over)"),
+            );
             self.node_restart_at[i] = Some(Instant::now() + delay);
         } else {
             self.nodes[i].start(&self.launcher)?;

@@ -65,7 +65,14 @@ pub(crate) struct Ctx<'a> {
 
 /// `tasks` tasks spread evenly over `duration`, drawn from `seed`. `markers` is the directory for the
 /// crash markers of outside process agents.
-pub fn plan(seed: u64, tasks: usize, duration: Duration, mix: Mix, agents: &[AgentConf], markers: &Path) -> Vec<Planned> {
+pub fn plan(
+    seed: u64,
+    tasks: usize,
+    duration: Duration,
+    mix: Mix,
+    agents: &[AgentConf],
+    markers: &Path,
+) -> Vec<Planned> {
     let mut rng = StdRng::seed_from_u64(seed);
     let step = if tasks == 0 { Duration::ZERO } else { duration / tasks as u32 };
     (0..tasks)

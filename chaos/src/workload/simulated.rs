@@ -19,8 +19,12 @@ pub(super) fn kind(rng: &mut StdRng, ctx: &Ctx<'_>) -> Kind {
     let sim = |kind, sim: Value, expect| Kind::new(kind, json!({ "simulate": sim }), expect);
     if u < bounds[0] {
         let n = rng.random_range(100..200);
-        sim("poison", json!({"panic_deliveries": n, "sleep_ms": rng.random_range(0..30)}), Expect::Dead("poison".into()))
-            .crashing(n)
+        sim(
+            "poison",
+            json!({"panic_deliveries": n, "sleep_ms": rng.random_range(0..30)}),
+            Expect::Dead("poison".into()),
+        )
+        .crashing(n)
     } else if u < bounds[1] {
         sim("panic", json!({"panic_deliveries": 1, "sleep_ms": rng.random_range(10..100)}), Expect::Succeeded)
             .crashing(1)
