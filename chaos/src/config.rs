@@ -24,7 +24,7 @@ pub const MAX_DELIVERIES: u32 = 5;
 /// `timeout` of the simulated agents.
 pub const SIMULATED_TIMEOUT_MS: u64 = 5000;
 /// `timeout` of the outside agents: short, so slow payloads reach the cancel path quickly.
-pub const OUTSIDE_TIMEOUT_MS: u64 = 1500;
+pub const OUTSIDE_TIMEOUT_MS: u64 = 2000;
 /// `circuit_failures` / `circuit_open` of the outside agents: a killed A2A agent opens its circuit
 /// after two failed calls, and a probe goes through every half second.
 pub const CIRCUIT_FAILURES: u32 = 2;

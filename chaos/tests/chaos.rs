@@ -77,10 +77,11 @@ fn a_short_chaos_run_holds_every_invariant() {
     assert!(stdout.contains("PASS"), "{stdout}");
 }
 
-/// Seed 5 schedules, over 15 s: A2A agent kills at about 5 s (genesis.research, down 2 s), 10 s
-/// (genesis.seo, 1.1 s) and 13.4 s (genesis.research, 2.6 s), a node kill at 8.3 s (down 2.6 s, so the
-/// other node takes over) and a Redis kill at 12.3 s (down 1.1 s). The workload mixes every outside
-/// kind: echo and progress, slow tasks within and past the 1.5 s timeout (cancelled at the agent),
+/// Seed 5 schedules, over 15 s from the start of the workload: A2A agent kills at about 3 s
+/// (genesis.research, down 2 s), 8 s (genesis.seo, 1.1 s) and 11 s (genesis.research, 2.6 s), a node
+/// kill at about 6 s (down 2.6 s, so the other node takes over) and a Redis kill at about 10 s (down
+/// 1.1 s). The workload mixes every outside
+/// kind: echo and progress, slow tasks within and past the 2 s timeout (cancelled at the agent),
 /// retryable and fatal failures, process agents that crash once or every time, and payments.
 #[test]
 fn a_short_outside_run_holds_every_invariant() {

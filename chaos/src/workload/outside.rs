@@ -61,7 +61,7 @@ pub(super) fn a2a(rng: &mut StdRng, ctx: &Ctx<'_>) -> Kind {
         }
     } else if u < mix.fail_ratio + mix.slow_ratio {
         if rng.random_bool(0.5) {
-            let s = rng.random_range(0.2..0.6);
+            let s = rng.random_range(0.1..0.4);
             Kind::new("a2a.slow_ok", json!({"mode": "slow", "seconds": s}), Expect::Succeeded)
         } else {
             let s = timeout_s(ctx) + BEYOND_TIMEOUT_S;
@@ -114,7 +114,7 @@ pub(super) fn process(rng: &mut StdRng, ctx: &Ctx<'_>) -> Kind {
         }
     } else if u < bounds[2] {
         if rng.random_bool(0.5) {
-            let s = rng.random_range(0.1..0.5);
+            let s = rng.random_range(0.1..0.4);
             Kind::new("proc.sleep_ok", json!({"mode": "sleep", "seconds": s}), Expect::Succeeded)
         } else {
             let s = timeout_s(ctx) + BEYOND_TIMEOUT_S;
