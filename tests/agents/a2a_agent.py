@@ -58,8 +58,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from chaos_report import report_start
-
 from a2a.helpers.proto_helpers import new_data_part, new_task, new_text_part
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
@@ -73,6 +71,10 @@ from a2a.types.a2a_pb2 import (
     AgentSkill,
     TaskState,
 )
+
+# A sibling module; no __pycache__ in the source tree.
+sys.dont_write_bytecode = True
+from chaos_report import report_start  # noqa: E402
 
 log = logging.getLogger("a2a_test_agent")
 

@@ -56,7 +56,9 @@ import subprocess
 import sys
 import time
 
-from chaos_report import report_start
+# A sibling module; no __pycache__ in the source tree.
+sys.dont_write_bytecode = True
+from chaos_report import report_start  # noqa: E402
 
 CRASH_EXIT_CODE = 3
 
