@@ -82,11 +82,20 @@ pub struct NodeProc {
     child: Option<Child>,
     pub starts: u32,
     pub logs: Vec<PathBuf>,
+    /// Its HTTP port (`--http-addr 127.0.0.1:<port>`, for `/metrics`); `None`: no HTTP.
+    pub http_port: Option<u16>,
 }
 
 impl NodeProc {
     pub fn new(id: &str) -> NodeProc {
-        NodeProc { id: id.to_string(), child: None, starts: 0, logs: Vec::new() }
+        NodeProc { id: id.to_string(), child: None, starts: 0, logs: Vec::new(), http_port: None }
+    }
+
+    /// A node that serves HTTP (`/metrics`) on this loopback port, the same on every start.
+    pub fn with_http(id: &str, port: u16) -> NodeProc {
+        let mut n = NodeProc::new(id);
+        n.http_port = Some(port);
+        n
     }
 
     /// Start (or start again) with this node id. Does not wait for readiness.
@@ -95,14 +104,17 @@ impl NodeProc {
         let log = l.log_dir.join(format!("{}.{}.log", self.id, self.starts));
         let file = std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
         let err = file.try_clone()?;
-        let child = Command::new(&l.genesis_bin)
-            .args(["serve", "--config"])
-            .arg(&l.config)
-            .args(["--node-id", &self.id, "--redis-url", &l.redis_url])
+        let mut cmd = Command::new(&l.genesis_bin);
+        cmd.args(["serve", "--config"]).arg(&l.config).args(["--node-id", &self.id, "--redis-url", &l.redis_url]);
+        if let Some(port) = self.http_port {
+            cmd.args(["--http-addr", &format!("127.0.0.1:{port}")]);
+        }
+        let child = cmd
             .env("RUST_LOG", &l.rust_log)
             .env_remove("GENESIS_REDIS_URL")
             .env_remove("GENESIS_CONFIG")
             .env_remove("GENESIS_NODE_ID")
+            .env_remove("GENESIS_HTTP_ADDR")
             .stdout(file)
             .stderr(err)
             .spawn()

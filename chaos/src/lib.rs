@@ -2,14 +2,22 @@
 //!
 //! `genesis-chaos run` starts its own `redis-server` (append-only file, `appendfsync always`) and N
 //! `genesis serve` nodes, publishes a seeded mixed workload, kills nodes and Redis on a seeded schedule,
-//! records every chaos event and every execution the simulated executor reports (`simulate.report_to`),
-//! waits for every task to reach a final status and then checks the invariants of `docs/semantics.md`
-//! ([`check::check`]). See `docs/CHAOS.md`.
+//! records every chaos event and every execution the executors report (`report_to`), waits for every
+//! task to reach a final status and then checks the invariants of `docs/semantics.md`
+//! ([`check::check`]). With `--agents outside` the roster's agents are real outside agents (A2A
+//! servers on a2a-sdk and process agents, from `tests/agents/`), and the harness also kills the A2A
+//! servers. See `docs/CHAOS.md`.
+//!
+//! Layout: `cluster` (Redis and the nodes) and `agents` (the A2A servers) are the processes;
+//! `config` and `workload` what they are given; `harness` the run and its chaos schedule;
+//! `receiver` and `metrics` what is observed meanwhile; `record` what is kept; `check` the verdict.
 
+pub mod agents;
 pub mod check;
 pub mod cluster;
 pub mod config;
 pub mod harness;
+pub mod metrics;
 pub mod receiver;
 pub mod record;
 pub mod workload;

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use genesis_chaos::check::{self, Options};
 use genesis_chaos::harness::{self, RunOptions};
 use genesis_chaos::parse_duration;
-use genesis_chaos::record::RunRecord;
+use genesis_chaos::record::{AgentsMode, RunRecord};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -58,12 +58,25 @@ struct RunArgs {
     /// Mean interval between Redis kills (±30 %); 0 disables.
     #[arg(long, default_value = "25s", value_parser = parse_duration)]
     redis_restart_every: Duration,
+    /// The roster's agents: `simulated` (the simulated executor) or `outside` (real A2A agents on
+    /// a2a-sdk and process agents, from tests/agents/).
+    #[arg(long, value_enum, default_value_t = AgentsMode::Simulated)]
+    agents: AgentsMode,
+    /// Outside agents: mean interval between SIGKILLs of an A2A agent's server (±30 %; back on its
+    /// port 1–3 s later); 0 disables.
+    #[arg(long, default_value = "8s", value_parser = parse_duration)]
+    agent_kill_every: Duration,
+    /// Tasks that crash their first delivery: worker panics (simulated), process-agent crashes (outside).
     #[arg(long, default_value_t = 0.05)]
     panic_ratio: f64,
     #[arg(long, default_value_t = 0.1)]
     fail_ratio: f64,
+    /// Tasks that ask for money (simulated agents; process agents' `pay` in outside runs).
     #[arg(long, default_value_t = 0.1)]
     pay_ratio: f64,
+    /// Outside agents: long tasks, half of them past the agent's timeout (cancelled at the agent).
+    #[arg(long, default_value_t = 0.05)]
+    slow_ratio: f64,
     /// The `genesis` binary (default: next to this executable).
     #[arg(long)]
     genesis_bin: Option<PathBuf>,
@@ -86,9 +99,18 @@ fn nonzero(d: Duration) -> Option<Duration> {
 }
 
 async fn run(a: RunArgs) -> anyhow::Result<bool> {
-    let ratios = [a.panic_ratio, a.fail_ratio, a.pay_ratio];
-    if ratios.iter().any(|r| !(0.0..=1.0).contains(r)) || a.panic_ratio * 1.1 + a.fail_ratio + a.pay_ratio > 0.99 {
-        anyhow::bail!("ratios must be within 0..1 and leave room for no-op tasks (panic×1.1 + fail + pay ≤ 0.99)");
+    let ratios = [a.panic_ratio, a.fail_ratio, a.pay_ratio, a.slow_ratio];
+    if ratios.iter().any(|r| !(0.0..=1.0).contains(r)) {
+        anyhow::bail!("ratios must be within 0..1");
+    }
+    match a.agents {
+        AgentsMode::Simulated if a.panic_ratio * 1.1 + a.fail_ratio + a.pay_ratio > 0.99 => {
+            anyhow::bail!("ratios must leave room for no-op tasks (panic×1.1 + fail + pay ≤ 0.99)")
+        }
+        AgentsMode::Outside if a.panic_ratio + a.fail_ratio + a.pay_ratio + a.slow_ratio > 0.99 => {
+            anyhow::bail!("ratios must leave room for echo tasks (panic + fail + pay + slow ≤ 0.99)")
+        }
+        _ => {}
     }
     if a.nodes == 0 {
         anyhow::bail!("--nodes must be at least 1");
@@ -108,6 +130,9 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
         panic_ratio: a.panic_ratio,
         fail_ratio: a.fail_ratio,
         pay_ratio: a.pay_ratio,
+        slow_ratio: a.slow_ratio,
+        agents: a.agents,
+        agent_kill_every: nonzero(a.agent_kill_every),
         genesis_bin,
         report_json: a.report_json,
         keep_dir: a.keep_dir,

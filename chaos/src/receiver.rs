@@ -1,4 +1,5 @@
-//! The HTTP endpoint the simulated executor reports executions to (`simulate.report_to`).
+//! The HTTP endpoint the executors report executions to: the simulated executor (`simulate.report_to`)
+//! and the outside test agents (`report_to`, `tests/agents/chaos_report.py`).
 
 use crate::record::{Clock, ExecReport};
 use axum::extract::State;
@@ -11,7 +12,10 @@ use std::sync::{Arc, Mutex};
 struct Body {
     task_id: String,
     attempt: u32,
+    /// Outside agents know neither the delivery counter nor the node.
+    #[serde(default)]
     deliveries: u32,
+    #[serde(default)]
     node: String,
     agent: String,
     phase: String,

@@ -1,5 +1,7 @@
-//! The chaos harness end to end: a short real chaos run must pass every check, and a planted broken
-//! state must be reported. Both start their own `redis-server` and `genesis serve` processes.
+//! The chaos harness end to end: a short real chaos run must pass every check (with simulated and
+//! with outside agents), and a planted broken state must be reported. Each starts its own
+//! `redis-server` and `genesis serve` processes (and, for outside agents, the real A2A test agent on
+//! a2a-sdk and the process test agent from `tests/agents/`).
 // Tests and benches report by panicking: unwrap/expect are allowed here (not in the crates).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,11 +10,13 @@ use genesis_actors::bus::Bus;
 use genesis_actors::payments::ledger::keys::{self, Shard};
 use genesis_actors::policy::backoff::Backoff;
 use genesis_actors::task::TaskEnvelope;
+use genesis_chaos::agents::AgentServer;
 use genesis_chaos::check::{self, Options};
 use genesis_chaos::cluster::{wait_for, Launcher, NodeProc, RedisProc};
 use genesis_chaos::config;
+use genesis_chaos::metrics::Scraper;
 use genesis_chaos::receiver::Receiver;
-use genesis_chaos::record::{ChaosEvent, Clock, EventKind, ExecReport, Expect, PublishedTask, RunRecord};
+use genesis_chaos::record::{AgentsMode, ChaosEvent, Clock, EventKind, ExecReport, Expect, PublishedTask, RunRecord};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -71,6 +75,173 @@ fn a_short_chaos_run_holds_every_invariant() {
     assert_eq!(r["check"]["duplicates_unexplained"], 0, "{stdout}");
     assert!(stdout.contains("duplicate executions explained by crashes"), "{stdout}");
     assert!(stdout.contains("PASS"), "{stdout}");
+}
+
+/// Seed 5 schedules, over 15 s from the start of the workload: A2A agent kills at about 3 s
+/// (genesis.research, down 2 s), 8 s (genesis.seo, 1.1 s) and 11 s (genesis.research, 2.6 s), a node
+/// kill at about 6 s (down 2.6 s, so the other node takes over) and a Redis kill at about 10 s (down
+/// 1.1 s). The workload mixes every outside
+/// kind: echo and progress, slow tasks within and past the 2 s timeout (cancelled at the agent),
+/// retryable and fatal failures, process agents that crash once or every time, and payments.
+#[test]
+fn a_short_outside_run_holds_every_invariant() {
+    let dir = tempfile::tempdir().expect("dir");
+    let report = dir.path().join("report.json");
+    let out = Command::new(chaos_bin())
+        .args(["run", "--agents", "outside", "--duration", "15s", "--tasks", "250", "--nodes", "2", "--seed", "5"])
+        .args(["--node-kill-every", "7s", "--redis-restart-every", "11s", "--agent-kill-every", "4s"])
+        .args(["--settle-timeout", "40s", "--genesis-bin"])
+        .arg(genesis_bin())
+        .arg("--report-json")
+        .arg(&report)
+        .output()
+        .expect("run genesis-chaos");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "genesis-chaos run failed\n{stdout}\n{stderr}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");
+    assert_eq!(r["published"], 250, "{stdout}");
+    assert!(r["agent_kills"].as_u64() >= Some(2), "{stdout}");
+    assert_eq!(r["agent_restarts"], r["agent_kills"], "every killed agent came back: {stdout}");
+    assert!(r["node_kills"].as_u64() >= Some(1) && r["redis_restarts"].as_u64() >= Some(1), "{stdout}");
+    let c = &r["check"];
+    // The invariant had something to hold for: tasks met a down agent, and circuits opened.
+    let only_down = c["circuit"]["tasks_met_only_down_agent"].as_u64().unwrap_or(0);
+    assert!(only_down >= 1, "no task met a down agent: {stdout}");
+    assert_eq!(c["circuit"]["tasks_met_only_down_agent_succeeded_first"].as_u64(), Some(only_down), "{stdout}");
+    let opened: u64 = c["node_metrics"]["circuit_opened"]
+        .as_object()
+        .map(|m| m.values().filter_map(|v| v.as_u64()).sum())
+        .unwrap_or(0);
+    assert!(opened >= 1, "no circuit opened: {stdout}");
+    // Every execution was reported by the agents themselves, planned crashes replayed.
+    assert!(c["starts"].as_u64() >= Some(250), "{stdout}");
+    assert!(c["duplicates_explained_by_panic"].as_u64() >= Some(1), "{stdout}");
+    assert_eq!(c["duplicates_unexplained"], 0, "{stdout}");
+    for (kind, outcome) in
+        [("proc.crash_once", "succeeded"), ("a2a.slow_timeout", "dead"), ("proc.sleep_timeout", "dead")]
+    {
+        let k = &c["by_kind"][kind];
+        assert!(k["published"].as_u64() >= Some(1) && k[outcome] == k["published"], "{kind}: {k}\n{stdout}");
+    }
+    assert!(stdout.contains("PASS"), "{stdout}");
+}
+
+/// Check 9 on real records: tasks queued while their A2A agent is down wait without spending an
+/// attempt (the circuit opens, the node's /metrics count it) and succeed on attempt 1 once the agent
+/// starts; the same records rewritten so that the outage spent an attempt are reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agent_down_while_tasks_queue_spends_no_attempt_and_a_planted_one_is_reported() {
+    let dir = tempfile::tempdir().expect("dir");
+    let redis = RedisProc::start().await.expect("redis");
+    let url = redis.url();
+    let port = genesis_testkit::free_port();
+    let agents = config::outside_agents([port, genesis_testkit::free_port()]);
+    let config_path = config::write(dir.path(), &agents).expect("config");
+    let clock = Clock::start();
+    let receiver = Receiver::start(clock).await.expect("receiver");
+    let launcher = Launcher {
+        genesis_bin: genesis_bin(),
+        config: config_path,
+        redis_url: url.clone(),
+        log_dir: dir.path().to_path_buf(),
+        rust_log: "info".into(),
+    };
+    let http = genesis_testkit::free_port();
+    let mut node = NodeProc::with_http("down-1", http);
+    node.start(&launcher).expect("node");
+    let bus = Bus::Redis(
+        RedisBus::connect(&url, Backoff::new(Duration::from_millis(20), Duration::from_millis(500), 2.0))
+            .await
+            .expect("bus"),
+    );
+    // genesis.research's agent is not running: nothing listens on its port.
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let payload = json!({"mode": "echo", "n": i, "report_to": receiver.url});
+        let env = TaskEnvelope::new("genesis.research".parse().expect("topic"), tenant0(), payload);
+        bus.publish(&env, Duration::from_secs(3600)).await.expect("publish");
+        let mut t = task(&env, "a2a.echo");
+        t.max_retries = 2;
+        tasks.push(t);
+    }
+    let mut scraper = Scraper::new().expect("scraper");
+    let opened = |s: &Scraper| s.current("down-1").and_then(|m| m.circuit_opened.get("genesis.research").copied());
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while opened(&scraper).unwrap_or(0) < 1 {
+        assert!(std::time::Instant::now() < end, "the circuit did not open within 30 s");
+        scraper.scrape("down-1", http).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut agent = AgentServer::new("genesis.research", port, dir.path());
+    agent.begin_start();
+    agent.finish_start().await.expect("the A2A agent starts");
+    let t = tasks.clone();
+    let u = url.clone();
+    wait_for(Duration::from_secs(30), "every task final", || {
+        let (t, u) = (t.clone(), u.clone());
+        async move {
+            let st = check::statuses(&u, &t).await.ok()?;
+            st.iter().all(|s| matches!(s.as_deref(), Some("succeeded") | Some("dead"))).then_some(())
+        }
+    })
+    .await
+    .expect("settle");
+    scraper.scrape("down-1", http).await;
+    scraper.end_lifetime("down-1");
+    assert!(node.terminate(Duration::from_secs(30)).await.expect("node exits").success(), "SIGTERM exits 0");
+    let run = RunRecord {
+        mode: AgentsMode::Outside,
+        clock_unix_ms: clock.unix_ms(),
+        agents,
+        tasks,
+        reports: receiver.snapshot(),
+        node_metrics: scraper.totals.clone(),
+        ..Default::default()
+    };
+    let opts = Options { trim_slack: u64::MAX, ..Options::default() };
+    let clean = check::check(&url, &run, opts).await.expect("check");
+    clean.print();
+    assert!(clean.ok(), "{:?}", clean.violations);
+    assert_eq!(clean.succeeded, 6);
+    let met = clean.circuit.tasks_met_only_down_agent;
+    assert!(met >= 2, "circuit_failures = 2: at least two requeues before the circuit opened ({met})");
+    assert_eq!(clean.circuit.tasks_met_only_down_agent_succeeded_first, met);
+    assert!(clean.node_metrics.unavailable() >= 2, "{:?}", clean.node_metrics);
+
+    // Plant: one task that met the down agent, booked as if the outage had spent its attempt.
+    let client = redis::Client::open(url.as_str()).expect("client");
+    let mut c = client.get_multiplexed_async_connection().await.expect("conn");
+    let mut planted = None;
+    for t in &run.tasks {
+        let key = format!("genesis:{{genesis.research}}:task:{}", t.task_id);
+        let h: Option<String> = redis::cmd("HGET").arg(&key).arg("history").query_async(&mut c).await.expect("hget");
+        let Some(h) = h.filter(|h| h.contains(check::UNAVAILABLE_PREFIX)) else { continue };
+        let mut items: Vec<serde_json::Value> = serde_json::from_str(&h).expect("history json");
+        for it in &mut items {
+            it["attempt"] = json!(1);
+        }
+        let _: () = redis::cmd("HSET")
+            .arg(&key)
+            .arg("history")
+            .arg(serde_json::to_string(&items).expect("json"))
+            .arg("attempts")
+            .arg(2)
+            .query_async(&mut c)
+            .await
+            .expect("plant");
+        planted = Some(t.task_id.clone());
+        break;
+    }
+    let planted = planted.expect("a task with an `agent unavailable` history item");
+    let r = check::check(&url, &run, opts).await.expect("check");
+    r.print();
+    let v = r.of("9");
+    assert!(!v.is_empty() && v.iter().all(|v| v.detail.contains(&planted)), "{v:?}");
+    assert!(v.iter().any(|v| v.detail.contains("an unreachable agent spends none")), "{v:?}");
+    assert_eq!(r.circuit.tasks_met_only_down_agent_succeeded_first, met - 1);
+    drop(agent);
+    drop(redis);
 }
 
 fn task(env: &TaskEnvelope, kind: &str) -> PublishedTask {
@@ -135,14 +306,8 @@ async fn a_planted_violation_is_reported() {
     .expect("trimmed");
     let status = node.terminate(Duration::from_secs(30)).await.expect("node exits");
     assert!(status.success(), "SIGTERM exits 0");
-    let mut run = RunRecord {
-        seed: 0,
-        agents,
-        limits: Some(config::LIMITS),
-        tasks,
-        reports: receiver.snapshot(),
-        events: vec![],
-    };
+    let mut run =
+        RunRecord { agents, limits: Some(config::LIMITS), tasks, reports: receiver.snapshot(), ..Default::default() };
 
     // The untouched state passes.
     let clean = check::check(&url, &run, Options::default()).await.expect("check");
@@ -219,6 +384,7 @@ async fn a_planted_violation_is_reported() {
         at_us: first.at_us + 500_000,
         kind: EventKind::NodeKill,
         node: Some(first.node.clone()),
+        agent: None,
         detail: "planted kill".into(),
     });
     let r = check::check(&url, &run, Options::default()).await.expect("check");

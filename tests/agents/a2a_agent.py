@@ -16,7 +16,9 @@ Serves, on one uvicorn server:
 Behaviour is steered by the first data part of the incoming message (a JSON object):
 
     {"mode": "echo", ...}                 COMPLETED, artifact [data {"echo", "metadata", ...}, text "done"]
-    {"mode": "fail", "message": "..."}    FAILED, status message text = message
+    {"mode": "fail", "message": "..."}    FAILED, status message text = message; with
+                                          "fail_attempts": N only while genesis.attempt <= N,
+                                          later attempts complete like echo
     {"mode": "reject", "message": "..."}  REJECTED, status message text = message
     {"mode": "input"}                     INPUT_REQUIRED (a follow-up message on the same task
                                           is steered by its own data part again)
@@ -25,6 +27,9 @@ Behaviour is steered by the first data part of the incoming message (a JSON obje
                                           ~0.2 s, then COMPLETED like echo; CancelTask -> CANCELED
     {"mode": "progress", "steps": N}      N WORKING updates "step k of N", then COMPLETED like echo
                                           (optional "interval" seconds between steps, default 0.05)
+
+With ``"report_to": URL`` in the data part, the agent first POSTs a start report there
+(``chaos_report.py``; the chaos harness uses it).
 
 A message without a data part is treated as echo (with ``"echo": null``); an unknown mode
 ends FAILED with "unknown mode: <mode>".
@@ -66,6 +71,10 @@ from a2a.types.a2a_pb2 import (
     AgentSkill,
     TaskState,
 )
+
+# A sibling module; no __pycache__ in the source tree.
+sys.dont_write_bytecode = True
+from chaos_report import report_start  # noqa: E402
 
 log = logging.getLogger("a2a_test_agent")
 
@@ -129,6 +138,14 @@ def _steering_data(context: RequestContext) -> tuple[Any, list[str]]:
     return data, texts
 
 
+def _number(v: Any) -> float:
+    """A number from metadata or a data part (protobuf makes every number a double); 0 if not one."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return 0.0
+
+
 class SteerableExecutor(AgentExecutor):
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         data, texts = _steering_data(context)
@@ -171,6 +188,13 @@ class SteerableExecutor(AgentExecutor):
 
         updater = TaskUpdater(event_queue, context.task_id, context_id)
         mode = data.get("mode", "echo") if isinstance(data, dict) else "echo"
+        meta = message_metadata or {}
+        attempt = meta.get("genesis.attempt", 1)
+        if isinstance(data, dict) and data.get("report_to"):
+            task_id = meta.get("genesis.task_id", context.task_id)
+            await asyncio.to_thread(report_start, data["report_to"], task_id, attempt, "a2a_agent.py")
+        if mode == "fail" and "fail_attempts" in data and _number(attempt) > _number(data["fail_attempts"]):
+            mode = "echo"
 
         def agent_text(text: str):
             return updater.new_agent_message([new_text_part(text)])

@@ -19,7 +19,10 @@ payload["mode"] (default "echo"):
   progress  steps=N [interval]  N x {"progress": {"step": k, "of": N}}, then
                                 {"result": {"steps": N, "task_id": ...}}; interval = seconds between
                                 steps (default 0)
-  fail      message retryable   {"error": message, "retryable": retryable}   (retryable default false)
+  fail      message retryable [fail_attempts]
+                                {"error": message, "retryable": retryable}   (retryable default false);
+                                with fail_attempts=N only while the request's attempt <= N, later
+                                attempts answer like echo
   crash     [marker]            exits with code 3 before answering (nothing on stdout). With
                                 marker (a file path): only if that file does not exist yet (it is
                                 created first), else answers like echo: crashes once per marker
@@ -39,6 +42,9 @@ payload["mode"] (default "echo"):
                                 (the whole parsed line if it has no "payment" key)
   unknown modes                 {"error": "unknown mode: <mode>", "retryable": false}
 
+Any mode: with payload["report_to"] (a URL) a start report is POSTed there first
+(chaos_report.py; the chaos harness uses it).
+
 A request line that is not a JSON object gets {"error": "bad request: ...", "retryable": false}.
 """
 
@@ -49,6 +55,10 @@ import os
 import subprocess
 import sys
 import time
+
+# A sibling module; no __pycache__ in the source tree.
+sys.dont_write_bytecode = True
+from chaos_report import report_start  # noqa: E402
 
 CRASH_EXIT_CODE = 3
 
@@ -62,12 +72,23 @@ def emit(obj: object) -> None:
     sys.stdout.flush()
 
 
+def _int(v: object) -> int:
+    try:
+        return int(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0
+
+
 def handle(req: dict) -> None:
     payload = req.get("payload")
     mode = payload.get("mode", "echo") if isinstance(payload, dict) else "echo"
     p = payload if isinstance(payload, dict) else {}
     task_id = req.get("task_id")
     log(f"task {task_id} attempt {req.get('attempt')} mode {mode}")
+    if p.get("report_to"):
+        report_start(p["report_to"], task_id, req.get("attempt"), "process_agent.py")
+    if mode == "fail" and "fail_attempts" in p and _int(req.get("attempt")) > _int(p["fail_attempts"]):
+        mode = "echo"
 
     if mode == "echo":
         emit(

@@ -1,11 +1,17 @@
-//! `genesis-chaos run`: start Redis and the nodes, publish the workload, cause chaos on a seeded
-//! schedule, wait for every task to be final, stop the nodes, check.
+//! `genesis-chaos run`: start Redis, the outside agents (with `--agents outside`) and the nodes,
+//! publish the workload, cause chaos on a seeded schedule (`schedule`), wait for every task to be
+//! final, stop the nodes, check.
 
+mod schedule;
+
+use self::schedule::{say, Chaos};
+use crate::agents::{self, AgentServer};
 use crate::check::{self, CheckReport, Options};
 use crate::cluster::{wait_for, Launcher, NodeProc, RedisProc};
 use crate::config;
+use crate::metrics::Scraper;
 use crate::receiver::Receiver;
-use crate::record::{ChaosEvent, Clock, EventKind, PublishedTask, RunRecord};
+use crate::record::{AgentsMode, ChaosEvent, Clock, EventKind, ExecutorConf, PublishedTask, RunRecord};
 use crate::secs;
 use crate::workload::{self, Mix, Planned};
 use anyhow::{bail, Context};
@@ -14,7 +20,7 @@ use genesis_actors::bus::Bus;
 use genesis_actors::policy::backoff::Backoff;
 use genesis_actors::task::TaskEnvelope;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -33,6 +39,12 @@ pub struct RunOptions {
     pub panic_ratio: f64,
     pub fail_ratio: f64,
     pub pay_ratio: f64,
+    /// Outside agents only: tasks that run long (half of them past the agent's timeout).
+    pub slow_ratio: f64,
+    /// Which agents the roster has.
+    pub agents: AgentsMode,
+    /// Outside agents only: mean interval between SIGKILLs of an A2A agent's server; `None`: none.
+    pub agent_kill_every: Option<Duration>,
     pub genesis_bin: PathBuf,
     pub report_json: Option<PathBuf>,
     pub keep_dir: bool,
@@ -52,6 +64,8 @@ pub struct RunReport {
     pub node_restarts: usize,
     pub node_unexpected_exits: usize,
     pub redis_restarts: usize,
+    pub agent_kills: usize,
+    pub agent_restarts: usize,
     pub publish_s: f64,
     pub settle_s: f64,
     pub trim_wait_s: f64,
@@ -62,145 +76,6 @@ pub struct RunReport {
 }
 
 const RESULT_TTL: Duration = Duration::from_secs(7 * 86_400);
-
-fn say(clock: &Clock, msg: &str) {
-    println!("[{:>9}] {msg}", secs(clock.us()));
-}
-
-/// Owns Redis and the nodes while the run lasts; performs the chaos schedule and restarts nodes that
-/// exit on their own.
-struct Chaos {
-    clock: Clock,
-    rng: StdRng,
-    launcher: Launcher,
-    redis: RedisProc,
-    nodes: Vec<NodeProc>,
-    node_restart_at: Vec<Option<Instant>>,
-    redis_restart_at: Option<Instant>,
-    next_node_kill: Option<Instant>,
-    next_redis_kill: Option<Instant>,
-    node_every: Option<Duration>,
-    redis_every: Option<Duration>,
-    /// Whether the last two node restarts were delayed.
-    last_restarts: [Option<bool>; 2],
-    events: Vec<ChaosEvent>,
-}
-
-impl Chaos {
-    fn event(&mut self, kind: EventKind, node: Option<&str>, detail: String) {
-        let at_us = self.clock.us();
-        println!("[{:>9}] chaos: {detail}", secs(at_us));
-        self.events.push(ChaosEvent { at_us, kind, node: node.map(str::to_string), detail });
-    }
-
-    fn jittered(&mut self, every: Duration) -> Duration {
-        every.mul_f64(self.rng.random_range(0.7..1.3))
-    }
-
-    /// Perform what is due now. `chaos`: whether new kills may start.
-    async fn step(&mut self, chaos: bool) -> anyhow::Result<()> {
-        let now = Instant::now();
-        if self.redis_restart_at.is_some_and(|t| t <= now) {
-            self.redis_restart_at = None;
-            self.redis.restart().await.context("restart redis-server")?;
-            self.event(EventKind::RedisUp, None, "redis-server is back (same port, same append-only file)".into());
-        }
-        for i in 0..self.nodes.len() {
-            if self.node_restart_at[i].is_some_and(|t| t <= now) {
-                self.node_restart_at[i] = None;
-                self.nodes[i].start(&self.launcher)?;
-                let id = self.nodes[i].id.clone();
-                self.event(EventKind::NodeRestart, Some(&id), format!("restarted {id} with the same node id"));
-            }
-        }
-        // Nodes that ended on their own: record, then restart at once (what systemd would do).
-        for i in 0..self.nodes.len() {
-            if let Some(status) = self.nodes[i].exited() {
-                let id = self.nodes[i].id.clone();
-                let log = self.nodes[i].logs.last().cloned().unwrap_or_default();
-                let last = std::fs::read_to_string(&log).unwrap_or_default();
-                let last: String =
-                    last.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").chars().take(300).collect();
-                let detail = format!("{id} EXITED ON ITS OWN ({status}); log {}; last line: {last}", log.display());
-                self.event(EventKind::NodeExited, Some(&id), detail);
-                self.nodes[i].start(&self.launcher)?;
-                self.event(EventKind::NodeRestart, Some(&id), format!("restarted {id} with the same node id"));
-            }
-        }
-        if !chaos {
-            return Ok(());
-        }
-        if let (Some(t), Some(every)) = (self.next_node_kill, self.node_every) {
-            if t <= now {
-                let next = self.jittered(every);
-                self.next_node_kill = Some(t + next);
-                let up: Vec<usize> = (0..self.nodes.len()).filter(|i| self.nodes[*i].is_running()).collect();
-                if !up.is_empty() {
-                    let i = up[self.rng.random_range(0..up.len())];
-                    let id = self.nodes[i].id.clone();
-                    // Half the restarts are delayed past the heartbeat TTL (never three alike in a row).
-                    let delayed = match self.last_restarts {
-                        [Some(a), Some(b)] if a == b => !a,
-                        _ => self.rng.random_bool(0.5),
-                    };
-                    self.last_restarts = [self.last_restarts[1], Some(delayed)];
-                    let delay = Duration::from_millis(self.rng.random_range(1500..3000));
-                    self.event(EventKind::NodeKill, Some(&id), format!("SIGKILL node {id}"));
-                    self.nodes[i].kill();
-                    if delayed {
-                        say(
-                            &self.clock,
-                            &format!("chaos: {id} stays down for {delay:?} (its heartbeat expires; others take over)"),
-                        );
-                        self.node_restart_at[i] = Some(Instant::now() + delay);
-                    } else {
-                        self.nodes[i].start(&self.launcher)?;
-                        self.event(EventKind::NodeRestart, Some(&id), format!("restarted {id} at once"));
-                    }
-                }
-            }
-        }
-        if let (Some(t), Some(every)) = (self.next_redis_kill, self.redis_every) {
-            if t <= now {
-                let next = self.jittered(every);
-                self.next_redis_kill = Some(t + next);
-                if self.redis_restart_at.is_none() {
-                    let down = Duration::from_millis(self.rng.random_range(300..1500));
-                    self.event(EventKind::RedisKill, None, format!("SIGKILL redis-server (down for {down:?})"));
-                    self.redis.kill();
-                    self.redis_restart_at = Some(Instant::now() + down);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// When the next thing is due (at most 100 ms away, to watch the nodes).
-    fn next_due(&self, chaos: bool) -> Instant {
-        let mut t = Instant::now() + Duration::from_millis(100);
-        let mut due: Vec<Option<Instant>> = vec![self.redis_restart_at];
-        due.extend(self.node_restart_at.iter().copied());
-        if chaos {
-            due.push(self.next_node_kill);
-            due.push(self.next_redis_kill);
-        }
-        for d in due.into_iter().flatten() {
-            t = t.min(d);
-        }
-        t
-    }
-
-    /// Bring everything back up now (end of the chaos phase).
-    async fn heal(&mut self) -> anyhow::Result<()> {
-        if self.redis_restart_at.is_some() {
-            self.redis_restart_at = Some(Instant::now());
-        }
-        for t in self.node_restart_at.iter_mut().flatten() {
-            *t = Instant::now();
-        }
-        self.step(false).await
-    }
-}
 
 async fn heartbeat_exists(url: &str, id: &str) -> bool {
     let Ok(client) = redis::Client::open(url) else { return false };
@@ -252,6 +127,36 @@ async fn publish_all(
     Ok(())
 }
 
+/// The outside roster and its A2A servers, up: ports picked here, servers started in parallel.
+async fn start_outside(
+    clock: &Clock,
+    log_dir: &std::path::Path,
+) -> anyhow::Result<(Vec<crate::record::AgentConf>, Vec<AgentServer>)> {
+    let python = agents::venv_python().await?;
+    let agents = config::outside_agents([genesis_testkit::free_port(), genesis_testkit::free_port()]);
+    let mut servers: Vec<AgentServer> = agents
+        .iter()
+        .filter_map(|a| match a.executor {
+            ExecutorConf::A2a { port } => Some(AgentServer::new(&a.name, port, log_dir)),
+            _ => None,
+        })
+        .collect();
+    servers.iter_mut().for_each(AgentServer::begin_start);
+    for s in &mut servers {
+        s.finish_start().await?;
+    }
+    let names: Vec<String> = servers.iter().map(|s| format!("{} on :{}", s.name, s.port)).collect();
+    say(
+        clock,
+        &format!(
+            "A2A agents up ({}; {}); process agents: python3 tests/agents/process_agent.py",
+            names.join(", "),
+            python.display()
+        ),
+    );
+    Ok((agents, servers))
+}
+
 /// Run the whole scenario. `Err` is a harness error (exit 2); violations are in the report (exit 1).
 pub async fn run(o: RunOptions) -> anyhow::Result<RunReport> {
     let clock = Clock::start();
@@ -270,7 +175,10 @@ pub async fn run(o: RunOptions) -> anyhow::Result<RunReport> {
     let redis = RedisProc::start().await?;
     let url = redis.url();
     say(&clock, &format!("redis-server on {url} (appendonly yes, appendfsync always)"));
-    let agents = config::agents();
+    let (agents, servers) = match o.agents {
+        AgentsMode::Simulated => (config::agents(), Vec::new()),
+        AgentsMode::Outside => start_outside(&clock, &log_dir).await?,
+    };
     let config_path = config::write(&dir, &agents)?;
     let receiver = Receiver::start(clock).await?;
     let launcher = Launcher {
@@ -280,7 +188,16 @@ pub async fn run(o: RunOptions) -> anyhow::Result<RunReport> {
         log_dir: log_dir.clone(),
         rust_log: o.node_log.clone(),
     };
-    let mut nodes: Vec<NodeProc> = (1..=o.nodes).map(|i| NodeProc::new(&format!("chaos-{i}"))).collect();
+    // Outside runs scrape the nodes' /metrics for check 9: each node serves HTTP on a port of its own.
+    let mut nodes: Vec<NodeProc> = (1..=o.nodes)
+        .map(|i| {
+            let id = format!("chaos-{i}");
+            match o.agents {
+                AgentsMode::Simulated => NodeProc::new(&id),
+                AgentsMode::Outside => NodeProc::with_http(&id, genesis_testkit::free_port()),
+            }
+        })
+        .collect();
     for n in &mut nodes {
         n.start(&launcher)?;
     }
@@ -295,8 +212,11 @@ pub async fn run(o: RunOptions) -> anyhow::Result<RunReport> {
     }
     say(&clock, &format!("{} nodes up; reports to {}", o.nodes, receiver.url));
 
-    let mix = Mix { panic_ratio: o.panic_ratio, fail_ratio: o.fail_ratio, pay_ratio: o.pay_ratio };
-    let plan = workload::plan(o.seed, o.tasks, o.duration, mix, &agents);
+    let mix =
+        Mix { panic_ratio: o.panic_ratio, fail_ratio: o.fail_ratio, pay_ratio: o.pay_ratio, slow_ratio: o.slow_ratio };
+    let markers = dir.join("markers");
+    std::fs::create_dir_all(&markers)?;
+    let plan = workload::plan(o.seed, o.tasks, o.duration, mix, &agents, &markers);
     let bus = Bus::Redis(
         RedisBus::connect(&url, Backoff::new(Duration::from_millis(20), Duration::from_millis(500), 2.0))
             .await
@@ -320,6 +240,14 @@ pub async fn run(o: RunOptions) -> anyhow::Result<RunReport> {
         node_every: o.node_kill_every,
         redis_every: o.redis_restart_every,
         last_restarts: [None, None],
+        next_agent_kill: o.agent_kill_every.filter(|_| !servers.is_empty()).map(|d| start + d),
+        agent_every: o.agent_kill_every,
+        agents: servers,
+        scraper: match o.agents {
+            AgentsMode::Simulated => None,
+            AgentsMode::Outside => Some(Scraper::new()?),
+        },
+        next_scrape: start,
         events: Vec::new(),
     };
     while Instant::now() < until {
@@ -327,7 +255,7 @@ pub async fn run(o: RunOptions) -> anyhow::Result<RunReport> {
         tokio::time::sleep_until(chaos.next_due(true).min(until).into()).await;
     }
     chaos.heal().await?;
-    say(&clock, "chaos stopped; Redis and every node are up");
+    say(&clock, "chaos stopped; Redis, every node and every agent are up");
     let mut publisher = publisher;
     loop {
         tokio::select! {
@@ -382,7 +310,16 @@ pub async fn run(o: RunOptions) -> anyhow::Result<RunReport> {
     }
     let trim_wait_s = trim_start.elapsed().as_secs_f64();
 
-    // Stop the nodes (SIGTERM: exit 0 expected).
+    // The nodes' last counters, then stop them (SIGTERM: exit 0 expected).
+    chaos.scrape(true).await;
+    let ids: Vec<String> = chaos.nodes.iter().map(|n| n.id.clone()).collect();
+    let node_metrics = match chaos.scraper.as_mut() {
+        Some(s) => {
+            ids.iter().for_each(|id| s.end_lifetime(id));
+            s.totals.clone()
+        }
+        None => Default::default(),
+    };
     let mut shutdown = Vec::new();
     let mut shutdown_violations = Vec::new();
     for n in &mut chaos.nodes {
@@ -405,11 +342,14 @@ pub async fn run(o: RunOptions) -> anyhow::Result<RunReport> {
     let reports = receiver.snapshot();
     let record = RunRecord {
         seed: o.seed,
+        mode: o.agents,
+        clock_unix_ms: clock.unix_ms(),
         agents: agents.clone(),
         limits: Some(config::LIMITS),
         tasks,
         reports,
         events: chaos.events.clone(),
+        node_metrics,
     };
     std::fs::write(dir.join("run.json"), serde_json::to_vec(&record)?).context("write run.json")?;
     let mut report = check::check(&url, &record, opts).await?;
@@ -433,6 +373,8 @@ pub async fn run(o: RunOptions) -> anyhow::Result<RunReport> {
         node_restarts: count(EventKind::NodeRestart),
         node_unexpected_exits: count(EventKind::NodeExited),
         redis_restarts: count(EventKind::RedisUp),
+        agent_kills: count(EventKind::AgentKill),
+        agent_restarts: count(EventKind::AgentUp),
         publish_s,
         settle_s,
         trim_wait_s,
@@ -464,17 +406,22 @@ impl RunReport {
             self.total_s
         );
         println!(
-            "chaos: {} node kills, {} node restarts, {} unexpected node exits, {} Redis kill/restarts",
-            self.node_kills, self.node_restarts, self.node_unexpected_exits, self.redis_restarts
+            "chaos: {} node kills, {} node restarts, {} unexpected node exits, {} Redis kill/restarts, {} A2A agent kills ({} back up)",
+            self.node_kills,
+            self.node_restarts,
+            self.node_unexpected_exits,
+            self.redis_restarts,
+            self.agent_kills,
+            self.agent_restarts
         );
-        self.check.print_checks();
-        let lifecycle = self.check.of("8").len();
+        self.check.print_checks_to_7();
         println!(
             "8. node lifecycle ....... {}: {} unexpected exits; SIGTERM at the end: {}",
-            if lifecycle == 0 { "ok".to_string() } else { format!("VIOLATED ({lifecycle})") },
+            self.check.verdict("8"),
             self.node_unexpected_exits,
             self.shutdown.join(", ")
         );
+        self.check.print_checks_from_9();
         self.check.print_violations();
         println!("== {}", if self.ok { "PASS: every invariant holds" } else { "FAIL: invariants violated" });
     }
