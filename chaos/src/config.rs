@@ -130,6 +130,8 @@ max_delay = "1s"
 addr = ""
 
 [payments]
+# The reconciler settles what a killed node left open; check 10 waits for it.
+reconcile_interval = "1s"
 hard_cap_cents = 20000
 auto_approve_cents = 1000
 review_above_cents = 15000

@@ -7,7 +7,15 @@
 
 use genesis_actors::bus::redis::RedisBus;
 use genesis_actors::bus::Bus;
+use genesis_actors::payments::authority::Authority;
 use genesis_actors::payments::ledger::keys::{self, Shard};
+use genesis_actors::payments::ledger::redis::RedisLedger;
+use genesis_actors::payments::ledger::Ledger;
+use genesis_actors::payments::notify::NotifySettings;
+use genesis_actors::payments::policy::PaymentRules;
+use genesis_actors::payments::types::PaymentIntent;
+use genesis_actors::payments::vendor::Whitelist;
+use genesis_actors::payments::{Budgets, PaymentsSettings};
 use genesis_actors::policy::backoff::Backoff;
 use genesis_actors::task::TaskEnvelope;
 use genesis_chaos::agents::AgentServer;
@@ -361,12 +369,47 @@ async fn a_planted_violation_is_reported() {
             .await
             .expect("plant entry");
     }
+    // A reservation of a succeeded task left open (as if its node died before settling and no
+    // reconciler ran): check 10 must name it. The node is stopped, so nothing settles it.
+    let paid = run.tasks[3].task_id.clone();
+    let planted = Authority::new(
+        PaymentsSettings {
+            rules: PaymentRules { known_agents: ["genesis.qa".to_string()].into(), ..PaymentRules::default() },
+            whitelist: Whitelist::new(&["openai.com".to_string()]).expect("whitelist"),
+            budgets: Budgets::default(),
+            reservation_ttl: Duration::from_secs(3600),
+            retention: Duration::from_secs(86_400),
+            expiry_interval: Duration::from_secs(60),
+            reconcile_interval: Duration::from_secs(60),
+            token_key: None,
+            notify: NotifySettings::default(),
+        },
+        Ledger::Redis(RedisLedger::connect(&url).await.expect("ledger")),
+        None,
+    );
+    let d = planted
+        .approve(&PaymentIntent {
+            agent_id: "genesis.qa".into(),
+            vendor: "openai.com".into(),
+            amount_cents: 250,
+            reason: "planted".into(),
+            mandate_id: format!("{paid}-planted"),
+            business_id: "biz-planted".into(),
+            tenant_id: tenant0(),
+            task_id: Some(paid.parse().expect("task id")),
+        })
+        .await
+        .expect("approve");
+    assert_eq!(d.code, "approved", "{d:?}");
+
+    // Nothing will settle the planted reservation: no need to wait for a reconciler.
+    let planted_opts = Options { settle_deadline: Duration::from_millis(500), ..Options::default() };
     let dup_task = run.tasks[2].task_id.clone();
     let first = run.reports.iter().find(|r| r.task_id == dup_task && r.phase == "start").expect("a start").clone();
     let again = ExecReport { deliveries: first.deliveries + 1, at_us: first.at_us + 1_000_000, ..first.clone() };
     run.reports.push(again);
 
-    let r = check::check(&url, &run, Options::default()).await.expect("check");
+    let r = check::check(&url, &run, planted_opts).await.expect("check");
     r.print();
     assert!(!r.ok());
     assert_eq!((r.missing, r.stuck), (1, 1));
@@ -378,6 +421,8 @@ async fn a_planted_violation_is_reported() {
     assert!(r.of("4").iter().any(|v| v.detail.contains(&dup_task)), "{:?}", r.of("4"));
     assert!(r.of("5").iter().any(|v| v.detail.contains("20001")), "{:?}", r.of("5"));
     assert!(r.of("6").iter().any(|v| v.detail.contains("genesis.deploy")), "{:?}", r.of("6"));
+    let money = r.of("10");
+    assert!(money.iter().any(|v| v.detail.contains(&paid) && v.detail.contains("uncaptured")), "{money:?}");
 
     // The same duplicate with a node kill in between is explained.
     run.events.push(ChaosEvent {
@@ -387,7 +432,7 @@ async fn a_planted_violation_is_reported() {
         agent: None,
         detail: "planted kill".into(),
     });
-    let r = check::check(&url, &run, Options::default()).await.expect("check");
+    let r = check::check(&url, &run, planted_opts).await.expect("check");
     assert_eq!((r.duplicates_unexplained, r.duplicates_explained_by_node_crash), (0, 1));
 
     // And the command line says so too: `genesis-chaos check` exits 1.

@@ -18,7 +18,7 @@
 //! 7. outcome as steered (`tasks`): tasks whose payload fixes the outcome got that outcome (unless a
 //!    kill of their agent demonstrably cut an attempt short).
 //! 9. an unreachable agent spends no attempt (`circuit`), from each task's history.
-//! 10. money settles with the task (`settlement`): the rule, not wired until the ledger can list a
+//! 10. money settles with the task (`settlement`): no open reservation of a final task, read from the
 //!     task's reservations.
 //!
 //! (Check 8, node lifecycle — no node exits on its own, every node exits 0 on SIGTERM — is added by the
@@ -38,6 +38,7 @@ pub use self::store::{statuses, stream_state};
 use self::store::{connect, dlq_key, pending_count, records, retry_key, stream_key, xrange_all};
 use crate::metrics::Totals;
 use crate::record::{AgentsMode, ExecReport, RunRecord};
+use genesis_actors::payments::ledger::redis::RedisLedger;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -50,11 +51,18 @@ pub struct Options {
     /// After Redis answers again, heartbeats expired during the outage are rewritten within about a
     /// reconnect delay plus a heartbeat interval; takeovers in that window are caused by the outage.
     pub outage_grace_us: u64,
+    /// How long check 10 waits for the reconciler to settle what a killed node left open.
+    pub settle_deadline: std::time::Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { trim_slack: 5, dup_slack_us: 100_000, outage_grace_us: 2_000_000 }
+        Options {
+            trim_slack: 5,
+            dup_slack_us: 100_000,
+            outage_grace_us: 2_000_000,
+            settle_deadline: std::time::Duration::from_secs(15),
+        }
     }
 }
 
@@ -218,8 +226,27 @@ pub async fn check(url: &str, run: &RunRecord, opts: Options) -> anyhow::Result<
         money::money(&mut c, limits, &mut r).await?;
     }
 
-    // -- 10: money settles with the task. Not wired: the ledger cannot list a task's reservations
-    // yet (see `settlement`); once it can, read them here and call `settlement::settlement`.
-    r.settlement_checked = false;
+    // -- 10: money settles with the task: the worker settles right after the outcome; a node killed in
+    // between leaves it to the reconciler (every `payments.reconcile_interval`), so wait for that.
+    let status: HashMap<&str, &str> = run
+        .tasks
+        .iter()
+        .zip(&records)
+        .filter_map(|(t, rec)| rec.get("status").map(|s| (t.task_id.as_str(), s.as_str())))
+        .collect();
+    let ledger = RedisLedger::connect(url).await.map_err(|e| anyhow::anyhow!("payment ledger: {e}"))?;
+    let deadline = tokio::time::Instant::now() + opts.settle_deadline;
+    let violations = loop {
+        let open = settlement::open_reservations(&ledger, &run.tasks, &records).await?;
+        let v = settlement::settlement(&run.tasks, &status, &open);
+        if v.is_empty() || tokio::time::Instant::now() >= deadline {
+            break v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    for v in violations {
+        r.violate(&v.check, v.detail);
+    }
+    r.settlement_checked = true;
     Ok(r)
 }

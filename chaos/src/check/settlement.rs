@@ -1,15 +1,15 @@
 //! Check 10, money settles with the task (DESIGN.md, "More invariants"): once every task is final,
 //! no reservation of a succeeded task is left uncaptured, and none of a dead task is left reserved.
 //!
-//! **Not wired yet.** Task-bound settlement (the payments module capturing or releasing a task's
-//! reservations with its final outcome) lands separately, and with it the ledger's way to list a
-//! task's reservations. The checker does not guess at ledger keys: once the ledger can list the
-//! reservations still open (approved, neither captured nor released) per task, read them into
-//! [`OpenReservations`] in `check::check` and pass them to [`settlement`]; the rule is here and unit
-//! tested, and the report says `not checked` until then.
+//! The open reservations are read from the ledger itself: each task's index of reservations
+//! (`Ledger::task_reservations`, which a settlement empties) and each listed mandate's record, so a
+//! reservation counts as open only while its record still says `approved`.
 
 use super::Violation;
 use crate::record::PublishedTask;
+use genesis_actors::payments::ledger::redis::RedisLedger;
+use genesis_actors::task::TaskId;
+use genesis_actors::tenant::TenantId;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -22,6 +22,29 @@ pub struct OpenReservation {
 
 /// The ledger's open reservations, by the task id they are bound to.
 pub type OpenReservations = BTreeMap<String, Vec<OpenReservation>>;
+
+/// Every task's reservations the ledger still holds open, by task id. `records` are the tasks' result
+/// records (same order as `tasks`), which name each task's tenant.
+pub async fn open_reservations(
+    ledger: &RedisLedger,
+    tasks: &[PublishedTask],
+    records: &[HashMap<String, String>],
+) -> anyhow::Result<OpenReservations> {
+    let mut open = OpenReservations::new();
+    for (t, rec) in tasks.iter().zip(records) {
+        let Some(tenant) = rec.get("tenant_id").and_then(|s| TenantId::parse(s).ok()) else { continue };
+        let Ok(task) = t.task_id.parse::<TaskId>() else { continue };
+        let ids = ledger.task_reservations(&tenant, &task).await.map_err(|e| anyhow::anyhow!("ledger: {e}"))?;
+        for id in ids {
+            let m = ledger.mandate(&id).await.map_err(|e| anyhow::anyhow!("ledger: {e}"))?;
+            if let Some(m) = m.filter(|m| m.status == "approved") {
+                let amount_cents = m.decision.amount_cents;
+                open.entry(t.task_id.clone()).or_default().push(OpenReservation { mandate_id: id, amount_cents });
+            }
+        }
+    }
+    Ok(open)
+}
 
 /// Check 10 for final tasks: `status` gives each task's final status by task id.
 pub fn settlement(tasks: &[PublishedTask], status: &HashMap<&str, &str>, open: &OpenReservations) -> Vec<Violation> {
