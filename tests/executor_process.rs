@@ -448,7 +448,8 @@ async fn stderr_lines_are_logged_with_agent_slot_and_task_and_bounded() {
     pool.execute(&c, &json!({"mode": "stderr", "bytes": long})).await.expect("result");
     let text = eventually(WAIT, "the agent's stderr lines are logged", || async {
         let text = String::from_utf8_lossy(&log.0.lock().expect("log")).into_owned();
-        text.contains("line cut at").then_some(text)
+        // Both lines: the agent's own mention and the long one (their order is the agent's).
+        (text.contains("line cut at") && text.contains("mode stderr")).then_some(text)
     })
     .await;
     let mention = text
