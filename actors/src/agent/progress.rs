@@ -19,10 +19,11 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// How long the end of an attempt waits for its last report to be written.
 const FLUSH: Duration = Duration::from_secs(1);
 
-/// The forwarding task of one attempt.
+/// The forwarding task of one attempt, started by its first report: most tasks report none, and
+/// then an attempt costs no task spawn or join on the hot path.
 pub struct Forwarder {
     done: CancellationToken,
-    handle: JoinHandle<()>,
+    handle: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 #[derive(Default)]
@@ -42,26 +43,35 @@ impl Latest {
     }
 }
 
-/// The sink for one attempt of `task_id`, and its forwarding task.
+/// The sink for one attempt of `task_id`, and its forwarding task (not started until a report comes).
 pub fn start(ctx: &AgentContext, task_id: String) -> (Progress, Forwarder) {
     let latest = Arc::new(Latest::default());
     let done = CancellationToken::new();
-    let to = Target {
+    let handle: Arc<Mutex<Option<JoinHandle<()>>>> = Arc::default();
+    let to = Mutex::new(Some(Target {
         bus: ctx.bus.clone(),
         topic: ctx.spec.topic.clone(),
         agent: ctx.spec.name.clone(),
         metrics: ctx.metrics.clone(),
         task_id,
+    }));
+    let (slot, stop) = (handle.clone(), done.clone());
+    let sink = move |v| {
+        latest.put(v);
+        // The first report starts the forwarder; `to` is taken once.
+        if let Some(to) = to.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let task = tokio::spawn(forward(to, latest.clone(), stop.clone()));
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        }
     };
-    let handle = tokio::spawn(forward(to, latest.clone(), done.clone()));
-    (Progress::new(move |v| latest.put(v)), Forwarder { done, handle })
+    (Progress::new(sink), Forwarder { done, handle })
 }
 
 impl Forwarder {
     /// The attempt ended: write the last report (waiting at most [`FLUSH`]) and stop.
     pub async fn finish(self) {
         self.done.cancel();
-        let mut handle = self.handle;
+        let Some(mut handle) = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take() else { return };
         if tokio::time::timeout(FLUSH, &mut handle).await.is_err() {
             handle.abort();
         }
