@@ -228,6 +228,7 @@ async fn attempt(
             None => Ran::Cancelled,
             Some(permit) => {
                 let (progress, forwarder) = super::progress::start(ctx, env.task_id.to_string());
+                let deadline_ms = crate::task::now_ms().saturating_add(spec.timeout.as_millis() as u64);
                 let tctx = TaskContext {
                     agent: spec.name.clone(),
                     node_id: ctx.node_id.clone(),
@@ -239,15 +240,13 @@ async fn attempt(
                     correlation_id: env.correlation_id.clone(),
                     traceparent: crate::trace::traceparent_of(&tracing::Span::current())
                         .or_else(|| env.traceparent.clone()),
-                    deadline_ms: crate::task::now_ms().saturating_add(spec.timeout.as_millis() as u64),
+                    deadline_ms,
                     cancel: cancel.clone(),
                     progress,
-                    payment_token: None,
+                    // This attempt's task-bound payment token (with payments configured), valid past its deadline.
+                    payment_token: ctx.payments.token_for(&spec.name, &env, deadline_ms),
                     payments: ctx.payments.clone(),
                 };
-                // This attempt's task-bound payment token (with payments configured), valid past its deadline.
-                let tctx =
-                    TaskContext { payment_token: ctx.payments.token_for(&spec.name, &env, tctx.deadline_ms), ..tctx };
                 let started = std::time::Instant::now();
                 let ran = run_until_timeout(ctx, &tctx, &env.payload, &cancel).await;
                 drop(tctx);
