@@ -14,6 +14,7 @@
 //! - [`policy`] holds the pure decisions: backoff, restart intensity, the outcome of an attempt.
 //! - [`task`], [`tenant`] and [`roster`] are the domain types parsed at the edge; [`settings`] the node's knobs;
 //!   [`events`] the supervision events anyone can subscribe to.
+//! - [`workflow`] plans a business as a DAG of agent tasks and advances it durably from any node.
 //!
 //! The guarantees are stated in `docs/semantics.md` at the repository root.
 
@@ -34,3 +35,4 @@ pub mod supervision;
 pub mod task;
 pub mod tenant;
 pub mod trace;
+pub mod workflow;

@@ -22,6 +22,17 @@ impl TaskId {
         TaskId(Ulid::generate())
     }
 
+    /// A task id derived from a name rather than drawn at random: the same `seed` always gives the same
+    /// id (a workflow step's task, so a step published twice is one task). `timestamp_ms` keeps ids
+    /// sorting by time.
+    pub fn derived(timestamp_ms: u64, seed: &[u8]) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(seed);
+        let mut random = [0u8; 16];
+        random[6..].copy_from_slice(&digest[..10]);
+        TaskId(Ulid::from_parts(timestamp_ms, u128::from_be_bytes(random)))
+    }
+
     /// The id of the reply a task publishes to its `reply_to` topic. Deterministic, so a task that is
     /// re-run after a crash republishes the *same* reply task, which the result store then deduplicates.
     pub fn reply_id(&self) -> TaskId {
@@ -131,6 +142,13 @@ pub struct TaskEnvelope {
     /// W3C trace context (`traceparent`), so a chain of tasks is one trace across processes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// The business the task works for (a workflow's business, carried by every step and hop), so it
+    /// does not depend on an agent copying `business_id` through its payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_id: Option<String>,
+    /// The workflow step (or compensation) this task is; its final outcome advances that workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<crate::workflow::state::WorkflowRef>,
 }
 
 impl TaskEnvelope {
@@ -149,6 +167,8 @@ impl TaskEnvelope {
             payload,
             created_at: now_ms(),
             traceparent: None,
+            business_id: None,
+            workflow: None,
         }
     }
 
@@ -166,6 +186,9 @@ impl TaskEnvelope {
             payload: serde_json::json!({ "in_reply_to": self.task_id, "from": self.topic, "result": result }),
             created_at: now_ms(),
             traceparent: self.traceparent.clone(),
+            business_id: self.business_id.clone(),
+            // A hop after a step is not itself a step of the workflow.
+            workflow: None,
         }
     }
 

@@ -10,6 +10,7 @@
 //! latest), works for `sleep_ms` — stopping early with [`ExecError::Cancelled`] when the attempt is
 //! cancelled (timeout, `genesis task cancel`) — then panics (crashing its worker) while the delivery
 //! counter is ≤ `panic_deliveries`, then fails retryably while the attempt is ≤ `fail_attempts`.
+//! A workflow step's `simulate` is read from its `input` (the payload is `{"input", "needs", "workflow"}`).
 //! Without `simulate` it returns a small deterministic result naming the agent.
 //!
 //! With `report_to`, it POSTs `{"task_id", "attempt", "deliveries", "node", "agent", "phase": "start"}` to
@@ -62,7 +63,9 @@ struct Pay {
 impl Executor for Simulated {
     fn execute<'a>(&'a self, ctx: &'a TaskContext, payload: &'a Value) -> BoxFuture<'a, Result<Value, ExecError>> {
         Box::pin(async move {
-            let sim = match payload.get("simulate") {
+            // A workflow step's payload carries the plan's input under `input`.
+            let steering = payload.get("simulate").or_else(|| payload.get("input")?.get("simulate"));
+            let sim = match steering {
                 None => Simulate::default(),
                 Some(v) => {
                     Simulate::deserialize(v).map_err(|e| ExecError::Fatal(format!("invalid `simulate` field: {e}")))?

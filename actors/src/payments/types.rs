@@ -35,6 +35,8 @@ pub mod code {
     pub const VENDOR_LOOKALIKE: &str = "vendor_lookalike";
     pub const OVER_AGENT_DAILY_BUDGET: &str = "over_agent_daily_budget";
     pub const OVER_BUSINESS_BUDGET: &str = "over_business_budget";
+    /// The intent's task is a workflow step and the workflow's `budget_cents` would be exceeded.
+    pub const OVER_WORKFLOW_BUDGET: &str = "over_workflow_budget";
     pub const OVER_TENANT_DAILY_BUDGET: &str = "over_tenant_daily_budget";
     pub const APPROVED: &str = "approved";
     pub const NEEDS_REVIEW: &str = "needs_review";
