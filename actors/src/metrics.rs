@@ -57,6 +57,12 @@ pub struct NodeLabel {
     pub node: String,
 }
 
+/// A workflow status (`genesis_workflow_transitions_total{status}`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: &'static str,
+}
+
 type Seconds = Family<AgentLabel, Histogram, fn() -> Histogram>;
 type FloatGauge = Gauge<f64, AtomicU64>;
 
@@ -91,6 +97,12 @@ pub struct Metrics {
     pub rate_wait: Seconds,
     pub tasks_unavailable: Family<AgentLabel, Counter>,
     pub progress_dropped: Family<AgentLabel, Counter>,
+    /// Workflows entering each status (a start counts as entering `running`).
+    pub workflow_transitions: Family<StatusLabel, Counter>,
+    /// From a step's publish to its outcome.
+    pub workflow_step_latency: Histogram,
+    /// From a workflow's start to its first step's outcome.
+    pub workflow_first_step: Histogram,
 }
 
 fn duration_histogram() -> Histogram {
@@ -137,6 +149,9 @@ impl Metrics {
             rate_wait: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
             tasks_unavailable: Family::default(),
             progress_dropped: Family::default(),
+            workflow_transitions: Family::default(),
+            workflow_step_latency: duration_histogram(),
+            workflow_first_step: duration_histogram(),
             registry: Registry::default(),
         };
         r.register("tasks_received", "Deliveries handed to a worker", m.tasks_received.clone());
@@ -191,6 +206,21 @@ impl Metrics {
             "progress_dropped",
             "Progress reports that could not be written to the task record (the task carries on)",
             m.progress_dropped.clone(),
+        );
+        r.register(
+            "workflow_transitions",
+            "Workflows entering a status (a start enters running)",
+            m.workflow_transitions.clone(),
+        );
+        r.register(
+            "workflow_step_latency_seconds",
+            "From a workflow step's publish to its outcome",
+            m.workflow_step_latency.clone(),
+        );
+        r.register(
+            "workflow_first_step_seconds",
+            "From a workflow's start to its first step's outcome",
+            m.workflow_first_step.clone(),
         );
         r.register(
             "redis_errors",

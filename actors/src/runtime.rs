@@ -85,6 +85,11 @@ impl RuntimeHandle {
         &self.node.payments_client
     }
 
+    /// The workflows this node carries (for the HTTP workflow API).
+    pub fn workflows(&self) -> &crate::workflow::Workflows {
+        &self.node.workflows
+    }
+
     /// Make one of an agent's children fail as if it crashed (chaos, tests). `false` if the agent is
     /// not running.
     pub fn crash(&self, agent: &str, child: crate::agent::supervisor::Child) -> bool {
@@ -200,8 +205,14 @@ impl Runtime {
         if let Some(a) = &payments {
             payments_client = payments_client.with_tokens(token_key(a.settings()));
         }
+        let mut workflows =
+            crate::workflow::Workflows::new(bus.clone(), &roster, &settings).with_metrics(metrics.clone());
+        if let Some(a) = &payments {
+            workflows = workflows.with_payments(a.clone());
+        }
         let node = Arc::new(NodeContext {
             bus,
+            workflows,
             settings: Arc::new(settings),
             roster,
             agent_parts,
@@ -234,6 +245,11 @@ impl Runtime {
 
     pub fn settings(&self) -> &RuntimeSettings {
         &self.node.settings
+    }
+
+    /// The workflows this node carries.
+    pub fn workflows(&self) -> &crate::workflow::Workflows {
+        &self.node.workflows
     }
 
     /// A cheap, cloneable view for health checks and the HTTP API.

@@ -18,6 +18,8 @@ pub struct RuntimeSettings {
     pub retry_backoff: Backoff,
     /// On shutdown, how long running tasks may take to finish; unfinished ones stay pending for replay.
     pub shutdown_grace: Duration,
+    /// `[workflows]`: plan limits, routing rules, the sweeper, retention, the events stream.
+    pub workflows: crate::workflow::WorkflowSettings,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +106,7 @@ impl RuntimeSettings {
             },
             retry_backoff: Backoff::new(Duration::from_secs(5), Duration::from_secs(300), 2.0),
             shutdown_grace: Duration::from_secs(30),
+            workflows: crate::workflow::WorkflowSettings::default(),
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct AgentContext {
     pub breaker: Arc<breaker::Breaker>,
     pub events: Events,
     pub payments: crate::payments::meta_agent::PaymentsClient,
+    /// The workflows of this bus: a step's final outcome advances its workflow.
+    pub workflows: crate::workflow::Workflows,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// This node's running attempts, by task id, for the canceller to stop.
     pub running: Arc<crate::node::running::RunningAttempts>,

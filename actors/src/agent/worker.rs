@@ -186,8 +186,29 @@ async fn run_in_span(
     } else {
         // The task's money follows its outcome (captured on success, released on death).
         crate::payments::settlement::after_outcome(&ctx.payments, &ctx.metrics, &completion).await;
+        // A workflow step's final outcome advances its workflow (every final path comes here: run,
+        // cancelled before it ran, poison). Never fails the task: the sweeper repairs a miss.
+        workflow_hook(ctx, &completion).await;
     }
     Ok(())
+}
+
+/// [`crate::workflow::Workflows::task_ended`] for a final completion of a workflow's task.
+async fn workflow_hook(ctx: &AgentContext, completion: &Completion) {
+    use crate::workflow::machine::TaskOutcome;
+    let (env, outcome) = match completion {
+        Completion::Succeeded { task, result } => {
+            (task, TaskOutcome::Succeeded { output: result.clone(), attempts: task.attempt })
+        }
+        Completion::Dead { task: Some(task), reason, error } => {
+            (task, TaskOutcome::Dead { reason: reason.clone(), error: error.clone(), attempts: task.attempt })
+        }
+        Completion::Retry { .. } | Completion::Dead { task: None, .. } => return,
+    };
+    let Some(wf) = &env.workflow else { return };
+    if let Err(e) = ctx.workflows.task_ended(env, outcome).await {
+        tracing::warn!(workflow = %wf.id, step = %wf.step, task_id = %env.task_id, error = %e, "could not advance the workflow now; the sweeper will");
+    }
 }
 
 /// Why a task cancelled before it ran is dead (`genesis task cancel`, `POST /v1/tasks/{id}/cancel`).

@@ -39,6 +39,8 @@ pub struct NodeContext {
     pub payments: Option<crate::payments::authority::Authority>,
     /// Follows the running MetaAgent across restarts.
     pub payments_client: crate::payments::meta_agent::PaymentsClient,
+    /// The workflows carried by this node's bus (its workers' hook and its sweeper).
+    pub workflows: crate::workflow::Workflows,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// This process's lease on the node id (a ULID made at start).
     pub instance: String,
@@ -87,6 +89,8 @@ pub enum RootChild {
     /// Settles the reservations of finished tasks (with payments only).
     Reconciler,
     Canceller,
+    /// Repairs workflows a node left mid-way (deadlines, missed outcomes, undone effects).
+    Sweeper,
 }
 
 pub struct Root;
@@ -123,6 +127,7 @@ impl RootChild {
                 | RootChild::Trimmer
                 | RootChild::Reconciler
                 | RootChild::Canceller
+                | RootChild::Sweeper
         )
     }
 }
@@ -162,6 +167,7 @@ impl Actor for Root {
             RootChild::Trimmer,
             RootChild::Sampler,
             RootChild::Canceller,
+            RootChild::Sweeper,
         ] {
             start(&me, &mut st, c).await?;
         }
@@ -291,6 +297,7 @@ async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> 
                 breaker: parts.breaker.clone(),
                 events: node.events.clone(),
                 payments: node.payments_client.clone(),
+                workflows: node.workflows.clone(),
                 metrics: node.metrics.clone(),
                 running: node.running.clone(),
                 spec,
@@ -358,6 +365,10 @@ async fn start(me: &ActorRef<RootMsg>, st: &mut RootState, child: RootChild) -> 
                 metrics: node.metrics.clone(),
             })
         }
+        RootChild::Sweeper => Box::new(crate::node::services::sweeper::Sweeper {
+            workflows: node.workflows.clone(),
+            interval: s.workflows.sweep_interval,
+        }),
         RootChild::Canceller => Box::new(Canceller {
             bus: node.bus.clone(),
             node_id: s.node_id.clone(),

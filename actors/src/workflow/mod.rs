@@ -3,12 +3,23 @@
 //! A [`plan::Plan`] is a DAG of agent tasks. [`validate`] (AOP) and [`route`] (HALO) are pure checks and
 //! choices made before anything runs; [`machine`] is the pure state machine of a running
 //! [`state::Workflow`], whose every transition records the effects it wants (publish a step, cancel a
-//! task, emit an event) in the workflow's outbox. The store and the engine that carry those effects
-//! out, on Redis or in memory, live beside them, so any node can advance any workflow.
+//! task, emit an event) in the workflow's outbox. The [`store`] keeps workflows (on Redis or in
+//! memory, with compare-and-set) and the [`engine`] carries the outbox out ([`envelope`] builds a
+//! step's task, [`summary`] posts the spend summary), so any node can advance any workflow; the
+//! [`sweep`] repairs what a node that died in between left undone.
 
+pub mod engine;
+pub mod envelope;
 pub mod events;
 pub mod machine;
 pub mod plan;
 pub mod route;
+pub mod settings;
 pub mod state;
+pub mod store;
+pub mod summary;
+pub mod sweep;
 pub mod validate;
+
+pub use engine::{StartRequest, Started, SweepReport, WorkflowError, Workflows};
+pub use settings::WorkflowSettings;

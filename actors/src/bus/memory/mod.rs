@@ -24,6 +24,13 @@ pub struct MemoryBus {
     dlq_entry_limit: usize,
 }
 
+impl MemoryBus {
+    /// The workflow store that goes with this bus: every handle of one bus shares it.
+    pub fn workflows(&self) -> crate::workflow::store::memory::MemoryStore {
+        self.inner.workflows.clone()
+    }
+}
+
 impl Default for MemoryBus {
     fn default() -> Self {
         MemoryBus { inner: Arc::default(), dlq_entry_limit: DEFAULT_MAX_ENTRY_BYTES }
@@ -34,6 +41,8 @@ impl Default for MemoryBus {
 struct Inner {
     state: Mutex<State>,
     appended: Notify,
+    /// The workflows of this process (`workflow::store`), kept with the bus as Redis keeps both.
+    workflows: crate::workflow::store::memory::MemoryStore,
 }
 
 #[derive(Default)]

@@ -89,6 +89,12 @@ impl RedisBus {
         self.inner.conn.clone()
     }
 
+    /// The shared connection, for stores that live beside the bus on the same Redis (the workflow
+    /// store): same server, TLS, Sentinel or Cluster, same reconnects.
+    pub fn shared_conn(&self) -> Conn {
+        self.inner.conn.clone()
+    }
+
     /// After Redis lost a topic's consumer group (a flush, an empty restart, a failover to a replica
     /// without the data): recreate it, say so once, and let the caller's retry go on.
     async fn recover(&self, topic: &TopicName, e: BusError) -> BusError {

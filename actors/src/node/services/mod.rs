@@ -1,8 +1,9 @@
 //! The node's service actors, each a periodic job run by the same small [`Ticker`] actor:
 //! [`heartbeat`] (liveness key), [`reclaimer`] (entries of dead nodes), [`retry_scheduler`] (due
 //! retries back into their streams), [`trimmer`] (acknowledged entries out of the streams),
-//! [`sampler`] (gauges), [`canceller`] (cancel requests to the attempts running here) and, with
-//! payments, [`reconciler`] (reservations of finished tasks).
+//! [`sampler`] (gauges), [`canceller`] (cancel requests to the attempts running here), [`sweeper`]
+//! (workflows a node left mid-way) and, with payments, [`reconciler`] (reservations of finished
+//! tasks).
 //!
 //! A failed bus call slows a ticker down (capped backoff) and never fails the actor; only a panic does,
 //! and the root supervisor restarts it with a fresh job.
@@ -13,6 +14,7 @@ pub mod reclaimer;
 pub mod reconciler;
 pub mod retry_scheduler;
 pub mod sampler;
+pub mod sweeper;
 pub mod trimmer;
 
 use crate::bus::BusError;
