@@ -33,6 +33,8 @@ use std::time::Duration;
 
 /// How many times one update is tried against concurrent writers of the same workflow.
 const MAX_CONFLICTS: u32 = 20;
+/// How long one driver holds a workflow's outbox before another may take over (a driver that died).
+const DRIVE_LEASE: Duration = Duration::from_secs(10);
 /// Pace of those tries (short: the other writer is a few round trips from done).
 const CONFLICT_BACKOFF: Backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(200), 2.0);
 
@@ -274,13 +276,35 @@ impl Workflows {
     }
 
     /// Carry out every effect in the workflow's outbox, then remove them (CAS; effects added meanwhile
-    /// by another writer are carried out in the next round). Returns the workflow as stored after.
+    /// by another writer are carried out in the next round). One driver at a time (the store's drive
+    /// lease): when another holds it, this returns the stored state and leaves the work to it — it
+    /// looks at the outbox once more after letting go, so nothing added meanwhile waits for the
+    /// sweeper. Returns the workflow as stored after.
     pub async fn drive(&self, id: &str) -> Result<Workflow, WorkflowError> {
+        let token = ulid::Ulid::generate().to_string();
+        loop {
+            if !self.store.lease(id, &token, DRIVE_LEASE).await? {
+                return Ok(self.load(id).await?.0);
+            }
+            let driven = self.drive_held(id).await;
+            if let Err(e) = self.store.release(id, &token).await {
+                tracing::warn!(workflow = %id, error = %e, "cannot give back the drive lease; it expires");
+            }
+            driven?;
+            let (fresh, _) = self.load(id).await?;
+            if fresh.outbox.is_empty() {
+                return Ok(fresh);
+            }
+        }
+    }
+
+    /// [`Workflows::drive`] with the lease held.
+    async fn drive_held(&self, id: &str) -> Result<(), WorkflowError> {
         let mut conflicts = Retry::new(CONFLICT_BACKOFF);
         let (mut wf, mut version) = self.load(id).await?;
         loop {
             if wf.outbox.is_empty() {
-                return Ok(wf);
+                return Ok(());
             }
             let done = wf.outbox.clone();
             self.execute(&wf, &done).await?;

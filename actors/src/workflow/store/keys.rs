@@ -36,6 +36,11 @@ pub fn tenant(t: &TenantId) -> String {
     format!("genesis:{TAG}:tenant:{t}")
 }
 
+/// The drive lease of a workflow: which driver carries out its outbox now (a token, expiring).
+pub fn lease(id: &str) -> String {
+    format!("genesis:{TAG}:lease:{id}")
+}
+
 /// The events stream.
 pub fn events() -> String {
     format!("genesis:{TAG}:events")

@@ -18,6 +18,8 @@ struct State {
     docs: BTreeMap<String, (Workflow, Version, Option<u64>)>,
     events: VecDeque<(u64, WorkflowEvent)>,
     event_seq: u64,
+    /// id → (drive lease holder, expiry in ms).
+    leases: BTreeMap<String, (String, u64)>,
 }
 
 impl State {
@@ -126,6 +128,24 @@ impl MemoryStore {
             st.docs.remove(id);
         }
         Ok(due.len())
+    }
+
+    pub async fn lease(&self, id: &str, token: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let now = crate::task::now_ms();
+        let mut st = self.state();
+        if st.leases.get(id).is_some_and(|(_, until)| *until > now) {
+            return Ok(false);
+        }
+        st.leases.insert(id.to_string(), (token.to_string(), now.saturating_add(ttl.as_millis() as u64)));
+        Ok(true)
+    }
+
+    pub async fn release(&self, id: &str, token: &str) -> Result<(), StoreError> {
+        let mut st = self.state();
+        if st.leases.get(id).is_some_and(|(t, _)| t == token) {
+            st.leases.remove(id);
+        }
+        Ok(())
     }
 
     pub async fn append_events(&self, events: &[WorkflowEvent]) -> Result<(), StoreError> {

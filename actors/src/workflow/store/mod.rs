@@ -178,6 +178,18 @@ impl WorkflowStore {
         dispatch!(self, s => s.prune(limit).await)
     }
 
+    /// Take the drive lease of workflow `id` for `ttl` under `token`, unless another driver holds it:
+    /// one driver at a time carries out a workflow's outbox, so effects are normally carried out once
+    /// (a driver that dies holding it is replaced once the lease expires).
+    pub async fn lease(&self, id: &str, token: &str, ttl: Duration) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.lease(id, token, ttl).await)
+    }
+
+    /// Give the lease back, if `token` still holds it.
+    pub async fn release(&self, id: &str, token: &str) -> Result<(), StoreError> {
+        dispatch!(self, s => s.release(id, token).await)
+    }
+
     /// Append to the events stream (bounded: about `workflows.events_max_len` entries are kept).
     pub async fn append_events(&self, events: &[WorkflowEvent]) -> Result<(), StoreError> {
         dispatch!(self, s => s.append_events(events).await)

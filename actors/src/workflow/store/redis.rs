@@ -2,7 +2,7 @@
 //! written only by the scripts of [`super::scripts`]; reads are plain commands (a pipeline stays in
 //! the one slot).
 
-use super::scripts::{CreateArgs, PruneArgs, SaveArgs, Scripts};
+use super::scripts::{CreateArgs, PruneArgs, ReleaseArgs, SaveArgs, Scripts};
 use super::*;
 use crate::connection::Conn;
 use crate::tenant::TenantId;
@@ -136,6 +136,23 @@ impl RedisStore {
             removed += n.max(0) as usize;
         }
         Ok(removed)
+    }
+
+    pub async fn lease(&self, id: &str, token: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let r: Option<String> = ::redis::cmd("SET")
+            .arg(keys::lease(id))
+            .arg(token)
+            .arg("NX")
+            .arg("PX")
+            .arg(ms(ttl))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(r.is_some())
+    }
+
+    pub async fn release(&self, id: &str, token: &str) -> Result<(), StoreError> {
+        let _: i64 = self.scripts.release.call(&ReleaseArgs { id, token }).invoke_async(&mut self.conn.clone()).await?;
+        Ok(())
     }
 
     pub async fn append_events(&self, events: &[WorkflowEvent]) -> Result<(), StoreError> {

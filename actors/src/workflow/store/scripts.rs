@@ -12,6 +12,7 @@ pub struct Scripts {
     pub create: LuaScript,
     pub save: LuaScript,
     pub prune: LuaScript,
+    pub release: LuaScript,
 }
 
 impl Scripts {
@@ -20,6 +21,8 @@ impl Scripts {
             create: LuaScript::new("workflow_create", &[PRELUDE, include_str!("lua/create.lua")]),
             save: LuaScript::new("workflow_save", &[PRELUDE, include_str!("lua/save.lua")]),
             prune: LuaScript::new("workflow_prune", &[PRELUDE, include_str!("lua/prune.lua")]),
+            // Its own KEYS (the lease only): without the prelude's layout.
+            release: LuaScript::new("workflow_release", &[include_str!("lua/release.lua")]),
         }
     }
 }
@@ -92,6 +95,18 @@ impl ScriptArgs for PruneArgs<'_> {
     }
 }
 
+/// `release.lua`.
+pub struct ReleaseArgs<'a> {
+    pub id: &'a str,
+    pub token: &'a str,
+}
+
+impl ScriptArgs for ReleaseArgs<'_> {
+    fn push<S: Sink>(&self, to: &mut S) {
+        to.key(keys::lease(self.id)).arg(self.token);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +143,8 @@ mod tests {
         check(&s.create, &CreateArgs { wf: &w, doc: "{}", retention_ms: 1 });
         check(&s.save, &SaveArgs { wf: &w, doc: "{}", expected: 1, retention_ms: 1 });
         check(&s.prune, &PruneArgs { id: &w.id, tenant: &w.tenant_id });
+        let release = ReleaseArgs { id: &w.id, token: "t" };
+        assert_eq!(pushed(&release), crate::connection::script::declared_pair(&s.release, "NKEYS", "NARGV"));
     }
 
     #[test]
@@ -135,6 +152,7 @@ mod tests {
         let w = wf();
         let mut all = keys::script_keys(&w.id, &w.tenant_id);
         all.push(keys::events());
+        all.push(keys::lease(&w.id));
         for k in all {
             assert_eq!(hash_tag(&k), "wf", "{k}");
         }
