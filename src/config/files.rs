@@ -28,6 +28,8 @@ pub(crate) struct GenesisFile {
     pub payments: super::payments::PaymentsFile,
     #[serde(default)]
     pub telemetry: TelemetryFile,
+    #[serde(default)]
+    pub workflows: super::workflows::WorkflowsFile,
 }
 
 #[derive(Debug, Default, Deserialize)]

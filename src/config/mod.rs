@@ -5,7 +5,7 @@
 //! Stages, in the order [`load`] runs them: [`locate`] (which file), [`files`] (the shapes as
 //! written), [`expand`] (`${VAR}`, `${VAR:-default}` and `$$` in string values), [`issues`] and
 //! [`checks`] (value checks that report every problem at once), then the sections ([`validate`] for
-//! `genesis.toml`, [`payments`], [`roster`]); this module runs them and checks what spans both
+//! `genesis.toml`, [`payments`], [`workflows`], [`roster`]); this module runs them and checks what spans both
 //! files. No stage imports a later one, except that [`files`] takes the shape of `[payments]` from
 //! [`payments`], where it lives with its checks.
 //!
@@ -24,6 +24,7 @@ mod roster;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod workflows;
 
 use expand::Env;
 pub use issues::Issue;
@@ -116,7 +117,9 @@ pub(crate) fn load_with_env(path: &Path, known_executors: &[&str], env: Env) -> 
     let roster = roster_from_str(&roster_path, &read(&roster_path)?, known_executors, env)?;
     let mut payments = genesis.payments;
     let mut issues = Issues::new(path);
-    payments::check_agents(&mut payments, roster.agents.iter().map(|a| a.name.clone()).collect(), &mut issues);
+    let agents: std::collections::BTreeSet<String> = roster.agents.iter().map(|a| a.name.clone()).collect();
+    workflows::check_routes(&genesis.settings.workflows, &agents, &mut issues);
+    payments::check_agents(&mut payments, agents, &mut issues);
     let redis = redis_options(path, &genesis.redis_url, &genesis.redis_files, &mut issues);
     let dir = path.parent().unwrap_or(Path::new("."));
     payments.token_key = payments::token_key(dir, genesis.token_key_file.as_deref(), env, &mut issues);

@@ -292,7 +292,7 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
         sampling_ratio,
         service_name: t.service_name.filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "genesis".into()),
     };
-    let workflows = d.workflows.clone();
+    let workflows = super::workflows::workflows(file.workflows, issues);
     let settings = RuntimeSettings { node_id, bus, supervision, liveness, retry_backoff, shutdown_grace, workflows };
     GenesisParts {
         settings,
