@@ -172,6 +172,16 @@ async fn diamond_runs_end_to_end(h: Harness) {
     assert!(at(kind::STEP_SUCCEEDED, "c") < at(kind::STEP_STARTED, "d"));
     assert_eq!(count(&events, kind::STEP_STARTED, "d"), 1);
     assert!(events.iter().all(|e| e.tenant_id == "acme" && e.business_id == "biz-42"));
+
+    let metrics = rt.handle().metrics().encode();
+    for want in [
+        "genesis_workflow_transitions_total{status=\"running\"} 1",
+        "genesis_workflow_transitions_total{status=\"succeeded\"} 1",
+        "genesis_workflow_step_latency_seconds_count 5",
+        "genesis_workflow_first_step_seconds_count 1",
+    ] {
+        assert!(metrics.contains(want), "{want} in:\n{metrics}");
+    }
     rt.shutdown().await.unwrap();
 }
 

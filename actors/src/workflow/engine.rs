@@ -205,7 +205,7 @@ impl Workflows {
                 Ok(Started { workflow, existed: false })
             }
             Created::Exists(existing, _) => {
-                let workflow = self.drive(&id).await.unwrap_or(existing);
+                let workflow = self.drive(&id).await.unwrap_or(*existing);
                 Ok(Started { workflow, existed: true })
             }
         }

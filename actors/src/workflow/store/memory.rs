@@ -56,7 +56,7 @@ impl MemoryStore {
         let now = crate::task::now_ms();
         let mut st = self.state();
         if let Some((w, v, _)) = st.live(&wf.id, now) {
-            return Ok(Created::Exists(w.clone(), *v));
+            return Ok(Created::Exists(Box::new(w.clone()), *v));
         }
         let exp = self.expiry(wf, now);
         st.docs.insert(wf.id.clone(), (wf.clone(), 1, exp));

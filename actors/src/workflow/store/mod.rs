@@ -56,7 +56,7 @@ pub enum Created {
     /// Stored now, as version 1.
     New,
     /// A workflow with this id exists already (a re-run creator): that one, untouched.
-    Exists(Workflow, Version),
+    Exists(Box<Workflow>, Version),
 }
 
 /// Which workflows to list, newest first.

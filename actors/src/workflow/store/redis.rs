@@ -34,7 +34,7 @@ impl RedisStore {
         let r: Option<(String, u64)> = self.scripts.create.call(&args).invoke_async(&mut self.conn.clone()).await?;
         Ok(match r {
             None => Created::New,
-            Some((doc, version)) => Created::Exists(decode(&wf.id, &doc)?, version),
+            Some((doc, version)) => Created::Exists(Box::new(decode(&wf.id, &doc)?), version),
         })
     }
 
