@@ -447,3 +447,68 @@ every_bus!(
     retry_keeps_earlier_outputs,
     listing_by_status_and_tenant,
 );
+
+/// A workflow that ends posts its business's spend summary (total, by vendor, ROI from the projected
+/// revenue) to `payments.dashboard_webhook`, through the payment authority.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_workflow_posts_its_spend_summary() {
+    use genesis_actors::payments::authority::Authority;
+    use genesis_actors::payments::ledger::{memory::MemoryLedger, Ledger};
+    use genesis_actors::payments::notify::Notifier;
+    use genesis_actors::payments::policy::PaymentRules;
+    use genesis_actors::payments::vendor::Whitelist;
+    let posted = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = posted.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(v["content"].as_str().unwrap_or_default().to_string());
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut p = genesis_actors::payments::PaymentsSettings {
+        rules: PaymentRules { known_agents: ["wf.pay".to_string()].into(), ..PaymentRules::default() },
+        whitelist: Whitelist::new(&["openai.com".to_string()]).unwrap(),
+        budgets: genesis_actors::payments::Budgets::default(),
+        reservation_ttl: Duration::from_secs(3600),
+        retention: Duration::from_secs(86_400),
+        expiry_interval: Duration::from_secs(1),
+        reconcile_interval: Duration::from_secs(1),
+        token_key: None,
+        notify: Default::default(),
+    };
+    p.notify.dashboard_webhook = Some(genesis_actors::secret::SecretText::new(hook));
+    let notifier = Notifier::start(p.notify.clone());
+    let authority = Authority::new(p, Ledger::Memory(MemoryLedger::new()), Some(notifier));
+    let bus = genesis_actors::bus::Bus::Memory(genesis_actors::bus::memory::MemoryBus::new());
+    let rt = genesis_actors::runtime::Runtime::start_with_payments(
+        bus,
+        settings("n1"),
+        roster(agents(&["wf.pay"])),
+        ExecutorRegistry::builtin(),
+        Some(authority),
+    )
+    .await
+    .unwrap();
+    let w = rt.workflows().clone();
+    let pay = json!({"simulate": {"pay": [{"vendor": "openai.com", "amount_cents": 400, "reason": "tokens"}]}});
+    let p = plan(json!({"steps": [{"id": "buy", "agent": "wf.pay", "input": pay}]}));
+    let req = StartRequest { projected_revenue: Some(10_000), ..request("spend") };
+    w.start(p, req).await.expect("starts");
+    wait_status(&w, "spend", WorkflowStatus::Succeeded).await;
+    let text = eventually(WAIT, "the spend summary reaches the dashboard webhook", || async {
+        posted.lock().unwrap().first().cloned()
+    })
+    .await;
+    for want in ["Spend summary: biz-42", "spent $4.00", "approvals 1", "ROI 25.00", "openai.com: $4.00"] {
+        assert!(text.contains(want), "{want} in:\n{text}");
+    }
+    rt.shutdown().await.unwrap();
+}
