@@ -11,4 +11,5 @@ pub mod machine;
 pub mod plan;
 pub mod route;
 pub mod state;
+pub mod template;
 pub mod validate;
