@@ -7,6 +7,7 @@
 //! out, on Redis or in memory, live beside them, so any node can advance any workflow.
 
 pub mod events;
+pub mod launch;
 pub mod machine;
 pub mod plan;
 pub mod route;
