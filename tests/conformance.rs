@@ -9,7 +9,9 @@ mod support;
 
 use futures::future::BoxFuture;
 use genesis_actors::agent::supervisor::Child;
-use genesis_actors::bus::{Completed, Completion, DeadLetterRef, DlqFilter, DlqOverride, DlqRetention, TaskStatus};
+use genesis_actors::bus::{
+    Begun, Completed, Completion, DeadLetterRef, Delivery, DlqFilter, DlqOverride, DlqRetention, Published, TaskStatus,
+};
 use genesis_actors::events::RuntimeEvent;
 use genesis_actors::executor::{ExecError, Executor, ExecutorRegistry, TaskContext};
 use genesis_actors::policy::intensity::Intensity;
@@ -36,6 +38,7 @@ every_bus!(
     intensity_exceeded_escalates_to_the_root,
     root_gives_up_and_the_runtime_ends_with_an_error,
     trimming_removes_acknowledged_entries_only,
+    begin_is_fenced_like_an_outcome,
     a_running_record_says_where_and_since_when,
     dead_letters_are_truncated_and_kept_within_their_retention,
 );
@@ -340,6 +343,37 @@ async fn trimming_removes_acknowledged_entries_only(h: Harness) {
     h.bus.trim(&tp).await.expect("trim");
     let stats = h.bus.stats(&tp).await.expect("stats");
     assert!(stats.pending == 0 && stats.length <= 1, "only the last delivered entry may stay: {stats:?}");
+}
+
+/// docs/semantics.md, "Delivery" 3 and "Topologies": `begin` writes a task's record only for an entry
+/// pending for the consumer on this server. A delivery of an entry this server does not have (as one read
+/// from a restarted old master that still claimed to be master) must leave no record, or the publisher's
+/// retry of that task would be answered "duplicate" here and the task never run.
+async fn begin_is_fenced_like_an_outcome(h: Harness) {
+    let tp = topic("genesis.seo");
+    h.bus.ensure_topics(std::slice::from_ref(&tp)).await.expect("topic");
+    let ttl = Duration::from_secs(60);
+
+    // An entry id this server never had ("0-999999" is below every real id), for a task not published here.
+    let env = TaskEnvelope::new(tp.clone(), tenant("tenant-a"), json!({}));
+    let phantom = Delivery { topic: tp.clone(), entry_id: "0-999999".into(), raw: Some(env.to_json()), deliveries: 1 };
+    let begun = h.bus.begin("n1/genesis.seo", &[(&phantom, &env)], ttl).await.expect("begin");
+    assert_eq!(begun, vec![Begun::NotOwner]);
+    assert_eq!(h.bus.task(&tp, &env.task_id.to_string()).await.expect("read"), None, "no record without its entry");
+    let published = h.bus.publish(&env, ttl).await.expect("publish");
+    assert!(matches!(published, Published::Appended(_)), "the task's publish still appends it: {published:?}");
+
+    // Pending for another consumer: n2's begin writes nothing; n1, which holds it, runs it.
+    let mut reader = h.bus.reader("n1/genesis.seo").await.expect("reader");
+    let d = reader.read_new(&tp, 1, Duration::from_millis(100)).await.expect("read").pop().expect("a delivery");
+    assert_eq!(h.bus.begin("n2/genesis.seo", &[(&d, &env)], ttl).await.expect("begin"), vec![Begun::NotOwner]);
+    let r = h.bus.task(&tp, &env.task_id.to_string()).await.expect("read").expect("record");
+    assert_eq!((r.status, r.node.as_deref()), (TaskStatus::Queued, None), "{r:?}");
+    assert_eq!(h.bus.begin("n1/genesis.seo", &[(&d, &env)], ttl).await.expect("begin"), vec![Begun::Run]);
+    let r = h.bus.task(&tp, &env.task_id.to_string()).await.expect("read").expect("record");
+    assert_eq!((r.status, r.node.as_deref()), (TaskStatus::Running, Some("n1")), "{r:?}");
+    let done = Completion::Succeeded { task: env.clone(), result: json!(1) };
+    assert_eq!(h.bus.complete("n1/genesis.seo", &d, &done, ttl).await.expect("complete"), Completed::Done);
 }
 
 /// docs/semantics.md, "Results": while a task runs, its record names the node and consumer running it

@@ -341,11 +341,10 @@ async fn sentinel_failover_keeps_every_acknowledged_publish() {
 
 /// The old master restarted at once (as systemd would): for up to a second it claims to be master and
 /// the node may write to it; nothing acknowledged is lost (the Sentinel watcher moves the node to the
-/// new master, and the orphan sweep replays any outcome the demotion threw away).
+/// new master, the orphan sweep replays any outcome the demotion threw away, and `begin` writes no
+/// record on the new master for an entry read from the stale one — such a record would make the
+/// publisher's retry of that task a "duplicate" with no entry behind it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open defect (issue 9 note, 2026-12-01): since this session's changes, ~1 run in 3 ends with one \
-            task's record `running` while its entry is acknowledged on the new master (pending 0), so nothing \
-            replays it; passes 3/3 at 798fee6. Run with `cargo test --test redis_topologies -- --ignored`."]
 async fn sentinel_old_master_restarting_at_once_loses_nothing_acknowledged() {
     failover_keeps_every_acknowledged_publish(Restart::AtOnce).await;
 }

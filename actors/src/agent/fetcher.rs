@@ -158,7 +158,8 @@ async fn read(st: &mut FetcherState) -> Result<Vec<Delivery>, BusError> {
 }
 
 /// Decode a batch: dead-letter what cannot be decoded, mark the rest running, drop (ack) what already
-/// succeeded, and return the jobs to run (or, when a cancel was requested, to dead-letter as such).
+/// succeeded, drop what is not pending for this consumer on the master, and return the jobs to run (or,
+/// when a cancel was requested, to dead-letter as such).
 async fn admit(ctx: &AgentContext, batch: Vec<Delivery>) -> Result<Vec<Job>, ActorProcessingErr> {
     let reconnect = ctx.settings.bus.reconnect;
     let ttl = ctx.settings.bus.result_ttl;
@@ -185,6 +186,10 @@ async fn admit(ctx: &AgentContext, batch: Vec<Delivery>) -> Result<Vec<Job>, Act
         .zip(run)
         .filter_map(|((delivery, envelope), begun)| match begun {
             Begun::AlreadySucceeded => None,
+            Begun::NotOwner => {
+                tracing::warn!(agent = %ctx.spec.name, entry = %delivery.entry_id, task_id = %envelope.task_id, "entry not pending for this consumer on the master (taken over, or read from a server that is no longer master): not run");
+                None
+            }
             Begun::Run => Some(Job { delivery, envelope, cancel_requested: false }),
             Begun::CancelRequested => Some(Job { delivery, envelope, cancel_requested: true }),
         })

@@ -81,8 +81,9 @@ impl Bus {
 
     /// Mark decoded deliveries as running. Returns, per item, what to do with it ([`Begun`]): run it;
     /// nothing, because its result already says `succeeded` (the entry has been acknowledged without
-    /// running again); or dead-letter it as `cancelled`, because a cancel was requested — read in this
-    /// same atomic step, so a request made before it is never missed.
+    /// running again); dead-letter it as `cancelled`, because a cancel was requested — read in this
+    /// same atomic step, so a request made before it is never missed; or nothing, because the entry is
+    /// not pending for `consumer` (fenced like an outcome: no record is written where its entry is not).
     pub async fn begin(
         &self,
         consumer: &str,

@@ -65,6 +65,10 @@ pub enum Begun {
     AlreadySucceeded,
     /// Marked running, but a cancel was requested: dead-letter it as `cancelled` without running.
     CancelRequested,
+    /// Not pending for this consumer where the record lives (taken over meanwhile, or read from a
+    /// restarted old master that still claimed to be master): nothing written, not run. Writing the
+    /// record anyway would leave one with no entry, which a publish retry takes for the task's entry.
+    NotOwner,
 }
 
 /// The answer to a cancel request (see [`crate::bus::Bus::cancel`]).

@@ -6,11 +6,13 @@
 //! task, emit an event) in the workflow's outbox. The [`store`] keeps workflows (on Redis or in
 //! memory, with compare-and-set) and the [`engine`] carries the outbox out ([`envelope`] builds a
 //! step's task, [`summary`] posts the spend summary), so any node can advance any workflow; the
-//! [`sweep`] repairs what a node that died in between left undone.
+//! [`sweep`] repairs what a node that died in between left undone. [`template`] and [`launch`] turn a
+//! template or a start request into a plan.
 
 pub mod engine;
 pub mod envelope;
 pub mod events;
+pub mod launch;
 pub mod machine;
 pub mod plan;
 pub mod route;
@@ -19,6 +21,7 @@ pub mod state;
 pub mod store;
 pub mod summary;
 pub mod sweep;
+pub mod template;
 pub mod validate;
 
 pub use engine::{StartRequest, Started, SweepReport, WorkflowError, Workflows};

@@ -241,7 +241,11 @@ impl MemoryBus {
             .iter()
             .map(|(d, env)| {
                 let id = env.task_id.to_string();
-                if s.live_result(&d.topic, &id).map(|r| r.status) == Some(TaskStatus::Succeeded) {
+                // The same fence as `begin.lua`: no record where the entry is not pending for `consumer`.
+                let owned = parse_id(&d.entry_id).is_some_and(|seq| s.owned(&d.topic, seq, consumer).is_some());
+                if !owned {
+                    Begun::NotOwner
+                } else if s.live_result(&d.topic, &id).map(|r| r.status) == Some(TaskStatus::Succeeded) {
                     if let Some(seq) = parse_id(&d.entry_id) {
                         s.topic(&d.topic).pending.remove(&seq);
                     }

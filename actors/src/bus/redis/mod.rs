@@ -164,14 +164,15 @@ impl RedisBus {
         if run.len() != items.len() {
             return Err(BusError::Protocol(format!("begin returned {} verdicts for {} items", run.len(), items.len())));
         }
-        Ok(run
-            .into_iter()
+        run.into_iter()
             .map(|r| match r {
-                0 => Begun::AlreadySucceeded,
-                2 => Begun::CancelRequested,
-                _ => Begun::Run,
+                0 => Ok(Begun::AlreadySucceeded),
+                1 => Ok(Begun::Run),
+                2 => Ok(Begun::CancelRequested),
+                3 => Ok(Begun::NotOwner),
+                other => Err(BusError::Protocol(format!("begin returned the unknown verdict {other}"))),
             })
-            .collect())
+            .collect()
     }
 
     pub async fn complete(

@@ -1,7 +1,8 @@
 -- Helpers shared by the bus's scripts (prepended to each). Every script touches only keys of one topic
--- (one hash slot), and every outcome that acknowledges an entry first checks, with `owned_by`, that the
--- entry is still pending for the consumer that ran it: the fence against a presumed-dead node that came
--- back.
+-- (one hash slot), and every step that marks or acknowledges an entry (`begin`, every outcome) first
+-- checks, with `owned_by`, that the entry is still pending for the consumer that holds it: the fence
+-- against a presumed-dead node that came back, and against an entry read from a server that is no
+-- longer master.
 
 local function now_ms()
   local t = redis.call('TIME')

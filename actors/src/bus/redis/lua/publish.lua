@@ -1,4 +1,6 @@
 -- Append a new task and record it as queued, unless a task with this id already has a record.
+-- A record is proof of the entry because no script writes a record where its entry is not: this one
+-- writes both at once, and `begin`/`complete_many` write only for an entry pending on this server.
 -- KEYS: stream, result.
 -- ARGV: envelope, task_id, tenant_id, correlation_id, parent ('' if none), topic, ttl_ms.
 -- Returns the entry id, or nil for a duplicate.
