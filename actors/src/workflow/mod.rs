@@ -11,6 +11,7 @@
 pub mod engine;
 pub mod envelope;
 pub mod events;
+pub mod launch;
 pub mod machine;
 pub mod plan;
 pub mod route;
@@ -19,6 +20,7 @@ pub mod state;
 pub mod store;
 pub mod summary;
 pub mod sweep;
+pub mod template;
 pub mod validate;
 
 pub use engine::{StartRequest, Started, SweepReport, WorkflowError, Workflows};
