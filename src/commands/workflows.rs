@@ -88,9 +88,8 @@ pub async fn list(
 ) -> Result<()> {
     let status = status
         .map(|s| {
-            WorkflowStatus::parse(s).ok_or_else(|| {
-                anyhow!("--status {s}: one of running, compensating, succeeded, failed, cancelled")
-            })
+            WorkflowStatus::parse(s)
+                .ok_or_else(|| anyhow!("--status {s}: one of running, compensating, succeeded, failed, cancelled"))
         })
         .transpose()?;
     let filter = ListFilter { status, tenant, limit, cursor: None };

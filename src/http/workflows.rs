@@ -57,7 +57,11 @@ pub async fn start(State(api): State<Api>, Json(body): Json<StartBody>) -> Resul
         Ok(s) => {
             let code = if s.existed { StatusCode::OK } else { StatusCode::CREATED };
             let poll = format!("/v1/workflows/{}", s.workflow.id);
-            (code, [(axum::http::header::LOCATION, poll.clone())], Json(json!({"workflow": s.workflow, "poll_url": poll})))
+            (
+                code,
+                [(axum::http::header::LOCATION, poll.clone())],
+                Json(json!({"workflow": s.workflow, "poll_url": poll})),
+            )
                 .into_response()
         }
         Err(e) => failed(e),

@@ -47,9 +47,10 @@ impl Orchestrate {
                     .into(),
             )
         })?;
-        let planner = self.planners.get(&name).ok_or_else(|| {
-            ExecError::Fatal(format!("planner `{name}` is not an agent of this node's roster"))
-        })?;
+        let planner = self
+            .planners
+            .get(&name)
+            .ok_or_else(|| ExecError::Fatal(format!("planner `{name}` is not an agent of this node's roster")))?;
         let request = json!({
             "request": launch.input.clone().unwrap_or_else(|| json!({})),
             "agents": self.workflows.agent_names(),
@@ -61,8 +62,9 @@ impl Orchestrate {
         // Its own failures are this task's: a retryable planner failure retries the orchestrate task.
         let answer = planner.execute(&pctx, &request).await?;
         let doc = answer.get("plan").cloned().unwrap_or(answer);
-        let mut plan = Plan::from_json(&doc)
-            .map_err(|e| ExecError::Fatal(format!("planner `{name}` answered something that is not a plan: {}", e.0)))?;
+        let mut plan = Plan::from_json(&doc).map_err(|e| {
+            ExecError::Fatal(format!("planner `{name}` answered something that is not a plan: {}", e.0))
+        })?;
         launch.apply_overrides(&mut plan);
         Ok(plan)
     }

@@ -47,7 +47,9 @@ pub enum LaunchError {
     Template(#[from] TemplateError),
     #[error("the start request names both `template` and `plan`; give one")]
     Both,
-    #[error("the start request names neither `template` nor `plan` (and no planner agent is configured: workflows.planner)")]
+    #[error(
+        "the start request names neither `template` nor `plan` (and no planner agent is configured: workflows.planner)"
+    )]
     Neither,
 }
 
@@ -97,15 +99,20 @@ mod tests {
     use std::path::Path;
 
     fn templates() -> Templates {
-        let t = Template::parse("one", "budget_cents = 100\n[[steps]]\nid = \"a\"\nagent = \"genesis.a\"\n", Path::new("one.toml"))
-            .expect("template");
+        let t = Template::parse(
+            "one",
+            "budget_cents = 100\n[[steps]]\nid = \"a\"\nagent = \"genesis.a\"\n",
+            Path::new("one.toml"),
+        )
+        .expect("template");
         Templates::from_list([t])
     }
 
     #[test]
     fn a_template_with_overrides_or_a_plan() {
-        let l = Launch::from_json(&json!({"template": "one", "input": {"x": 1}, "budget_cents": 50, "business_id": "b"}))
-            .expect("shape");
+        let l =
+            Launch::from_json(&json!({"template": "one", "input": {"x": 1}, "budget_cents": 50, "business_id": "b"}))
+                .expect("shape");
         let p = l.plan(&templates()).expect("plan");
         assert_eq!((p.budget_cents, p.business_id.as_deref()), (Some(50), Some("b")));
         assert_eq!(p.steps[0].input, json!({"request": {"x": 1}}));
@@ -115,7 +122,9 @@ mod tests {
 
     #[test]
     fn bad_requests_say_what_is_wrong() {
-        assert!(matches!(Launch::from_json(&json!({"templat": "one"})), Err(LaunchError::Shape(m)) if m.contains("templat")));
+        assert!(
+            matches!(Launch::from_json(&json!({"templat": "one"})), Err(LaunchError::Shape(m)) if m.contains("templat"))
+        );
         let both = Launch::from_json(&json!({"template": "one", "plan": {"steps": []}})).expect("shape");
         assert!(matches!(both.plan(&templates()), Err(LaunchError::Both)));
         let none = Launch::default();
