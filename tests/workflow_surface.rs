@@ -171,6 +171,21 @@ fn the_cli_and_the_orchestrate_agent_run_workflows_on_redis() {
         let v: Value = serde_json::from_str(&out).ok()?;
         (v["status"] == "succeeded").then_some(())
     });
+    // A planner agent writes the plan (here the simulated architect answers with one).
+    let planned = json!({"planner": "genesis.architect", "input": {"simulate": {"output": {"plan": {"steps": [
+        {"id": "write", "agent": "genesis.content"}, {"id": "check", "capability": "qa", "needs": ["write"]}]}}}}});
+    let (ok, ptask, err) =
+        cli(&config, &redis, &["publish", "--topic", "genesis.meta.orchestrate", "--payload", &planned.to_string()]);
+    assert!(ok, "{err}");
+    let planned_id = format!("wf-{}", ptask.trim());
+    let wf: Value = wait_blocking(WAIT, "the planned workflow succeeds", || {
+        let (_, out, _) = cli(&config, &redis, &["workflow", "get", &planned_id, "--json"]);
+        let v: Value = serde_json::from_str(&out).ok()?;
+        (v["status"] == "succeeded").then_some(v)
+    });
+    let agents: Vec<&str> = wf["steps"].as_array().expect("steps").iter().filter_map(|s| s["agent"].as_str()).collect();
+    assert_eq!(agents, ["genesis.content", "genesis.qa"]);
+
     // A plan that breaks a rule kills the orchestrate task at once, with the rule in its error.
     let (ok, bad, _) = cli(
         &config,

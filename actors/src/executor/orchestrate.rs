@@ -38,7 +38,7 @@ impl Orchestrate {
         Orchestrate { workflows, templates, planners, default_planner }
     }
 
-    /// Ask the planner agent for a plan: it gets the request, the roster's agents and the template
+    /// Ask the planner agent for a plan: it gets the request (as `input`), the roster's agents and the template
     /// names, and answers a plan (or `{"plan": …}`).
     async fn ask_planner(&self, ctx: &TaskContext, launch: &Launch) -> Result<Plan, ExecError> {
         let name = launch.planner.clone().or_else(|| self.default_planner.clone()).ok_or_else(|| {
@@ -52,7 +52,7 @@ impl Orchestrate {
             .get(&name)
             .ok_or_else(|| ExecError::Fatal(format!("planner `{name}` is not an agent of this node's roster")))?;
         let request = json!({
-            "request": launch.input.clone().unwrap_or_else(|| json!({})),
+            "input": launch.input.clone().unwrap_or_else(|| json!({})),
             "agents": self.workflows.agent_names(),
             "templates": self.templates.names(),
             "format": "a plan as in docs/workflows.md: {\"steps\": [{\"id\", \"agent\" | \"capability\", \"input\", \"needs\"}]}",
