@@ -120,6 +120,17 @@ pub enum TaskCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A task with its parents and children: the reply_to hops before and after it, and for a
+    /// workflow's step the steps it needs and the steps that need it.
+    Tree {
+        #[command(flatten)]
+        redis: RedisOpt,
+        /// The task id.
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel a task: a queued or retrying one is dead-lettered (reason cancelled) without running; a
     /// running one is stopped at its agent by the node running it. A finished task is left as it is
     /// (exit status 1).

@@ -138,6 +138,48 @@ fn the_cli_and_the_orchestrate_agent_run_workflows_on_redis() {
     for want in ["status:      succeeded", "genesis.monitoring", "named after capability"] {
         assert!(text.contains(want), "{want} in\n{text}");
     }
+    // `task tree` of a step: the steps it needs and the steps that need it, with their tasks.
+    let qa = wf["steps"].as_array().expect("steps").iter().find(|s| s["id"] == "qa").expect("qa step");
+    let (ok, tree, err) = cli(&config, &redis, &["task", "tree", qa["task_id"].as_str().expect("task"), "--json"]);
+    assert!(ok, "{err}");
+    let tree: Value = serde_json::from_str(&tree).expect("json");
+    let steps = |k: &str| -> Vec<String> {
+        let mut v: Vec<String> =
+            tree[k].as_array().expect(k).iter().filter_map(|n| n["step"].as_str().map(String::from)).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(steps("parents"), ["backend", "frontend"], "{tree}");
+    assert_eq!(steps("children"), ["deploy"], "{tree}");
+    assert_eq!(tree["workflow"]["id"], id.as_str());
+    // … and of a reply_to chain: the hop before and the hop after.
+    let (ok, first, _) = cli(
+        &config,
+        &redis,
+        &[
+            "publish",
+            "--topic",
+            "genesis.idea.generate",
+            "--payload",
+            "{}",
+            "--reply-to",
+            "genesis.build,genesis.deploy",
+        ],
+    );
+    assert!(ok);
+    let first = first.trim().to_string();
+    let chain: Value = wait_blocking(WAIT, "the chain has run", || {
+        let (_, out, _) = cli(&config, &redis, &["task", "tree", &first, "--json"]);
+        let v: Value = serde_json::from_str(&out).ok()?;
+        let kids = v["children"].as_array()?;
+        (kids.len() == 2 && kids.iter().all(|k| k["status"] == "succeeded")).then_some(v)
+    });
+    let middle = chain["children"][0]["task_id"].as_str().expect("hop").to_string();
+    let (ok, text, _) = cli(&config, &redis, &["task", "tree", &middle]);
+    assert!(ok);
+    assert!(text.contains(&format!("{first} genesis.idea.generate succeeded (reply_to parent)")), "{text}");
+    assert!(text.contains("genesis.deploy succeeded (reply)"), "{text}");
+
     let (ok, list, _) = cli(&config, &redis, &["workflow", "list", "--status", "succeeded", "--tenant", "t1"]);
     assert!(ok && list.contains(&id), "{list}");
     let (ok, _, err) = cli(&config, &redis, &["workflow", "cancel", &id]);

@@ -6,6 +6,7 @@ mod payments;
 mod serve;
 mod stats;
 mod tasks;
+mod tree;
 mod workflows;
 
 use crate::cli::{BusCommand, Cli, Command, ConfigCommand, RedisOpt, TaskCommand, WorkflowCommand};
@@ -73,6 +74,10 @@ async fn dispatch(cfg: ServiceConfig, command: Command) -> Result<()> {
         Command::Task { command: TaskCommand::Get { redis, id, topic, json } } => {
             let bus = connect(&cfg, &redis).await?;
             tasks::get(&cfg, &bus, &id, topic.as_deref(), json).await
+        }
+        Command::Task { command: TaskCommand::Tree { redis, id, json } } => {
+            let bus = connect(&cfg, &redis).await?;
+            tree::tree(&cfg, &bus, &id, json).await
         }
         Command::Task { command: TaskCommand::Cancel { redis, id, topic, json } } => {
             let bus = connect(&cfg, &redis).await?;
