@@ -65,6 +65,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TaskCommand,
     },
+    /// Business workflows: DAGs of agent tasks (docs/workflows.md).
+    Workflow {
+        #[command(subcommand)]
+        command: WorkflowCommand,
+    },
     /// Inspect and act on dead-letter queues.
     Dlq {
         #[command(subcommand)]
@@ -115,6 +120,17 @@ pub enum TaskCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A task with its parents and children: the reply_to hops before and after it, and for a
+    /// workflow's step the steps it needs and the steps that need it.
+    Tree {
+        #[command(flatten)]
+        redis: RedisOpt,
+        /// The task id.
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel a task: a queued or retrying one is dead-lettered (reason cancelled) without running; a
     /// running one is stopped at its agent by the node running it. A finished task is left as it is
     /// (exit status 1).
@@ -127,6 +143,85 @@ pub enum TaskCommand {
         #[arg(long)]
         topic: Option<String>,
         /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WorkflowCommand {
+    /// Start a workflow from a template (config/workflows/NAME.toml) or a whole plan; prints its id.
+    Start {
+        #[command(flatten)]
+        redis: RedisOpt,
+        /// The template to start, e.g. business or landing-page.
+        #[arg(long, conflicts_with = "plan")]
+        template: Option<String>,
+        /// A whole plan as JSON, or @FILE to read it from a file.
+        #[arg(long)]
+        plan: Option<String>,
+        /// The business request, a JSON object (every template step gets it as `request`).
+        #[arg(long)]
+        input: Option<String>,
+        /// The workflow's tenant: 1 to 128 of letters, digits, ':', '.', '_' and '-'.
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: TenantId,
+        /// The business the workflow works for (default: the plan's, else the workflow id).
+        #[arg(long)]
+        business: Option<String>,
+        /// The most the workflow's steps may spend together, in cents (overrides the template's).
+        #[arg(long, value_name = "CENTS")]
+        budget_cents: Option<u64>,
+        /// Print the whole workflow as JSON instead of its id.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a workflow: status, reason, and per step its agent, status, task, attempts, times, output
+    /// and why routing chose its agent.
+    Get {
+        #[command(flatten)]
+        redis: RedisOpt,
+        /// The workflow id that `start` printed.
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List workflows, newest first.
+    List {
+        #[command(flatten)]
+        redis: RedisOpt,
+        /// Only this status: running, compensating, succeeded, failed or cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        /// At most this many (default 50, at most 1000).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a running workflow: no new steps start, running ones are stopped at their agents, then the
+    /// compensations of the steps that succeeded run (latest first).
+    Cancel {
+        #[command(flatten)]
+        redis: RedisOpt,
+        /// The workflow id.
+        id: String,
+        /// Print the workflow as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a failed workflow again from the steps that did not succeed, keeping the others' outputs.
+    Retry {
+        #[command(flatten)]
+        redis: RedisOpt,
+        /// The workflow id.
+        id: String,
+        /// Print the workflow as JSON.
         #[arg(long)]
         json: bool,
     },

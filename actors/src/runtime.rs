@@ -164,6 +164,44 @@ fn token_key(p: &crate::payments::PaymentsSettings) -> crate::payments::token::T
     }
 }
 
+/// Each agent's executor and circuit breaker, built once per node. The `orchestrate` executor is built
+/// last, because it holds the workflow engine and every other agent's executor (a planner agent may be
+/// any of them).
+fn agent_parts(
+    roster: &Roster,
+    executors: &ExecutorRegistry,
+    workflows: &crate::workflow::Workflows,
+    metrics: &Arc<crate::metrics::Metrics>,
+) -> Result<Vec<crate::node::AgentParts>, RuntimeError> {
+    use crate::executor::{orchestrate, Executor};
+    let is_orchestrate = |a: &crate::roster::AgentSpec| {
+        matches!(&a.executor, crate::roster::ExecutorSpec::Named(n) if n == orchestrate::NAME)
+            && executors.get(orchestrate::NAME).is_none()
+    };
+    let mut built: Vec<Option<Arc<dyn Executor>>> = Vec::with_capacity(roster.agents.len());
+    for a in &roster.agents {
+        built.push(if is_orchestrate(a) { None } else { Some(executors.for_agent(a)?) });
+    }
+    let planners: std::collections::BTreeMap<String, Arc<dyn Executor>> =
+        roster.agents.iter().zip(&built).filter_map(|(a, e)| Some((a.name.clone(), e.clone()?))).collect();
+    let ws = workflows.settings();
+    let mut parts = Vec::with_capacity(roster.agents.len());
+    for (a, executor) in roster.agents.iter().zip(built) {
+        let executor = executor.unwrap_or_else(|| {
+            Arc::new(orchestrate::Orchestrate::new(
+                workflows.clone(),
+                ws.templates.clone(),
+                planners.clone(),
+                ws.planner.clone(),
+            ))
+        });
+        let breaker = Arc::new(crate::agent::breaker::Breaker::new(&a.name, a.breaker));
+        breaker.with_metrics(metrics.clone());
+        parts.push(crate::node::AgentParts { executor, breaker });
+    }
+    Ok(parts)
+}
+
 /// A running node.
 pub struct Runtime {
     root: ActorRef<RootMsg>,
@@ -192,12 +230,6 @@ impl Runtime {
         payments: Option<crate::payments::authority::Authority>,
     ) -> Result<Runtime, RuntimeError> {
         let metrics = Arc::new(crate::metrics::Metrics::new());
-        let mut agent_parts = Vec::with_capacity(roster.agents.len());
-        for a in &roster.agents {
-            let breaker = Arc::new(crate::agent::breaker::Breaker::new(&a.name, a.breaker));
-            breaker.with_metrics(metrics.clone());
-            agent_parts.push(crate::node::AgentParts { executor: executors.for_agent(a)?, breaker });
-        }
         let topics: Vec<_> = roster.topics().cloned().collect();
         bus.ensure_topics(&topics).await?;
         let bus = bus.with_dlq_entry_limit(settings.bus.dlq.max_entry_bytes);
@@ -210,6 +242,7 @@ impl Runtime {
         if let Some(a) = &payments {
             workflows = workflows.with_payments(a.clone());
         }
+        let agent_parts = agent_parts(&roster, &executors, &workflows, &metrics)?;
         let node = Arc::new(NodeContext {
             bus,
             workflows,

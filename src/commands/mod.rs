@@ -6,8 +6,10 @@ mod payments;
 mod serve;
 mod stats;
 mod tasks;
+mod tree;
+mod workflows;
 
-use crate::cli::{BusCommand, Cli, Command, ConfigCommand, RedisOpt, TaskCommand};
+use crate::cli::{BusCommand, Cli, Command, ConfigCommand, RedisOpt, TaskCommand, WorkflowCommand};
 use crate::config::{self, ServiceConfig};
 use anyhow::{bail, Context, Result};
 use genesis_actors::bus::redis::RedisBus;
@@ -23,6 +25,27 @@ use genesis_actors::task::TopicName;
 #[error("exit status {code}")]
 pub struct Exit {
     pub code: u8,
+}
+
+async fn workflow(cfg: &ServiceConfig, command: WorkflowCommand) -> Result<()> {
+    match command {
+        WorkflowCommand::Start { redis, template, plan, input, tenant, business, budget_cents, json } => {
+            let bus = connect(cfg, &redis).await?;
+            let args = workflows::StartArgs { template, plan, input, tenant, business, budget_cents, json };
+            workflows::start(cfg, &bus, args).await
+        }
+        WorkflowCommand::Get { redis, id, json } => workflows::get(cfg, &connect(cfg, &redis).await?, &id, json).await,
+        WorkflowCommand::List { redis, status, tenant, limit, json } => {
+            let bus = connect(cfg, &redis).await?;
+            workflows::list(cfg, &bus, status.as_deref(), tenant, limit, json).await
+        }
+        WorkflowCommand::Cancel { redis, id, json } => {
+            workflows::cancel(cfg, &connect(cfg, &redis).await?, &id, json).await
+        }
+        WorkflowCommand::Retry { redis, id, json } => {
+            workflows::retry(cfg, &connect(cfg, &redis).await?, &id, json).await
+        }
+    }
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -52,10 +75,15 @@ async fn dispatch(cfg: ServiceConfig, command: Command) -> Result<()> {
             let bus = connect(&cfg, &redis).await?;
             tasks::get(&cfg, &bus, &id, topic.as_deref(), json).await
         }
+        Command::Task { command: TaskCommand::Tree { redis, id, json } } => {
+            let bus = connect(&cfg, &redis).await?;
+            tree::tree(&cfg, &bus, &id, json).await
+        }
         Command::Task { command: TaskCommand::Cancel { redis, id, topic, json } } => {
             let bus = connect(&cfg, &redis).await?;
             tasks::cancel(&cfg, &bus, &id, topic.as_deref(), json).await
         }
+        Command::Workflow { command } => workflow(&cfg, command).await,
         Command::Dlq { command } => dlq::run(&cfg, command).await,
         Command::Bus { command: BusCommand::Stats { redis, json } } => {
             let bus = connect(&cfg, &redis).await?;

@@ -143,6 +143,8 @@ mod tests {
             dlq_id: None,
             progress: Some(serde_json::json!({"step": 2, "of": 5})),
             cancel_requested_at: Some(2_000),
+            workflow_id: None,
+            workflow_step: None,
             updated_at: 1_000,
         }
     }

@@ -123,9 +123,11 @@ pub(crate) fn load_with_env(path: &Path, known_executors: &[&str], env: Env) -> 
     let redis = redis_options(path, &genesis.redis_url, &genesis.redis_files, &mut issues);
     let dir = path.parent().unwrap_or(Path::new("."));
     payments.token_key = payments::token_key(dir, genesis.token_key_file.as_deref(), env, &mut issues);
+    let mut settings = genesis.settings;
+    settings.workflows.templates = std::sync::Arc::new(templates(dir, &roster, &settings.workflows, &mut issues));
     let payments = issues.finish(payments)?;
     Ok(ServiceConfig {
-        settings: genesis.settings,
+        settings,
         roster,
         redis,
         replication: genesis.replication,
@@ -135,6 +137,37 @@ pub(crate) fn load_with_env(path: &Path, known_executors: &[&str], env: Env) -> 
         telemetry: genesis.telemetry,
         source: path.to_path_buf(),
     })
+}
+
+/// The workflow templates in `workflows/` beside `genesis.toml`, each validated against the roster and
+/// the routes now (so `config check` names a template step that names no agent).
+fn templates(
+    dir: &Path,
+    roster: &genesis_actors::roster::Roster,
+    ws: &genesis_actors::workflow::WorkflowSettings,
+    issues: &mut Issues,
+) -> genesis_actors::workflow::template::Templates {
+    use genesis_actors::workflow::{route::Fleet, template::Templates, validate::validate};
+    let at = dir.join("workflows");
+    let templates = match Templates::load_dir(&at) {
+        Ok(t) => t,
+        Err(e) => {
+            issues.push("workflows (templates)", Some(at.display().to_string()), e.to_string());
+            return Templates::default();
+        }
+    };
+    let fleet = Fleet { agents: roster.agents.iter().map(|a| a.name.clone()).collect(), depth: Default::default() };
+    for name in templates.names() {
+        let checked = templates
+            .instantiate(name, &serde_json::json!({}))
+            .map_err(|e| e.to_string())
+            .and_then(|plan| validate(&plan, &ws.limits, &ws.routes, &fleet, None).map_err(|e| e.to_string()));
+        if let Err(problem) = checked {
+            let file = at.join(format!("{name}.toml")).display().to_string();
+            issues.push("workflows (template)", Some(file), problem);
+        }
+    }
+    templates
 }
 
 /// The Redis settings, with file paths relative to `genesis.toml`'s directory, checked now (files

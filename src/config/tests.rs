@@ -38,8 +38,13 @@ fn agents(n: usize, extra: &str) -> String {
 
 #[test]
 fn shipped_config_loads_with_defaults_and_overrides() {
-    let config = load_with_env(&shipped("genesis.toml"), &["simulated"], &no_env).expect("shipped config loads");
-    assert_eq!(config.settings, RuntimeSettings::defaults("node-1"));
+    let config =
+        load_with_env(&shipped("genesis.toml"), &["simulated", "orchestrate"], &no_env).expect("shipped config loads");
+    // The shipped workflow templates are loaded (and were validated against the roster).
+    assert_eq!(config.settings.workflows.templates.names(), ["business", "landing-page"]);
+    let mut defaults = RuntimeSettings::defaults("node-1");
+    defaults.workflows.templates = config.settings.workflows.templates.clone();
+    assert_eq!(config.settings, defaults);
     assert!(config.redis.url.is_none());
     assert_eq!(config.http_addr, Some(SocketAddr::from(([127, 0, 0, 1], 9464))));
     assert_eq!(config.source, shipped("genesis.toml"));
@@ -51,7 +56,8 @@ fn shipped_config_loads_with_defaults_and_overrides() {
     for a in agents {
         assert_eq!(a.topic.as_str(), a.name, "topic defaults to name");
         assert_eq!(a.concurrency, 4);
-        assert_eq!(a.executor.name(), "simulated");
+        let expected = if a.name == "genesis.meta.orchestrate" { "orchestrate" } else { "simulated" };
+        assert_eq!(a.executor.name(), expected);
     }
     let get = |name: &str| config.roster.by_name(name).expect("agent present");
     let secs = Duration::from_secs;
@@ -60,7 +66,7 @@ fn shipped_config_loads_with_defaults_and_overrides() {
     let idea = get("genesis.idea.generate");
     assert_eq!((idea.retry_delay, idea.timeout), (secs(10), secs(300)));
     let meta = get("genesis.meta.orchestrate");
-    assert_eq!((meta.timeout, meta.max_retries), (secs(3600), 1));
+    assert_eq!((meta.timeout, meta.max_retries), (secs(300), 3));
     let qa = get("genesis.qa");
     assert_eq!((qa.retry_delay, qa.timeout, qa.max_retries), (secs(5), secs(120), 3));
 }
@@ -72,7 +78,7 @@ fn shipped_config_takes_env_overrides() {
         "GENESIS_REDIS_URL" => Some("redis://redis:6379/0".to_string()),
         _ => None,
     };
-    let config = load_with_env(&shipped("genesis.toml"), &["simulated"], &env).expect("loads");
+    let config = load_with_env(&shipped("genesis.toml"), &["simulated", "orchestrate"], &env).expect("loads");
     assert_eq!(config.settings.node_id, "worker-7");
     assert_eq!(
         config
@@ -386,7 +392,8 @@ fn node_id_from_elsewhere_uses_the_same_rules() {
 /// let any amount the hard cap allows fit every budget.
 #[test]
 fn payment_defaults_are_coherent() {
-    let shipped = load_with_env(&shipped("genesis.toml"), &["simulated"], &no_env).expect("shipped config loads");
+    let shipped =
+        load_with_env(&shipped("genesis.toml"), &["simulated", "orchestrate"], &no_env).expect("shipped config loads");
     let code = genesis("").expect("defaults are valid");
     for (what, p) in [("shipped", &shipped.payments), ("code", &code.payments)] {
         let (r, b) = (&p.rules, &p.budgets);

@@ -7,6 +7,7 @@
 
 pub mod payments;
 pub mod server;
+pub mod workflows;
 
 use crate::submit::{self, SubmitError, SubmitRequest};
 use axum::extract::{Path, Query, State};
@@ -56,7 +57,7 @@ impl NodeSlot {
 }
 
 /// What a handler can fail with.
-enum ApiError {
+pub(crate) enum ApiError {
     Submit(SubmitError),
     /// The node is not running yet.
     Starting(String),
@@ -99,6 +100,10 @@ pub fn router(api: Api) -> Router {
         .route("/v1/tasks/{id}", get(get_task))
         .route("/v1/tasks/{id}/cancel", post(cancel_task))
         .route("/v1/stats", get(stats))
+        .route("/v1/workflows", post(workflows::start).get(workflows::list))
+        .route("/v1/workflows/{id}", get(workflows::get))
+        .route("/v1/workflows/{id}/cancel", post(workflows::cancel))
+        .route("/v1/workflows/{id}/retry", post(workflows::retry))
         .route("/v1/payments/intents", post(payments::create_intent))
         .route("/metrics", get(metrics))
         .with_state(api)
@@ -115,12 +120,12 @@ pub async fn serve(
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(
         ?addr,
-        "HTTP listening (/healthz, /readyz, /metrics, /v1/tasks, /v1/tasks/{{id}}/cancel, /v1/payments/intents)"
+        "HTTP listening (/healthz, /readyz, /metrics, /v1/tasks, /v1/tasks/{{id}}/cancel, /v1/workflows, /v1/payments/intents)"
     );
     server::serve(listener, server::limited(router(api), limits), limits, shutdown).await
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 

@@ -171,6 +171,12 @@ pub struct TaskRecord {
     /// Unix epoch; the task then ends dead with reason `cancelled` (unless it had already finished).
     #[serde(default)]
     pub cancel_requested_at: Option<u64>,
+    /// The workflow and step this task is (a workflow's step or compensation), written when it is
+    /// published.
+    #[serde(default)]
+    pub workflow_id: Option<String>,
+    #[serde(default)]
+    pub workflow_step: Option<String>,
     pub updated_at: u64,
 }
 

@@ -9,6 +9,7 @@
 
 pub mod a2a;
 pub mod http;
+pub mod orchestrate;
 pub mod process;
 pub mod simulated;
 
@@ -163,6 +164,9 @@ pub struct ExecutorRegistry {
 /// The `executor` values that take their settings from `agents.toml` instead of the registry.
 pub const CONFIGURED: [&str; 3] = [a2a::NAME, http::NAME, process::NAME];
 
+/// The `executor` values the node builds itself, from its own parts (the workflow engine).
+pub const BUILT_BY_NODE: [&str; 1] = [orchestrate::NAME];
+
 impl ExecutorRegistry {
     /// The built-in named executors (`simulated`).
     pub fn builtin() -> Self {
@@ -183,6 +187,7 @@ impl ExecutorRegistry {
     pub fn names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
         names.extend(CONFIGURED);
+        names.extend(BUILT_BY_NODE);
         names.sort_unstable();
         names.dedup();
         names

@@ -156,6 +156,11 @@ impl Workflows {
         &self.store
     }
 
+    /// The roster's agent names (what a plan's `agent` may name; told to a planner agent).
+    pub fn agent_names(&self) -> Vec<String> {
+        self.agents.keys().cloned().collect()
+    }
+
     pub fn settings(&self) -> &WorkflowSettings {
         &self.settings
     }

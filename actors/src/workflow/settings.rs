@@ -19,6 +19,11 @@ pub struct WorkflowSettings {
     pub retention: Duration,
     /// About how many entries the events stream keeps (`XADD … MAXLEN ~`).
     pub events_max_len: usize,
+    /// The templates in `workflows.templates_dir` (default `<config dir>/workflows`).
+    pub templates: std::sync::Arc<super::template::Templates>,
+    /// `workflows.planner`: the agent asked to write a plan when a start request names neither a
+    /// template nor a plan.
+    pub planner: Option<String>,
 }
 
 impl Default for WorkflowSettings {
@@ -29,6 +34,8 @@ impl Default for WorkflowSettings {
             sweep_interval: Duration::from_secs(2),
             retention: Duration::from_secs(7 * 24 * 3600),
             events_max_len: 100_000,
+            templates: Default::default(),
+            planner: None,
         }
     }
 }

@@ -139,6 +139,8 @@ mod tests {
             dlq_id: None,
             progress: None,
             cancel_requested_at: None,
+            workflow_id: None,
+            workflow_step: None,
             updated_at: 0,
         }
     }

@@ -125,6 +125,8 @@ impl State {
                     dlq_id: None,
                     progress: None,
                     cancel_requested_at: None,
+                    workflow_id: None,
+                    workflow_step: None,
                     updated_at: 0,
                 },
                 Instant::now(),
@@ -141,6 +143,10 @@ impl State {
         r.tenant_id = Some(env.tenant_id.to_string());
         r.correlation_id = Some(env.correlation_id.clone());
         r.parent = env.parent_id().map(|p| p.to_string());
+        if let Some(w) = &env.workflow {
+            r.workflow_id = Some(w.id.clone());
+            r.workflow_step = Some(w.step.clone());
+        }
         r
     }
 

@@ -48,6 +48,7 @@ impl ScriptArgs for PublishArgs<'_> {
         to.arg(self.task.to_json());
         who.push(to);
         to.arg(topic.as_str()).arg(self.ttl_ms);
+        to.arg(self.task.workflow.as_ref().map(|w| format!("{}/{}", w.id, w.step)).unwrap_or_default());
     }
 }
 

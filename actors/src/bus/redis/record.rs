@@ -41,6 +41,8 @@ pub fn task_record(topic: &TopicName, task_id: &str, p: Fields) -> Result<Option
         dlq_id: nonempty(&p, "dlq_id"),
         progress: nonempty(&p, "progress").map(|s| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s))),
         cancel_requested_at: number(&p, "cancel_requested_at"),
+        workflow_id: nonempty(&p, "workflow").and_then(|w| Some(w.split_once('/')?.0.to_string())),
+        workflow_step: nonempty(&p, "workflow").and_then(|w| Some(w.split_once('/')?.1.to_string())),
         updated_at: number(&p, "updated_at").unwrap_or(0),
     }))
 }
