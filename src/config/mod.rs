@@ -124,7 +124,8 @@ pub(crate) fn load_with_env(path: &Path, known_executors: &[&str], env: Env) -> 
     let dir = path.parent().unwrap_or(Path::new("."));
     payments.token_key = payments::token_key(dir, genesis.token_key_file.as_deref(), env, &mut issues);
     let mut settings = genesis.settings;
-    settings.workflows.templates = std::sync::Arc::new(templates(dir, &roster, &settings.workflows, &mut issues));
+    let templates = templates(&dir.join(&genesis.templates_dir), &roster, &settings.workflows, &mut issues);
+    settings.workflows.templates = std::sync::Arc::new(templates);
     let payments = issues.finish(payments)?;
     Ok(ServiceConfig {
         settings,
@@ -139,7 +140,7 @@ pub(crate) fn load_with_env(path: &Path, known_executors: &[&str], env: Env) -> 
     })
 }
 
-/// The workflow templates in `workflows/` beside `genesis.toml`, each validated against the roster and
+/// The workflow templates in `dir` (`workflows.templates_dir`), each validated against the roster and
 /// the routes now (so `config check` names a template step that names no agent).
 fn templates(
     dir: &Path,
@@ -148,11 +149,11 @@ fn templates(
     issues: &mut Issues,
 ) -> genesis_actors::workflow::template::Templates {
     use genesis_actors::workflow::{route::Fleet, template::Templates, validate::validate};
-    let at = dir.join("workflows");
+    let at = dir.to_path_buf();
     let templates = match Templates::load_dir(&at) {
         Ok(t) => t,
         Err(e) => {
-            issues.push("workflows (templates)", Some(at.display().to_string()), e.to_string());
+            issues.push("workflows.templates_dir", Some(at.display().to_string()), e.to_string());
             return Templates::default();
         }
     };

@@ -41,6 +41,8 @@ pub(crate) struct GenesisParts {
     /// `payments.token_key_file` as written (relative to `genesis.toml`'s directory).
     pub token_key_file: Option<String>,
     pub telemetry: TelemetrySettings,
+    /// `workflows.templates_dir` as written (relative to `genesis.toml`'s directory).
+    pub templates_dir: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -292,6 +294,7 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
         sampling_ratio,
         service_name: t.service_name.filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "genesis".into()),
     };
+    let templates_dir = super::workflows::templates_dir(&file.workflows);
     let workflows = super::workflows::workflows(file.workflows, issues);
     let settings = RuntimeSettings { node_id, bus, supervision, liveness, retry_backoff, shutdown_grace, workflows };
     GenesisParts {
@@ -305,6 +308,7 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
         payments,
         token_key_file,
         telemetry,
+        templates_dir,
     }
 }
 

@@ -19,6 +19,10 @@ pub(crate) struct WorkflowsFile {
     pub sweep_interval: Option<String>,
     pub retention: Option<String>,
     pub events_max_len: Option<i64>,
+    /// The agent asked to write a plan when a start request names neither a template nor a plan.
+    pub planner: Option<String>,
+    /// Where the templates are (relative to `genesis.toml`'s directory; default `workflows`).
+    pub templates_dir: Option<String>,
     #[serde(default)]
     pub routes: Vec<RouteFile>,
 }
@@ -34,6 +38,11 @@ pub(crate) struct RouteFile {
 
 /// The most steps a plan may have (a workflow is one document).
 const MAX_STEPS: i64 = 10_000;
+
+/// The templates directory as written (`workflows.templates_dir`, default `workflows`).
+pub(crate) fn templates_dir(file: &WorkflowsFile) -> String {
+    file.templates_dir.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "workflows".into())
+}
 
 pub(crate) fn workflows(file: WorkflowsFile, issues: &mut Issues) -> WorkflowSettings {
     let d = WorkflowSettings::default();
@@ -70,11 +79,18 @@ pub(crate) fn workflows(file: WorkflowsFile, issues: &mut Issues) -> WorkflowSet
         ),
         retention: duration(issues, "workflows.retention", file.retention.as_deref(), d.retention, true),
         events_max_len: int(issues, "workflows.events_max_len", file.events_max_len, d.events_max_len, 1..=i64::MAX),
+        templates: d.templates,
+        planner: file.planner.filter(|s| !s.trim().is_empty()),
     }
 }
 
 /// Every route rule names an agent of the roster (a rule naming another would never route).
 pub(crate) fn check_routes(w: &WorkflowSettings, agents: &BTreeSet<String>, issues: &mut Issues) {
+    if let Some(p) = &w.planner {
+        if !agents.contains(p) {
+            issues.push("workflows.planner", Some(quote(p)), "no such agent in the roster");
+        }
+    }
     for (i, r) in w.routes.iter().enumerate() {
         if !agents.contains(&r.agent) {
             issues.push(format!("workflows.routes[{i}].agent"), Some(quote(&r.agent)), "no such agent in the roster");
