@@ -19,7 +19,9 @@
 //! - `windows`: the same at C = 64 with few agents, so each agent's velocity window holds hundreds of
 //!   entries (the `DECIDE` script reads the whole window per decision);
 //! - `deny`: every intent fails validation (unknown agent, the last validation step): no ledger call;
-//! - `memory`: the approving workload on the in-memory ledger.
+//! - `memory`: the approving workload on the in-memory ledger;
+//! - `workflow`: the approving workload at C = 1 and 64 with every intent counting toward a workflow's
+//!   budget (one workflow per business, budgets far above a run): what the workflow scope costs.
 //!
 //! Approving workload: amounts 100..=799 cents (under the structuring band of 800..1000, at most 8× the
 //! smallest, so never an amount anomaly), 3 whitelisted vendors, agents and businesses assigned
@@ -39,7 +41,7 @@ use genesis_actors::payments::authority::Authority;
 use genesis_actors::payments::ledger::memory::MemoryLedger;
 use genesis_actors::payments::ledger::redis::RedisLedger;
 use genesis_actors::payments::ledger::Ledger;
-use genesis_actors::payments::types::{Outcome, PaymentIntent};
+use genesis_actors::payments::types::{Outcome, PaymentIntent, WorkflowBudget};
 use genesis_actors::payments::PaymentsSettings;
 use redis::aio::MultiplexedConnection;
 use std::collections::{BTreeMap, BTreeSet};
@@ -77,7 +79,7 @@ struct Opts {
     redis_stats: bool,
 }
 
-const SCENARIOS: [&str; 4] = ["redis", "windows", "deny", "memory"];
+const SCENARIOS: [&str; 5] = ["redis", "windows", "deny", "memory", "workflow"];
 
 impl Opts {
     fn defaults() -> Opts {
@@ -201,6 +203,8 @@ struct Spread {
     agents: usize,
     businesses: usize,
     tenants: usize,
+    /// Every intent counts toward its business's workflow (`bench-wf-<business>`, budget 2^50).
+    workflows: bool,
 }
 
 /// `n` intents that pass every check, mandate ids `{tag}-{i}`.
@@ -220,6 +224,9 @@ fn approving(tag: &str, n: usize, s: &Spread) -> Vec<PaymentIntent> {
                 tenant_id: genesis_actors::tenant::TenantId::parse(&format!("bench-tenant-{}", business % s.tenants))
                     .expect("a valid tenant id"),
                 task_id: None,
+                workflow: s
+                    .workflows
+                    .then(|| WorkflowBudget { id: format!("bench-wf-{business}"), budget_cents: 1 << 50 }),
             }
         })
         .collect()
@@ -497,7 +504,7 @@ async fn redis_scenario(env: &mut Env, o: &Opts, rep: &mut Report) {
         "== approving intents on the Redis ledger ({} agents, {} businesses, {} tenants)",
         o.agents, o.businesses, o.tenants
     );
-    let spread = Spread { agents: o.agents, businesses: o.businesses, tenants: o.tenants };
+    let spread = Spread { agents: o.agents, businesses: o.businesses, tenants: o.tenants, workflows: false };
     let mut latency = Vec::new();
     for &c in &o.concurrency {
         let n = if c == 1 { o.seq_decisions } else { o.decisions };
@@ -516,7 +523,7 @@ async fn redis_scenario(env: &mut Env, o: &Opts, rep: &mut Report) {
 async fn windows_scenario(env: &mut Env, o: &Opts, rep: &mut Report) {
     let (agents, n, c) = (o.window_agents, o.window_decisions, 64);
     eprintln!("== approving intents on the Redis ledger, {agents} agents (large velocity windows)");
-    let spread = Spread { agents, businesses: o.businesses, tenants: o.tenants };
+    let spread = Spread { agents, businesses: o.businesses, tenants: o.tenants, workflows: false };
     let r = redis_run(env, o, "win", &spread, n, c).await;
     let window = (o.warmup + n).div_ceil(agents);
     rate_row(
@@ -533,7 +540,7 @@ async fn deny_scenario(env: &mut Env, o: &Opts, rep: &mut Report) {
     let c = 64;
     let n = o.deny_decisions;
     eprintln!("== every intent denied at validation (unknown agent), C = {c}");
-    let spread = Spread { agents: o.agents, businesses: o.businesses, tenants: o.tenants };
+    let spread = Spread { agents: o.agents, businesses: o.businesses, tenants: o.tenants, workflows: false };
     env.reset().await;
     let authority = env.authority(o.agents).await;
     drive(&authority, Arc::new(unknown_agent("warm-deny", o.warmup, &spread)), c).await;
@@ -548,7 +555,7 @@ async fn deny_scenario(env: &mut Env, o: &Opts, rep: &mut Report) {
 async fn memory_scenario(o: &Opts, rep: &mut Report) {
     let n = o.memory_decisions;
     eprintln!("== approving intents on the in-memory ledger");
-    let spread = Spread { agents: o.agents, businesses: o.businesses, tenants: o.tenants };
+    let spread = Spread { agents: o.agents, businesses: o.businesses, tenants: o.tenants, workflows: false };
     for c in [1, 64] {
         let authority = Authority::new(settings(o.agents), Ledger::Memory(MemoryLedger::new()), None);
         drive(&authority, Arc::new(approving("warm-mem", o.warmup, &spread)), c).await;
@@ -557,6 +564,17 @@ async fn memory_scenario(o: &Opts, rep: &mut Report) {
         let b = cpu(None).await;
         eprintln!("  memory C = {c}: {n} in {:.3} s; {}", r.wall.as_secs_f64(), a.share(&b));
         rate_row(rep, format!("In-memory ledger, approve, C = {c}, n = {n}"), &r, "approved/approved", false);
+        latency_row(rep, "  same: p50 / p99 / p999".to_string(), &r);
+    }
+}
+
+async fn workflow_scenario(env: &mut Env, o: &Opts, rep: &mut Report) {
+    eprintln!("== approving intents that count toward a workflow's budget (one workflow per business)");
+    let spread = Spread { agents: o.agents, businesses: o.businesses, tenants: o.tenants, workflows: true };
+    for c in [1, 64] {
+        let n = if c == 1 { o.seq_decisions } else { o.decisions };
+        let r = redis_run(env, o, &format!("wf{c}"), &spread, n, c).await;
+        rate_row(rep, format!("Redis, approve in a workflow, C = {c}, n = {n}"), &r, "approved/approved", c > 1);
         latency_row(rep, "  same: p50 / p99 / p999".to_string(), &r);
     }
 }
@@ -578,6 +596,9 @@ async fn run(url: String, o: Opts) -> Report {
     }
     if o.wants("memory") {
         memory_scenario(&o, &mut rep).await;
+    }
+    if o.wants("workflow") {
+        workflow_scenario(&mut env, &o, &mut rep).await;
     }
     eprintln!("bench finished in {:.1?}", t0.elapsed());
     rep

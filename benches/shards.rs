@@ -199,6 +199,7 @@ async fn decisions(url: &str, o: &Opts) -> (f64, usize) {
                     business_id: format!("bench-biz-{business}"),
                     tenant_id: TenantId::parse(&format!("bench-tenant-{}", business % o.tenants)).expect("tenant"),
                     task_id: None,
+                    workflow: None,
                 }
             })
             .collect(),

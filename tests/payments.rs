@@ -89,6 +89,7 @@ fn intent(agent: &str, vendor: &str, cents: i64, mandate: &str) -> PaymentIntent
         business_id: "biz-1".into(),
         tenant_id: tid("tenant-1"),
         task_id: None,
+        workflow: None,
     }
 }
 

@@ -142,6 +142,7 @@ fn intent_for(task: &TaskEnvelope, mandate: &str, cents: i64) -> PaymentIntent {
         business_id: "biz-late".into(),
         tenant_id: task.tenant_id.clone(),
         task_id: Some(task.task_id),
+        workflow: None,
     }
 }
 
@@ -252,6 +253,7 @@ fn claims(task: TaskId, agent: &str, expires_at_ms: u64) -> Claims {
         business: "biz-http".into(),
         tenant: tenant("tenant-http"),
         expires_at_ms,
+        workflow: None,
     }
 }
 

@@ -397,6 +397,7 @@ async fn a_planted_violation_is_reported() {
             business_id: "biz-planted".into(),
             tenant_id: tenant0(),
             task_id: Some(paid.parse().expect("task id")),
+            workflow: None,
         })
         .await
         .expect("approve");

@@ -70,6 +70,7 @@ pub async fn run(cfg: &ServiceConfig, command: PaymentsCommand) -> Result<()> {
                 business_id: business,
                 tenant_id: tenant,
                 task_id: None,
+                workflow: None,
             };
             let d = a.approve(&intent).await?;
             // The reason as decided: it quotes mandate ids, vendors and agents, whose case matters.

@@ -517,6 +517,7 @@ fn payment_token_key_from_file_or_environment() {
         business: "default".into(),
         tenant: Default::default(),
         expires_at_ms: u64::MAX,
+        workflow: None,
     };
     let other_node = load("", &env).expect("env key").payments.token_key.expect("key");
     assert_eq!(verify(&other_node, &sign(&key, &claims), 0), Ok(claims));

@@ -267,6 +267,8 @@ async fn attempt(
                     // This attempt's task-bound payment token (with payments configured), valid past its deadline.
                     payment_token: ctx.payments.token_for(&spec.name, &env, deadline_ms),
                     payments: ctx.payments.clone(),
+                    workflow: env.workflow.clone(),
+                    business_id: env.business_id.clone(),
                 };
                 let started = std::time::Instant::now();
                 let ran = run_until_timeout(ctx, &tctx, &env.payload, &cancel).await;

@@ -47,6 +47,12 @@ pub struct TaskContext {
     pub payment_token: Option<String>,
     /// The way to ask the MetaAgent for money; `approve` fails if payments are not configured.
     pub payments: crate::payments::meta_agent::PaymentsClient,
+    /// The workflow step (or compensation) this task is, from its envelope: its payments count toward
+    /// the workflow's budget ([`TaskContext::workflow_budget`]).
+    pub workflow: Option<crate::workflow::state::WorkflowRef>,
+    /// The envelope's `business_id` (a workflow's business): preferred to the payload's
+    /// ([`TaskContext::business`]).
+    pub business_id: Option<String>,
 }
 
 impl TaskContext {
@@ -68,7 +74,20 @@ impl TaskContext {
             progress: Progress::default(),
             payment_token: None,
             payments: Default::default(),
+            workflow: None,
+            business_id: None,
         }
+    }
+
+    /// The business this task's payments are for: the envelope's, else the payload's, else `default`
+    /// (one rule for every executor and the payment token: [`crate::payments::for_task::business_of`]).
+    pub fn business(&self, payload: &serde_json::Value) -> Result<String, crate::payments::types::Rejection> {
+        crate::payments::for_task::business_of(self.business_id.as_deref(), payload)
+    }
+
+    /// The workflow budget this task's payments count toward, if it is a workflow step with one.
+    pub fn workflow_budget(&self) -> Option<crate::payments::types::WorkflowBudget> {
+        crate::payments::for_task::workflow_of(self.workflow.as_ref())
     }
 }
 

@@ -4,9 +4,10 @@
 //! "report_to": "http://host:port/path"}`.
 //!
 //! It first asks the MetaAgent for each payment in `pay` (mandate `<task_id>-<index>`, so a retried or
-//! replayed task asks again idempotently; bound to the task, so its outcome settles them): a denial
-//! fails the task (fatal), a payment held for review fails the attempt (retryable: it is asked again
-//! after review). Then it reports each value of `progress` in order (the task record keeps the
+//! replayed task asks again idempotently; bound to the task, so its outcome settles them; for the
+//! task's business and workflow budget, [`TaskContext::business`]): a denial fails the task (fatal,
+//! the error naming the code, e.g. `over_workflow_budget`), a payment held for review fails the
+//! attempt (retryable: it is asked again after review). Then it reports each value of `progress` in order (the task record keeps the
 //! latest), works for `sleep_ms` — stopping early with [`ExecError::Cancelled`] when the attempt is
 //! cancelled (timeout, `genesis task cancel`) — then panics (crashing its worker) while the delivery
 //! counter is ≤ `panic_deliveries`, then fails retryably while the attempt is ≤ `fail_attempts`.
@@ -19,7 +20,7 @@
 //! count executions; a report that cannot be delivered is ignored (logged at debug).
 
 use super::{ExecError, Executor, TaskContext};
-use crate::payments::types::{Outcome, PaymentIntent, DEFAULT_BUSINESS};
+use crate::payments::types::{Outcome, PaymentIntent};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -115,17 +116,22 @@ async fn report(url: Option<&str>, ctx: &TaskContext, phase: &str, outcome: Opti
 /// The steered work itself: payments, sleep, panic, failure, output.
 async fn simulate(ctx: &TaskContext, payload: &Value, sim: Simulate) -> Result<Value, ExecError> {
     let mut payments = Vec::new();
+    let business = if sim.pay.is_empty() { Ok(String::new()) } else { ctx.business(payload) };
     for (i, p) in sim.pay.iter().enumerate() {
-        let business = payload.get("business_id").and_then(Value::as_str).unwrap_or(DEFAULT_BUSINESS);
+        let business = match &business {
+            Ok(b) => b.clone(),
+            Err(r) => return Err(ExecError::Fatal(format!("payment {i} denied ({}): {}", r.code, r.reason))),
+        };
         let intent = PaymentIntent {
             agent_id: ctx.agent.clone(),
             vendor: p.vendor.clone(),
             amount_cents: p.amount_cents,
             reason: p.reason.clone(),
             mandate_id: format!("{}-{i}", ctx.task_id),
-            business_id: business.to_string(),
+            business_id: business,
             tenant_id: ctx.tenant_id.clone(),
             task_id: Some(ctx.task_id),
+            workflow: ctx.workflow_budget(),
         };
         let d = ctx.payments.approve(intent).await.map_err(ExecError::Retryable)?;
         match d.outcome {

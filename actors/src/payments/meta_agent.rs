@@ -137,14 +137,15 @@ impl PaymentsClient {
     }
 
     /// The payment token of one attempt of `env`, run by `agent`, until `deadline_ms` (plus
-    /// [`token::EXPIRY_MARGIN_MS`]); `None` without payments, or when the payload's `business_id` is not
-    /// a valid business id (logged: the agent then cannot pay, and says why when it tries).
+    /// [`token::EXPIRY_MARGIN_MS`]), bound to the task's business and workflow budget
+    /// ([`super::for_task`]); `None` without payments, or when the task's business is not a valid
+    /// business id (logged: the agent then cannot pay, and says why when it tries).
     pub fn token_for(&self, agent: &str, env: &TaskEnvelope, deadline_ms: u64) -> Option<String> {
         let key = self.tokens.as_ref()?;
-        let business = match super::outside::business_of(&env.payload) {
+        let business = match super::for_task::business_of(env.business_id.as_deref(), &env.payload) {
             Ok(b) => b,
             Err(problem) => {
-                tracing::warn!(task_id = %env.task_id, %problem, "no payment token for this task: its payload's business_id is not valid");
+                tracing::warn!(task_id = %env.task_id, problem = %problem.reason, "no payment token for this task: its business_id is not valid");
                 return None;
             }
         };
@@ -154,6 +155,7 @@ impl PaymentsClient {
             business,
             tenant: env.tenant_id.clone(),
             expires_at_ms: token::expiry_for(deadline_ms),
+            workflow: super::for_task::workflow_of(env.workflow.as_ref()),
         };
         Some(token::sign(key, &claims))
     }

@@ -7,6 +7,8 @@
 //! - [`ledger`]: budgets, reservations and idempotency, atomic in Redis (or in memory);
 //! - [`authority`]: validation + ledger: the one code path every decision takes;
 //! - [`meta_agent`]: the MetaAgent actor that answers intents by message;
+//! - [`for_task`]: the business and workflow budget a task's intents are for (one rule for every way
+//!   a task asks);
 //! - [`token`]: task-bound payment tokens, with which outside agents ask as their task's agent;
 //! - [`outside`]: an outside agent's intent (as the HTTP API receives it) bound to its token;
 //! - [`settlement`]: a task's reservations follow its outcome (captured on success, released on death);
@@ -15,6 +17,7 @@
 //! The guarantees are in `docs/semantics.md`, section "Money".
 
 pub mod authority;
+pub mod for_task;
 pub mod ledger;
 pub mod meta_agent;
 pub mod notify;

@@ -3,7 +3,7 @@
 //! [`PaymentIntent`] the MetaAgent decides.
 //!
 //! **Who pays comes from the token, never from the body.** The agent, business, tenant and task of the
-//! intent are the token's claims; a body that names any of them (`agent_id`, `business_id`,
+//! intent are the token's claims, and so is the workflow budget it counts toward (a workflow step's); a body that names any of them (`agent_id`, `business_id`,
 //! `tenant_id`, `task_id`, or the same without `_id`) is refused as a whole, so a confused or
 //! malicious agent learns at once that it cannot spend as someone else.
 //!
@@ -14,7 +14,7 @@
 //! once; two identical payments in one task need two distinct `mandate_id`s.
 
 use super::token::Claims;
-use super::types::{is_valid_id, PaymentIntent, DEFAULT_BUSINESS, MAX_ID_LEN};
+use super::types::{is_valid_id, PaymentIntent, MAX_ID_LEN};
 use crate::task::TaskId;
 use serde::Deserialize;
 use serde_json::Value;
@@ -92,22 +92,14 @@ pub fn intent(claims: &Claims, body: IntentBody) -> Result<PaymentIntent, BodyEr
         business_id: claims.business.clone(),
         tenant_id: claims.tenant.clone(),
         task_id: Some(claims.task_id),
+        workflow: claims.workflow.clone(),
     })
-}
-
-/// The business a task pays for: its payload's `business_id` (a valid id), else [`DEFAULT_BUSINESS`].
-/// `Err` names the problem with a `business_id` that is not a valid id (the task then gets no token).
-pub fn business_of(payload: &Value) -> Result<String, String> {
-    match payload.get("business_id") {
-        None | Some(Value::Null) => Ok(DEFAULT_BUSINESS.to_string()),
-        Some(Value::String(b)) if is_valid_id(b) => Ok(b.clone()),
-        Some(_) => Err(format!("business_id must be a string of 1..={MAX_ID_LEN} characters of [A-Za-z0-9:._-]")),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::payments::types::WorkflowBudget;
     use crate::tenant::TenantId;
     use serde_json::json;
 
@@ -118,6 +110,7 @@ mod tests {
             business: "biz-1".into(),
             tenant: TenantId::parse("tenant-1").expect("tenant"),
             expires_at_ms: u64::MAX,
+            workflow: None,
         }
     }
 
@@ -131,7 +124,11 @@ mod tests {
         let b = body(json!({"vendor": "openai.com", "amount_cents": 500, "reason": "tokens"})).expect("body");
         let i = intent(&c, b).expect("intent");
         assert_eq!((i.agent_id.as_str(), i.business_id.as_str()), ("genesis.commerce", "biz-1"));
-        assert_eq!((i.tenant_id.as_str(), i.task_id), ("tenant-1", Some(c.task_id)));
+        assert_eq!((i.tenant_id.as_str(), i.task_id, i.workflow), ("tenant-1", Some(c.task_id), None));
+        let w = WorkflowBudget { id: "wf-1".into(), budget_cents: 1000 };
+        let c = Claims { workflow: Some(w.clone()), ..c };
+        let b = body(json!({"vendor": "openai.com", "amount_cents": 500})).expect("body");
+        assert_eq!(intent(&c, b).expect("intent").workflow, Some(w), "the workflow budget is the token's");
         for f in IDENTITY_FIELDS {
             let mut v = json!({"vendor": "openai.com", "amount_cents": 5});
             v[f] = json!("mallory");
@@ -173,16 +170,6 @@ mod tests {
         for bad in ["", "a b", "a{b}", &"k".repeat(MAX_KEY_LEN + 1)] {
             let b = ask(json!({"vendor": "x", "amount_cents": 1, "mandate_id": bad}));
             assert_eq!(mandate_for(&t1, &b), Err(BodyError::Mandate), "{bad}");
-        }
-    }
-
-    #[test]
-    fn the_business_is_the_payloads_or_the_default() {
-        assert_eq!(business_of(&json!({})), Ok(DEFAULT_BUSINESS.to_string()));
-        assert_eq!(business_of(&json!({"business_id": null})), Ok(DEFAULT_BUSINESS.to_string()));
-        assert_eq!(business_of(&json!({"business_id": "biz-7"})), Ok("biz-7".to_string()));
-        for bad in [json!({"business_id": 7}), json!({"business_id": "a b"}), json!({"business_id": ""})] {
-            assert!(business_of(&bad).is_err(), "{bad}");
         }
     }
 }

@@ -6,8 +6,8 @@
 //! 2. [`check_ownership`] (the ledger, before it looks the mandate up): the business belongs to the
 //!    intent's tenant, and so does the mandate id.
 //! 3. [`evaluate`]: idempotency → fraud (suspicious pattern, velocity count, velocity sum, structuring,
-//!    amount anomaly) → vendor whitelist → review threshold → budgets (agent/day, business, tenant/day)
-//!    → approve.
+//!    amount anomaly) → vendor whitelist → review threshold → budgets (the workflow's when the intent
+//!    has one, agent/day, business, tenant/day) → approve.
 //!
 //! Being at or under the auto-approve threshold never skips a check. The production ledger runs the
 //! stateful checks atomically in Redis Lua and must mirror the integer arithmetic here exactly: every
@@ -15,7 +15,8 @@
 //! [`in_window`], and all sums are exact integers (u128 here; exact in Lua below 2^53).
 
 use super::types::{
-    code, parse_id, AmountCents, Decision, MandateId, Outcome, PaymentIntent, Rejection, ValidIntent, MAX_REASON_LEN,
+    code, parse_id, AmountCents, Decision, MandateId, Outcome, PaymentIntent, Rejection, ValidIntent, WorkflowBudget,
+    MAX_REASON_LEN, MAX_WORKFLOW_BUDGET_CENTS,
 };
 use super::vendor::{normalize_for, Whitelist};
 use std::collections::BTreeSet;
@@ -123,6 +124,8 @@ pub struct LedgerView {
     pub agent_day_used: u64,
     pub business_used: u64,
     pub tenant_day_used: u64,
+    /// Reserved + captured cents of the intent's workflow (in this tenant); 0 for an intent without one.
+    pub workflow_used: u64,
 }
 
 /// The result of [`evaluate`].
@@ -134,18 +137,26 @@ pub enum Step {
     Deny(Rejection),
     /// Needs a human (code `needs_review`); nothing is reserved yet.
     NeedsReview(Rejection),
-    /// Approved: the caller reserves `amount` against all three budgets atomically.
+    /// Approved: the caller reserves `amount` against all its budgets (the three, and the workflow's
+    /// if it has one) atomically.
     Approve,
 }
 
 /// Turns a wire intent into a [`ValidIntent`], checking in this order: amount, vendor (may already be
-/// `vendor_lookalike` for non-ASCII/punycode hosts), mandate, business, reason, known agent. (The
-/// tenant is already a [`crate::tenant::TenantId`].)
+/// `vendor_lookalike` for non-ASCII/punycode hosts), mandate, business, workflow id, reason, known
+/// agent. (The tenant is already a [`crate::tenant::TenantId`].)
 pub fn validate(raw: &PaymentIntent, rules: &PaymentRules, whitelist: &Whitelist) -> Result<ValidIntent, Rejection> {
     let amount = AmountCents::parse(raw.amount_cents, rules.hard_cap_cents)?;
     let vendor = normalize_for(&raw.vendor, whitelist)?;
     let mandate = MandateId::parse(&raw.mandate_id)?;
     let business_id = parse_id(&raw.business_id, code::INVALID_BUSINESS, "business_id")?;
+    let workflow = match &raw.workflow {
+        Some(w) => Some(WorkflowBudget {
+            id: parse_id(&w.id, code::INVALID_WORKFLOW, "the workflow id")?,
+            budget_cents: w.budget_cents.min(MAX_WORKFLOW_BUDGET_CENTS),
+        }),
+        None => None,
+    };
     if raw.reason.chars().count() > MAX_REASON_LEN {
         return Err(Rejection::new(code::INVALID_REASON, format!("reason is longer than {MAX_REASON_LEN} characters")));
     }
@@ -162,6 +173,7 @@ pub fn validate(raw: &PaymentIntent, rules: &PaymentRules, whitelist: &Whitelist
         business_id,
         tenant_id: raw.tenant_id.clone(),
         task_id: raw.task_id,
+        workflow,
     })
 }
 
@@ -199,16 +211,21 @@ pub fn mandate_conflict(i: &ValidIntent) -> Rejection {
     )
 }
 
-/// `agent|vendor|amount|business|tenant`, then `|task:<task id>` when a task asks (amount in decimal
+/// `agent|vendor|amount|business|tenant`, then `|task:<task id>` when a task asks, then
+/// `|wf:<workflow id>:<budget>` when the intent counts toward a workflow's budget (amounts in decimal
 /// cents; the reason is not part of it). Only the agent id may contain `|`, so the string is
 /// unambiguous read from the right. The task is part of it so that one task cannot reuse another's
-/// mandate id, even for the same payment; intents without a task keep the fingerprint they always had.
+/// mandate id, even for the same payment, and the workflow so that a mandate decided under one budget
+/// is not replayed under another; intents without them keep the fingerprint they always had.
 pub fn fingerprint(i: &ValidIntent) -> String {
-    let base = format!("{}|{}|{}|{}|{}", i.agent_id, i.vendor, i.amount.get(), i.business_id, i.tenant_id);
-    match i.task_id {
-        Some(t) => format!("{base}|task:{t}"),
-        None => base,
+    let mut f = format!("{}|{}|{}|{}|{}", i.agent_id, i.vendor, i.amount.get(), i.business_id, i.tenant_id);
+    if let Some(t) = i.task_id {
+        f.push_str(&format!("|task:{t}"));
     }
+    if let Some(w) = &i.workflow {
+        f.push_str(&format!("|wf:{}:{}", w.id, w.budget_cents));
+    }
+    f
 }
 
 /// Runs every check in order; the first failure decides. Pure: the caller applies the result.
@@ -243,7 +260,9 @@ pub fn evaluate(
             format!("amount {amount} cents is above the review threshold of {above} cents"),
         ));
     }
-    match check_budget(amount, limits, view) {
+    match check_workflow_budget(amount, i.workflow.as_ref(), view.workflow_used)
+        .and_then(|()| check_budget(amount, limits, view))
+    {
         Ok(()) => Step::Approve,
         Err(rejection) => Step::Deny(rejection),
     }
@@ -389,6 +408,23 @@ pub fn check_budget(amount: u64, limits: &Limits, view: &LedgerView) -> Result<(
         )),
         None => Ok(()),
     }
+}
+
+/// The workflow's budget, checked before the others (it is the narrowest, and its refusal is the one a
+/// workflow stops on as `over_budget`): `used + amount > budget` refuses with `over_workflow_budget`.
+/// No workflow: nothing to check. Worded as `decide.lua` words it.
+pub fn check_workflow_budget(amount: u64, workflow: Option<&WorkflowBudget>, used: u64) -> Result<(), Rejection> {
+    match workflow {
+        Some(w) if u128::from(used) + u128::from(amount) > u128::from(w.budget_cents) => {
+            Err(Rejection::new(code::OVER_WORKFLOW_BUDGET, workflow_reason(&w.id, used, w.budget_cents, amount)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The reason of an `over_workflow_budget` denial (the Redis ledger's script words it the same).
+pub fn workflow_reason(id: &str, used: u64, limit: u64, amount: u64) -> String {
+    format!("workflow {id} has {used} of {limit} cents reserved or spent; {amount} more is over its budget")
 }
 
 /// The decision to reply with (and to store for the mandate) for a step.

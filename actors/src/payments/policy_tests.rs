@@ -35,6 +35,7 @@ fn raw(agent: &str, vendor: &str, amount: i64, mandate: &str) -> PaymentIntent {
         business_id: "biz-1".into(),
         tenant_id: TenantId::parse("tenant-1").unwrap(),
         task_id: None,
+        workflow: None,
     }
 }
 
@@ -64,7 +65,7 @@ fn validation_table() {
     assert_eq!(with(|_| ()), Ok("api.openai.com".into()));
     assert_eq!(with(|r| r.reason = "é".repeat(1000)), Ok("api.openai.com".into()));
     type Edit = fn(&mut PaymentIntent);
-    let table: [(Edit, &str); 11] = [
+    let table: [(Edit, &str); 13] = [
         (|r| r.amount_cents = 0, code::INVALID_AMOUNT),
         (|r| r.amount_cents = -1, code::INVALID_AMOUNT),
         (|r| (r.amount_cents, r.vendor) = (0, "bad host".into()), code::INVALID_AMOUNT),
@@ -74,11 +75,84 @@ fn validation_table() {
         (|r| (r.vendor, r.mandate_id) = ("1.2.3.4".into(), String::new()), code::INVALID_VENDOR),
         (|r| r.mandate_id = "m 1".into(), code::INVALID_MANDATE),
         (|r| r.business_id = "{biz}".into(), code::INVALID_BUSINESS),
+        (|r| r.workflow = Some(WorkflowBudget { id: "wf 1".into(), budget_cents: 10 }), code::INVALID_WORKFLOW),
+        (
+            |r| {
+                (r.business_id, r.workflow) =
+                    ("{b}".into(), Some(WorkflowBudget { id: String::new(), budget_cents: 1 }))
+            },
+            code::INVALID_BUSINESS,
+        ),
         (|r| r.reason = "x".repeat(1001), code::INVALID_REASON),
         (|r| r.agent_id = "mallory".into(), code::UNKNOWN_AGENT),
     ];
     for (n, (f, want)) in table.into_iter().enumerate() {
         assert_eq!(with(f), Err(want), "case {n}");
+    }
+    // A budget above what the Redis scripts compute exactly is taken as the largest exact one.
+    let huge = PaymentIntent { workflow: Some(wf(u64::MAX)), ..raw("agent-a", "openai.com", 5, "m-1") };
+    let v = validate(&huge, &rules(), &whitelist()).map(|i| i.workflow.map(|w| w.budget_cents));
+    assert_eq!(v, Ok(Some(MAX_WORKFLOW_BUDGET_CENTS)));
+}
+
+fn wf(budget_cents: u64) -> WorkflowBudget {
+    WorkflowBudget { id: "wf-1".into(), budget_cents }
+}
+
+/// An intent of workflow `wf-1` with this budget.
+fn in_workflow(vendor: &str, amount: i64, budget_cents: u64) -> ValidIntent {
+    let r = PaymentIntent { workflow: Some(wf(budget_cents)), ..raw("agent-a", vendor, amount, "m-1") };
+    validate(&r, &rules(), &whitelist()).unwrap()
+}
+
+#[test]
+fn the_workflow_budget_is_checked_first_of_the_budgets_and_only_with_a_workflow() {
+    let used = |n: u64| LedgerView { workflow_used: n, ..Default::default() };
+    let eval = |i: &ValidIntent, v: &LedgerView| evaluate(i, &rules(), &whitelist(), &LIMITS, v, NOW);
+    // 600 reserved or spent of 1000: 400 more fits, 401 does not.
+    assert_eq!(eval_with(&in_workflow("openai.com", 400, 1000), &used(600)), code::APPROVED);
+    let over = eval(&in_workflow("openai.com", 500, 1000), &used(600));
+    let want = "workflow wf-1 has 600 of 1000 cents reserved or spent; 500 more is over its budget";
+    assert_eq!(over, Step::Deny(Rejection::new(code::OVER_WORKFLOW_BUDGET, want)));
+    // Without a workflow its usage is nothing to the decision (and a ledger reads none).
+    assert_eq!(eval_with(&intent("openai.com", 500), &used(u64::MAX)), code::APPROVED);
+    // A budget of 0 refuses everything; u64 sums do not wrap.
+    assert_eq!(eval_with(&in_workflow("openai.com", 1, 0), &used(0)), code::OVER_WORKFLOW_BUDGET);
+    assert_eq!(eval_with(&in_workflow("openai.com", 1, 1 << 53), &used(u64::MAX)), code::OVER_WORKFLOW_BUDGET);
+    // Order: after review and every other check, before the agent, business and tenant budgets.
+    let all_full = LedgerView {
+        workflow_used: 1000,
+        agent_day_used: 100_000,
+        business_used: 500_000,
+        tenant_day_used: 300_000,
+        ..Default::default()
+    };
+    assert_eq!(eval_with(&in_workflow("openai.com", 5, 1000), &all_full), code::OVER_WORKFLOW_BUDGET);
+    assert_eq!(eval_with(&in_workflow("openai.com", 60_000, 1000), &all_full), code::NEEDS_REVIEW);
+    assert_eq!(eval_with(&in_workflow("example.com", 5, 1000), &all_full), code::VENDOR_NOT_WHITELISTED);
+    let room = LedgerView { workflow_used: 0, ..all_full };
+    assert_eq!(eval_with(&in_workflow("openai.com", 5, 1000), &room), code::OVER_AGENT_DAILY_BUDGET);
+    assert_eq!(check_workflow_budget(5, None, u64::MAX), Ok(()));
+}
+
+#[test]
+fn the_workflow_is_part_of_the_fingerprint_only_when_there_is_one() {
+    let plain = intent("openai.com", 500);
+    let a = in_workflow("openai.com", 500, 1000);
+    assert_eq!(fingerprint(&plain), "agent-a|openai.com|500|biz-1|tenant-1", "unchanged without a workflow");
+    assert_eq!(fingerprint(&a), "agent-a|openai.com|500|biz-1|tenant-1|wf:wf-1:1000");
+    let task = crate::task::TaskId::generate();
+    let with_task = ValidIntent { task_id: Some(task), ..a.clone() };
+    assert_eq!(fingerprint(&with_task), format!("agent-a|openai.com|500|biz-1|tenant-1|task:{task}|wf:wf-1:1000"));
+    // The same mandate under another budget (or another workflow, or none) is another payment.
+    let d = decision(&a, &Step::Approve, NOW);
+    let view = LedgerView {
+        existing: Some(StoredMandate { fingerprint: fingerprint(&a), decision: d }),
+        ..Default::default()
+    };
+    assert_eq!(eval_with(&a, &view), "stored");
+    for other in [in_workflow("openai.com", 500, 1001), plain] {
+        assert_eq!(eval_with(&other, &view), code::MANDATE_CONFLICT);
     }
 }
 
@@ -255,6 +329,8 @@ struct Sim {
     agent_day: HashMap<(String, String, String), u64>,
     business: HashMap<String, u64>,
     tenant_day: HashMap<(String, String), u64>,
+    /// By (tenant, workflow id): what the workflow's approvals reserved.
+    workflow: HashMap<(String, String), u64>,
     approvals: HashMap<String, u32>,
     business_tenant: HashMap<String, String>,
     mandate_tenant: HashMap<String, String>,
@@ -266,6 +342,7 @@ struct Rec {
     business: String,
     tenant: String,
     day: String,
+    workflow: Option<String>,
     amount: u64,
     at: u64,
     approved: bool,
@@ -298,6 +375,10 @@ impl Sim {
                 .unwrap_or(0),
             business_used: self.business.get(&i.business_id).copied().unwrap_or(0),
             tenant_day_used: self.tenant_day.get(&(i.tenant_id.to_string(), day)).copied().unwrap_or(0),
+            workflow_used: (i.workflow.as_ref())
+                .and_then(|w| self.workflow.get(&(i.tenant_id.to_string(), w.id.clone())))
+                .copied()
+                .unwrap_or(0),
         }
     }
 
@@ -326,11 +407,15 @@ impl Sim {
                     amount;
                 *self.business.entry(i.business_id.clone()).or_default() += amount;
                 *self.tenant_day.entry((i.tenant_id.to_string(), day.clone())).or_default() += amount;
+                if let Some(w) = &i.workflow {
+                    *self.workflow.entry((i.tenant_id.to_string(), w.id.clone())).or_default() += amount;
+                }
                 *self.approvals.entry(i.mandate.as_str().to_owned()).or_default() += 1;
             }
             let (agent, vendor) = (i.agent_id.clone(), i.vendor.as_str().to_owned());
             let (business, tenant) = (i.business_id.clone(), i.tenant_id.to_string());
-            self.log.push(Rec { agent, vendor, business, tenant, day, amount, at: now, approved });
+            let workflow = i.workflow.as_ref().map(|w| w.id.clone());
+            self.log.push(Rec { agent, vendor, business, tenant, day, workflow, amount, at: now, approved });
             let stored = StoredMandate { fingerprint: fingerprint(&i), decision: decision(&i, &step, now) };
             self.mandates.insert(i.mandate.as_str().to_owned(), stored);
         }
@@ -384,6 +469,10 @@ impl Sim {
         let used = |pred: &dyn Fn(&Rec) -> bool| {
             self.log.iter().filter(|x| x.approved && pred(x)).map(|x| x.amount).sum::<u64>()
         };
+        if let Some(w) = &i.workflow {
+            let same = |x: &Rec| x.tenant == i.tenant_id.as_str() && x.workflow.as_deref() == Some(w.id.as_str());
+            ok(used(&same) + amt <= w.budget_cents, "workflow budget")?;
+        }
         ok(used(&|x| mine(&x) && x.day == day) + amt <= l.agent_daily_cents, "agent budget")?;
         ok(used(&|x| x.business == i.business_id) + amt <= l.business_total_cents, "business budget")?;
         ok(used(&|x| x.tenant == i.tenant_id.as_str() && x.day == day) + amt <= l.tenant_daily_cents, "tenant budget")
@@ -410,7 +499,11 @@ const AGENTS: [&str; 4] = ["agent-a", "agent-b", "agent-c", "mallory"];
 const VENDORS: [&str; 7] =
     ["openai.com", "api.openai.com", "stripe.com", "vercel.com", "anthropic.com", "example.com", "0penai.com"];
 
-type Op = (usize, u64, usize, usize, usize, usize, u64, u8, Option<prop::sample::Index>);
+/// Workflows an intent may count toward (index 0: none); the same id may come with another budget.
+const WORKFLOWS: [Option<(&str, u64)>; 4] =
+    [None, Some(("wf-a", 6_000)), Some(("wf-b", 20_000)), Some(("wf-a", 9_000))];
+
+type Op = (usize, u64, usize, usize, usize, usize, u64, u8, Option<prop::sample::Index>, usize);
 
 fn op() -> impl Strategy<Value = Op> {
     let amount = prop_oneof![3 => 1..=5000u64, 2 => 800..1000u64];
@@ -425,6 +518,7 @@ fn op() -> impl Strategy<Value = Op> {
         delta,
         0..20u8,
         proptest::option::weighted(0.15, any::<prop::sample::Index>()),
+        prop_oneof![3 => Just(0usize), 3 => 1..WORKFLOWS.len()],
     )
 }
 
@@ -441,11 +535,12 @@ proptest! {
         r.fraud.anomaly_history = 5;
         let limits = Limits { agent_daily_cents: 12_000, business_total_cents: 60_000, tenant_daily_cents: 15_000 };
         let (mut sim, mut now, mut sent) = (Sim::default(), NOW - 3_000_000, Vec::<PaymentIntent>::new());
-        for (agent, amount, vendor, biz, tenant, mandate, delta, reason, replay) in ops {
+        for (agent, amount, vendor, biz, tenant, mandate, delta, reason, replay, workflow) in ops {
             now += delta;
             let mut intent = PaymentIntent {
                 business_id: format!("biz-{biz}"),
                 tenant_id: TenantId::parse(&format!("tenant-{tenant}")).unwrap(),
+                workflow: WORKFLOWS[workflow].map(|(id, budget_cents)| WorkflowBudget { id: id.into(), budget_cents }),
                 ..raw(AGENTS[agent], VENDORS[vendor], amount as i64, &format!("m-{mandate}"))
             };
             if let Some(idx) = replay.filter(|_| !sent.is_empty()) {
@@ -481,6 +576,11 @@ proptest! {
             }
             for used in sim.tenant_day.values() {
                 prop_assert!(*used <= limits.tenant_daily_cents);
+            }
+            // Every workflow within the largest budget it was asked under (each approval within its own).
+            for ((_, id), used) in &sim.workflow {
+                let most = WORKFLOWS.iter().flatten().filter(|(w, _)| w == id).map(|(_, b)| *b).max().unwrap_or(0);
+                prop_assert!(*used <= most, "workflow {} used {} of at most {}", id, used, most);
             }
             prop_assert!(sim.approvals.values().all(|n| *n <= 1), "a mandate was approved twice");
         }

@@ -1,16 +1,24 @@
 //! Task-bound payment tokens: how an outside agent (a2a, http, process) proves which task it is paying
 //! for, so that it can ask the MetaAgent for money as that task's agent and no one else.
 //!
-//! A token is `v1.<claims>.<tag>`: `claims` is the base64url (no padding) JSON of [`Claims`] (task,
-//! agent, business, tenant, expiry), `tag` the base64url HMAC-SHA256 of `v1.<claims>` under the
-//! cluster's [`TokenKey`]. The claims are readable, not secret; the tag makes them unforgeable without
-//! the key. [`verify`] checks the tag in constant time before it even decodes the claims, then the
-//! expiry. A token is a bearer credential: it is never logged.
+//! A token is `<version>.<claims>.<tag>`: `claims` is the base64url (no padding) JSON of [`Claims`]
+//! (task, agent, business, tenant, expiry, and the workflow budget of a workflow step), `tag` the
+//! base64url HMAC-SHA256 of `<version>.<claims>` under the cluster's [`TokenKey`]. The claims are
+//! readable, not secret; the tag makes them unforgeable without the key. [`verify`] checks the tag in
+//! constant time before it even decodes the claims, then the expiry. A token is a bearer credential:
+//! it is never logged.
+//!
+//! Versions: `v1` has no workflow; `v2` binds the workflow id and budget its task's payments count
+//! toward, so an outside agent cannot spend outside its workflow's budget. A token is `v2` only when it
+//! has a workflow: every other token is exactly the `v1` it always was, so nodes of the previous
+//! version still verify it during a rolling upgrade, and `v1` tokens they made still verify here. A
+//! `v1` token claiming a workflow is malformed (the version is signed too, so it cannot be relabelled).
 //!
 //! Every node of a cluster must share the key (`payments.token_key_file` or
 //! `GENESIS_PAYMENT_TOKEN_KEY`): a task's token is made by the node that runs the task and checked by
 //! whichever node the agent's request reaches.
 
+use super::types::WorkflowBudget;
 use crate::task::TaskId;
 use crate::tenant::TenantId;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -32,7 +40,10 @@ pub const MAX_TOKEN_LEN: usize = 2048;
 /// between the node that made it and the node that checks it.
 pub const EXPIRY_MARGIN_MS: u64 = 60_000;
 
-const VERSION: &str = "v1";
+/// Tokens without a workflow.
+const V1: &str = "v1";
+/// Tokens that bind a workflow budget.
+const V2: &str = "v2";
 
 /// The key tokens are signed with. `Debug` never shows it; clones share one copy.
 #[derive(Clone)]
@@ -94,12 +105,16 @@ pub struct Claims {
     /// Expiry, ms since the Unix epoch: the token is refused from this instant on.
     #[serde(rename = "exp")]
     pub expires_at_ms: u64,
+    /// The workflow budget the task's payments count toward (a `v2` token), if it is a workflow step
+    /// with a budget.
+    #[serde(rename = "wf", default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<WorkflowBudget>,
 }
 
 /// Why a token was refused. The messages never quote the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
-    #[error("the payment token is not a Genesis payment token (expected v1.<claims>.<signature>)")]
+    #[error("the payment token is not a Genesis payment token (expected v1 or v2.<claims>.<signature>)")]
     Malformed,
     #[error("the payment token's signature does not match: it was altered, or made with another key")]
     BadSignature,
@@ -111,7 +126,8 @@ pub enum TokenError {
 pub fn sign(key: &TokenKey, claims: &Claims) -> String {
     // Serializing a struct of strings and numbers cannot fail; an empty body would not verify.
     let json = serde_json::to_vec(claims).unwrap_or_default();
-    let signed = format!("{VERSION}.{}", URL_SAFE_NO_PAD.encode(json));
+    let version = if claims.workflow.is_some() { V2 } else { V1 };
+    let signed = format!("{version}.{}", URL_SAFE_NO_PAD.encode(json));
     let mut mac = key.mac();
     mac.update(signed.as_bytes());
     let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
@@ -126,7 +142,7 @@ pub fn verify(key: &TokenKey, token: &str, now_ms: u64) -> Result<Claims, TokenE
     }
     let (signed, tag) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
     let (version, body) = signed.split_once('.').ok_or(TokenError::Malformed)?;
-    if version != VERSION || body.contains('.') {
+    if (version != V1 && version != V2) || body.contains('.') {
         return Err(TokenError::Malformed);
     }
     let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| TokenError::Malformed)?;
@@ -135,6 +151,9 @@ pub fn verify(key: &TokenKey, token: &str, now_ms: u64) -> Result<Claims, TokenE
     mac.verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
     let json = URL_SAFE_NO_PAD.decode(body).map_err(|_| TokenError::Malformed)?;
     let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+    if version == V1 && claims.workflow.is_some() {
+        return Err(TokenError::Malformed);
+    }
     if now_ms >= claims.expires_at_ms {
         return Err(TokenError::Expired);
     }
@@ -164,6 +183,52 @@ mod tests {
             business: "biz-1".into(),
             tenant: TenantId::parse("tenant-1").expect("tenant"),
             expires_at_ms: NOW + 1000,
+            workflow: None,
+        }
+    }
+
+    fn workflow_claims() -> Claims {
+        Claims { workflow: Some(WorkflowBudget { id: "wf-1".into(), budget_cents: 1000 }), ..claims() }
+    }
+
+    /// `v<n>.<claims>.<tag>` made by hand, as the code of that version signs.
+    fn by_hand(k: &TokenKey, version: &str, json: &[u8]) -> String {
+        let signed = format!("{version}.{}", URL_SAFE_NO_PAD.encode(json));
+        let mut mac = k.mac();
+        mac.update(signed.as_bytes());
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn a_workflow_step_gets_a_v2_token_and_every_other_task_the_v1_it_always_had() {
+        let k = key(7);
+        let w = workflow_claims();
+        let t = sign(&k, &w);
+        assert!(t.starts_with("v2."), "{t}");
+        assert_eq!(verify(&k, &t, NOW), Ok(w.clone()));
+        // A token of the previous version (its claims had no `wf`), as its code made it: still valid,
+        // and a token without a workflow is still made exactly that way.
+        let c = claims();
+        let old = format!(
+            r#"{{"tsk":"{}","agt":"{}","biz":"{}","ten":"{}","exp":{}}}"#,
+            c.task_id, c.agent, c.business, c.tenant, c.expires_at_ms
+        );
+        let old = by_hand(&k, "v1", old.as_bytes());
+        assert_eq!(verify(&k, &old, NOW), Ok(c.clone()));
+        assert_eq!(sign(&k, &c), old);
+        // Relabelled as v1 (to drop the workflow for an older node), it no longer matches its tag;
+        // and a v1 token that claims a workflow is not one this code makes.
+        let relabelled = t.replacen("v2.", "v1.", 1);
+        assert_eq!(verify(&k, &relabelled, NOW), Err(TokenError::BadSignature));
+        let v1_with_workflow = by_hand(&k, "v1", &serde_json::to_vec(&w).expect("json"));
+        assert_eq!(verify(&k, &v1_with_workflow, NOW), Err(TokenError::Malformed));
+        // A v2 token's workflow cannot be dropped or changed under its tag.
+        let tag = t.rsplit_once('.').map(|(_, t)| t).unwrap_or_default();
+        for other in
+            [claims(), Claims { workflow: Some(WorkflowBudget { id: "wf-1".into(), budget_cents: 9999 }), ..claims() }]
+        {
+            let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&other).expect("json"));
+            assert_eq!(verify(&k, &format!("v2.{body}.{tag}"), NOW), Err(TokenError::BadSignature));
         }
     }
 
@@ -185,11 +250,14 @@ mod tests {
             assert!(verify(&key(7), bad, NOW).is_err(), "{bad:?}");
         }
         // Well-formed and signed, but claims that do not parse: malformed, not accepted.
-        let signed = format!("v1.{}", URL_SAFE_NO_PAD.encode(br#"{"agt":"x"}"#));
-        let mut mac = key(7).mac();
-        mac.update(signed.as_bytes());
-        let forged = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
-        assert_eq!(verify(&key(7), &forged, NOW), Err(TokenError::Malformed));
+        for version in ["v1", "v2"] {
+            let forged = by_hand(&key(7), version, br#"{"agt":"x"}"#);
+            assert_eq!(verify(&key(7), &forged, NOW), Err(TokenError::Malformed));
+        }
+        assert_eq!(
+            verify(&key(7), &by_hand(&key(7), "v3", &serde_json::to_vec(&claims()).expect("json")), NOW),
+            Err(TokenError::Malformed)
+        );
     }
 
     #[test]
@@ -207,7 +275,11 @@ mod tests {
             1 => t.agent = format!("{}{s}", t.agent),
             2 => t.business = format!("{}{s}", t.business),
             3 => t.tenant = TenantId::parse(&format!("{}{s}", t.tenant)).expect("tenant"),
-            _ => t.expires_at_ms += 1 + s.len() as u64,
+            4 => t.expires_at_ms += 1 + s.len() as u64,
+            _ => match &mut t.workflow {
+                Some(w) => w.budget_cents += 1 + s.len() as u64,
+                None => t.workflow = Some(WorkflowBudget { id: s.to_string(), budget_cents: 1 }),
+            },
         }
         t
     }
@@ -217,17 +289,19 @@ mod tests {
         /// the token with any one character changed.
         #[test]
         fn tampering_with_any_field_or_character_is_refused(
-            field in 0usize..5,
+            field in 0usize..6,
+            in_workflow in any::<bool>(),
             suffix in "[a-z0-9]{1,8}",
             pos in any::<prop::sample::Index>(),
             with in prop::sample::select(vec!['A', 'z', '0', '-', '_', '.']),
         ) {
             let k = key(42);
-            let c = claims();
+            let c = if in_workflow { workflow_claims() } else { claims() };
             let token = sign(&k, &c);
             let tag = token.rsplit_once('.').map(|(_, t)| t).unwrap_or_default();
             let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&tampered(&c, field, &suffix)).expect("json"));
-            let forged = format!("v1.{body}.{tag}");
+            let version = token.split_once('.').map(|(v, _)| v).unwrap_or_default();
+            let forged = format!("{version}.{body}.{tag}");
             prop_assert_eq!(verify(&k, &forged, NOW), Err(TokenError::BadSignature));
 
             let mut chars: Vec<char> = token.chars().collect();
@@ -243,8 +317,14 @@ mod tests {
 
         /// Whatever the claims, what is signed verifies to exactly those claims.
         #[test]
-        fn any_claims_round_trip(agent in "[a-z.]{1,40}", business in "[A-Za-z0-9:._-]{1,64}", exp in NOW + 1..u64::MAX) {
-            let c = Claims { agent, business, expires_at_ms: exp, ..claims() };
+        fn any_claims_round_trip(
+            agent in "[a-z.]{1,40}",
+            business in "[A-Za-z0-9:._-]{1,64}",
+            exp in NOW + 1..u64::MAX,
+            workflow in prop::option::of(("[A-Za-z0-9:._-]{1,128}", any::<u64>())),
+        ) {
+            let workflow = workflow.map(|(id, budget_cents)| WorkflowBudget { id, budget_cents });
+            let c = Claims { agent, business, expires_at_ms: exp, workflow, ..claims() };
             prop_assert_eq!(verify(&key(1), &sign(&key(1), &c), NOW), Ok(c));
         }
     }

@@ -22,6 +22,8 @@ pub mod code {
     /// Kept so clients that match on it still compile.
     pub const INVALID_TENANT: &str = "invalid_tenant";
     pub const INVALID_REASON: &str = "invalid_reason";
+    /// The intent's workflow id is not an id (`[A-Za-z0-9:._-]`, 1..=128).
+    pub const INVALID_WORKFLOW: &str = "invalid_workflow";
     pub const UNKNOWN_AGENT: &str = "unknown_agent";
     pub const MANDATE_CONFLICT: &str = "mandate_conflict";
     /// The business is bound to another tenant (a business belongs to the first tenant that spends for it).
@@ -158,6 +160,21 @@ impl MandateId {
     }
 }
 
+/// The workflow an intent's money counts toward, and that workflow's budget (docs/semantics.md, Money
+/// 14): set when the asking task is a workflow step whose envelope carries a budget. Every intent with
+/// the same workflow id (in one tenant) shares one usage; each decision checks it against the limit
+/// its own intent carries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WorkflowBudget {
+    /// The workflow id; in a [`ValidIntent`] a valid id ([`is_valid_id`]).
+    pub id: String,
+    pub budget_cents: u64,
+}
+
+/// The largest workflow budget that means what it says: the Redis scripts compute in Lua numbers
+/// (doubles, exact to 2^53), so validation takes any larger budget as this one (more than anyone spends).
+pub const MAX_WORKFLOW_BUDGET_CENTS: u64 = 1 << 53;
+
 /// A payment intent exactly as an agent submits it. Nothing here is trusted yet, except the tenant:
 /// it is the tenant of the task asking (or of the CLI's `--tenant`), parsed where it entered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +193,10 @@ pub struct PaymentIntent {
     /// intent`: such a reservation is captured or released by hand, or expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_id: Option<TaskId>,
+    /// The workflow whose budget the money counts toward, when the task is a workflow step with a
+    /// budget (from its envelope, or an outside agent's token); `None`: no workflow budget applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<WorkflowBudget>,
 }
 
 /// A payment intent that passed input validation: every field is well-formed and the agent is known.
@@ -189,6 +210,7 @@ pub struct ValidIntent {
     pub business_id: String,
     pub tenant_id: TenantId,
     pub task_id: Option<TaskId>,
+    pub workflow: Option<WorkflowBudget>,
 }
 
 /// The three possible outcomes of a payment decision.
@@ -297,6 +319,7 @@ mod tests {
             business_id: "b".into(),
             tenant_id: TenantId::default(),
             task_id: None,
+            workflow: None,
         };
         let d = Decision::rejected_input(&raw, &Rejection::new(code::INVALID_AMOUNT, "neg"), 7);
         let back: Option<Decision> = serde_json::to_string(&d).ok().and_then(|s| serde_json::from_str(&s).ok());

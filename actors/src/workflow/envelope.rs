@@ -52,7 +52,9 @@ pub fn build(
                 "workflow": context(wf, step, s.run),
                 "business_id": wf.business_id,
             });
-            (payload, s.run, s.budget_cents.or(wf.budget_cents))
+            // The ledger keeps one usage per workflow, checked against this limit: the workflow's budget
+            // (a step's own budget is checked when the plan is validated, not per payment).
+            (payload, s.run, wf.budget_cents)
         }
         TaskKind::Compensate => {
             let c = wf
@@ -140,9 +142,9 @@ mod tests {
             json!({"id": "w1", "business_id": "biz", "tenant_id": "acme", "step": "spec", "run": 1})
         );
         let r = env.workflow.expect("workflow ref");
-        assert_eq!((r.step.as_str(), r.run, r.kind, r.budget_cents), ("spec", 1, TaskKind::Step, Some(300)));
+        assert_eq!((r.step.as_str(), r.run, r.kind, r.budget_cents), ("spec", 1, TaskKind::Step, Some(900)), "the workflow's budget, shared by its steps");
         let first = build(&wf, TaskKind::Step, "idea", idea, "a".parse().expect("topic"), 30).expect("builds");
-        assert_eq!(first.workflow.and_then(|r| r.budget_cents), Some(900), "no step budget: the workflow's");
+        assert_eq!(first.workflow.and_then(|r| r.budget_cents), Some(900), "the workflow's");
         assert_eq!(first.payload["input"], json!({"topic": "tea"}));
     }
 

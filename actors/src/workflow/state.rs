@@ -145,6 +145,7 @@ pub struct WorkflowRef {
     pub step: String,
     pub run: u32,
     pub kind: TaskKind,
+    /// The workflow's `budget_cents`: every step's payments count against it together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_cents: Option<u64>,
 }

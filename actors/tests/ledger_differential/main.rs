@@ -4,7 +4,8 @@
 //! release, expiry, review approve/deny, the expiry job, clock steps (across UTC midnights) — and must
 //! agree after every step: the decision or settlement returned (outcome, code, reason, mandate state,
 //! and whether the code raises a fraud alert), and everything observable — every mandate id used so far,
-//! the review list, usage of every agent, business and tenant budget on every day the clock has seen,
+//! the review list, usage of every agent, business and tenant budget on every day the clock has seen
+//! and of every workflow's (intents may count toward a workflow's budget, with one of two budgets),
 //! business stats and owners, the index of tenants, `budget show`, and each tenant's decision log.
 //!
 //! Nothing is normalised but the decision log's `at_ms`: the Redis ledger's log entry ids are Redis's
@@ -111,6 +112,12 @@ impl Side {
                 budgets.push((t.clone(), None, Some(b), None));
             }
         }
+        let workflows = join_all(TENANTS.map(tid).into_iter().flat_map(|t| {
+            WORKFLOW_IDS.map(|w| {
+                let t = t.clone();
+                async move { json!([t, w, result(l.usage_workflow(&t, w).await, |u| json!(u))]) }
+            })
+        }));
         let usage = join_all(budgets.iter().map(|(t, agent, business, day)| async move {
             let got = match (agent, business, day) {
                 (Some(a), _, Some(d)) => l.usage_agent(t, a, d).await,
@@ -137,17 +144,17 @@ impl Side {
             json!([t, entries])
         }));
         let agents: Vec<String> = KNOWN_AGENTS.map(String::from).to_vec();
-        let (reviews, mandates, usage, businesses, parties, report, logs) = futures::join!(
+        let (reviews, mandates, (usage, workflows), businesses, parties, report, logs) = futures::join!(
             self.authority.reviews(),
             mandates,
-            usage,
+            futures::future::join(usage, workflows),
             businesses,
             l.known_parties(),
             self.authority.budgets_report(&agents, &[]),
             logs,
         );
         json!({
-            "reviews": result(reviews, |r| json!(r)), "mandates": mandates, "usage": usage,
+            "reviews": result(reviews, |r| json!(r)), "mandates": mandates, "usage": usage, "workflows": workflows,
             "businesses": businesses, "parties": result(parties, |p| json!(p)),
             "budgets": result(report, |b| json!(b)), "log": logs,
         })
@@ -181,6 +188,9 @@ impl Coverage {
                 let Some(r) = done else { return };
                 if let Some(code) = r.get("code").and_then(Value::as_str) {
                     *self.codes.entry(format!("review:{code}")).or_default() += 1;
+                    if r.get("reason").and_then(Value::as_str).is_some_and(|why| why.contains("but workflow")) {
+                        *self.codes.entry(format!("review:{code}:workflow")).or_default() += 1;
+                    }
                 }
                 let held = r.get("decided_at_ms").and_then(Value::as_u64).map(utc_day);
                 if r.get("status").and_then(Value::as_str) == Some("approved") && held != Some(utc_day(now)) {
@@ -317,6 +327,7 @@ pub fn the_memory_ledger_and_the_redis_ledger_agree() {
         "over_agent_daily_budget",
         "over_business_budget",
         "over_tenant_daily_budget",
+        "over_workflow_budget",
         "over_hard_cap",
         "unknown_agent",
     ]
@@ -328,4 +339,9 @@ pub fn the_memory_ledger_and_the_redis_ledger_agree() {
     assert_eq!(c.settled.len(), 3, "settled only as {:?}", c.settled);
     assert!(c.expired_by_job > 0, "the expiry job never released a reservation");
     assert!(c.reviewed_next_day > 0, "no review approved on a later day than the intent was held");
+    assert!(
+        c.codes.contains_key("review:review_over_budget:workflow"),
+        "no review over a workflow's budget: {:?}",
+        c.codes
+    );
 }

@@ -13,8 +13,27 @@ use genesis_testkit::{wait_blocking, Persistence, RedisServer};
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// Runs `ops` on both ledgers (panicking where they differ): what it exercised, and the usage of
+/// `wf-1` in tenant-a at the end (on Redis; the run checked the in-memory ledger agrees).
+fn both_agree_on(ops: &[Op]) -> (Coverage, genesis_actors::payments::ledger::Usage) {
+    let server = RedisServer::builder().persistence(Persistence::None).start();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let redis = rt.block_on(RedisLedger::connect(&server.url())).expect("connect");
+    let coverage = Mutex::new(Coverage::default());
+    if let Err(e) = rt.block_on(run_case(&redis, &server.url(), ops, &coverage)) {
+        panic!("{e}");
+    }
+    let usage = rt.block_on(Ledger::Redis(redis).usage_workflow(&tid("tenant-a"), "wf-1")).expect("usage");
+    (coverage.into_inner().unwrap(), usage)
+}
+
 fn pay(tenant: usize, business: usize, agent: usize, vendor: usize, amount: i64, mandate: usize) -> Op {
-    Op::Intent { tenant, business, agent, vendor, amount, mandate, reason: 0 }
+    Op::Intent { tenant, business, agent, vendor, amount, mandate, reason: 0, workflow: 0 }
+}
+
+/// An intent of tenant a for business a to openai.com, counting toward `WORKFLOWS[workflow - 1]`.
+fn pay_wf(agent: usize, amount: i64, mandate: usize, workflow: usize) -> Op {
+    Op::Intent { tenant: 0, business: 0, agent, vendor: 0, amount, mandate, reason: 0, workflow }
 }
 
 /// Every check, decided on both ledgers with the same words: the Redis ledger's script once worded its
@@ -51,14 +70,7 @@ fn every_check_is_decided_in_the_same_words_on_both_ledgers() {
         Op::Repeat { k: 0, tweak: Tweak::Same },
         Op::Repeat { k: 0, tweak: Tweak::Amount },
     ];
-    let server = RedisServer::builder().persistence(Persistence::None).start();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let redis = rt.block_on(RedisLedger::connect(&server.url())).expect("connect");
-    let coverage = Mutex::new(Coverage::default());
-    if let Err(e) = rt.block_on(run_case(&redis, &server.url(), &ops, &coverage)) {
-        panic!("{e}");
-    }
-    let c = coverage.into_inner().unwrap();
+    let (c, _) = both_agree_on(&ops);
     let expected = [
         "approved",
         "amount_anomaly",
@@ -76,6 +88,35 @@ fn every_check_is_decided_in_the_same_words_on_both_ledgers() {
     let missing: Vec<&str> = expected.into_iter().filter(|code| !c.codes.contains_key(*code)).collect();
     assert!(missing.is_empty(), "never decided {missing:?}: {:?}", c.codes);
     assert_eq!(c.replays, 1, "the repeated intent is answered from the mandate");
+}
+
+/// A workflow's budget on both ledgers: checked (in the same words), reserved, released and captured
+/// with its mandates, re-checked by a review under the budget the intent carried, and shared by the
+/// intents that name the workflow with another budget (each checked against its own).
+#[test]
+fn a_workflows_budget_is_decided_reserved_and_settled_alike() {
+    let (wf1, wf1_larger) = (1, 3); // wf-1 with 900, wf-1 with 1300
+    let ops = [
+        pay_wf(0, 500, 20, wf1), // approved: 500 of 900
+        pay_wf(0, 500, 21, wf1), // over_workflow_budget: 500 + 500 > 900
+        Op::Tick { ms: 61_000 },
+        Op::Settle { k: 0, to: Settle::Released }, // m-20: the 500 leave the workflow's usage
+        pay_wf(0, 800, 22, wf1),                   // approved: 800 of 900
+        pay_wf(1, 400, 23, wf1_larger),            // approved: 1200 of 1300
+        Op::Tick { ms: 61_000 },
+        pay_wf(1, 1600, 24, wf1),                    // needs_review
+        Op::Review { k: 0, approve: true },          // review_over_budget: 1200 + 1600 > 900
+        Op::Settle { k: 2, to: Settle::Captured },   // m-22: 800 stay spent
+        Op::Repeat { k: 0, tweak: Tweak::Workflow }, // mandate_conflict: m-20 under another budget
+        pay(0, 0, 2, 0, 300, 25),                    // no workflow: approved, the usage untouched
+    ];
+    let (c, usage) = both_agree_on(&ops);
+    let want =
+        ["approved", "over_workflow_budget", "needs_review", "review:review_over_budget:workflow", "mandate_conflict"];
+    let missing: Vec<&str> = want.into_iter().filter(|code| !c.codes.contains_key(*code)).collect();
+    assert!(missing.is_empty(), "never decided {missing:?}: {:?}", c.codes);
+    assert_eq!((c.codes.get("approved"), c.codes.get("over_workflow_budget")), (Some(&4), Some(&1)), "{:?}", c.codes);
+    assert_eq!((usage.reserved, usage.captured), (400, 800), "wf-1 in tenant-a at the end");
 }
 
 /// A retention as short as the reservation TTL (the shortest `genesis config check` accepts) forgets
@@ -105,6 +146,7 @@ fn a_reservation_outlives_a_retention_as_short_as_its_ttl() {
                 business_id: business.into(),
                 tenant_id: tid(tenant),
                 task_id: None,
+                workflow: None,
             };
         let (tenant, reserved, held) = (tid("tenant-a"), "m-reserved", "m-held");
         for a in &sides {

@@ -5,7 +5,7 @@
 use genesis_actors::payments::ledger::Settle;
 use genesis_actors::payments::notify::NotifySettings;
 use genesis_actors::payments::policy::{utc_day, FraudRules, PaymentRules};
-use genesis_actors::payments::types::PaymentIntent;
+use genesis_actors::payments::types::{PaymentIntent, WorkflowBudget};
 use genesis_actors::payments::vendor::Whitelist;
 use genesis_actors::payments::{Budgets, PaymentsSettings};
 use genesis_actors::tenant::TenantId;
@@ -45,6 +45,11 @@ pub const AMOUNTS: [i64; 18] =
     [1, 50, 80, 85, 90, 99, 100, 101, 300, 700, 800, 801, 1200, 1500, 1501, 2000, 2500, 3000];
 pub const INVALID_AMOUNTS: [i64; 3] = [-5, 0, 3001];
 pub const MANDATES: usize = 40;
+/// The workflows an intent may count toward (`workflow` 1 and 2 of [`Op::Intent`]; 0 is none), with
+/// `wf-1`'s budget below the others so that it is reached, `wf-2`'s above them so that they are reached
+/// in a workflow too; `wf-1` comes with a second budget as well (3).
+pub const WORKFLOWS: [(&str, u64); 3] = [("wf-1", 900), ("wf-2", 5000), ("wf-1", 1300)];
+pub const WORKFLOW_IDS: [&str; 2] = ["wf-1", "wf-2"];
 pub const RESERVATION_TTL: Duration = Duration::from_secs(15 * 60);
 
 pub fn settings() -> PaymentsSettings {
@@ -89,6 +94,12 @@ pub fn mandate(n: usize) -> String {
     format!("m-{:02}", n % MANDATES)
 }
 
+/// 0: none; n: `WORKFLOWS[n - 1]`.
+pub fn workflow_budget(n: usize) -> Option<WorkflowBudget> {
+    let (id, budget_cents) = *WORKFLOWS.get(n.checked_sub(1)?)?;
+    Some(WorkflowBudget { id: id.into(), budget_cents })
+}
+
 pub fn tid(t: &str) -> TenantId {
     TenantId::parse(t).expect("tenant")
 }
@@ -101,6 +112,8 @@ pub enum Tweak {
     Amount,
     Agent,
     Tenant,
+    /// Another workflow (or none, or one after none).
+    Workflow,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +126,8 @@ pub enum Op {
         amount: i64,
         mandate: usize,
         reason: usize,
+        /// 0: no workflow; n: `WORKFLOWS[n - 1]`.
+        workflow: usize,
     },
     /// The `k`-th intent so far again, with `tweak`.
     Repeat {
@@ -152,8 +167,9 @@ pub fn intent_op() -> impl Strategy<Value = Op> {
     let agent = prop_oneof![8 => Just(0usize), 4 => Just(1usize), 4 => Just(2usize), 1 => Just(3usize)];
     let vendor = prop_oneof![8 => Just(0usize), 4 => 1..3usize, 2 => 3..7usize, 1 => 7..VENDORS.len()];
     let reason = prop_oneof![15 => 0..2usize, 1 => Just(2usize)];
-    (tenant_business, agent, vendor, amount, 0..MANDATES, reason).prop_map(
-        |((tenant, business), agent, vendor, amount, mandate, reason)| Op::Intent {
+    let workflow = prop_oneof![5 => Just(0usize), 2 => Just(1usize), 2 => Just(2usize), 1 => Just(3usize)];
+    (tenant_business, agent, vendor, amount, 0..MANDATES, reason, workflow).prop_map(
+        |((tenant, business), agent, vendor, amount, mandate, reason, workflow)| Op::Intent {
             tenant,
             business,
             agent,
@@ -161,6 +177,7 @@ pub fn intent_op() -> impl Strategy<Value = Op> {
             amount,
             mandate,
             reason,
+            workflow,
         },
     )
 }
@@ -171,7 +188,8 @@ pub fn op() -> impl Strategy<Value = Op> {
         1 => Just(Tweak::Reason),
         1 => Just(Tweak::Amount),
         1 => Just(Tweak::Agent),
-        1 => Just(Tweak::Tenant)
+        1 => Just(Tweak::Tenant),
+        1 => Just(Tweak::Workflow)
     ];
     let to = prop_oneof![4 => Just(Settle::Captured), 2 => Just(Settle::Released), 1 => Just(Settle::Expired)];
     let tick =
@@ -224,16 +242,19 @@ impl Script {
     /// The intent an `Intent` or `Repeat` sends, if any.
     pub fn intent(&self, op: &Op) -> Option<PaymentIntent> {
         match *op {
-            Op::Intent { tenant, business, agent, vendor, amount, mandate: m, reason } => Some(PaymentIntent {
-                agent_id: AGENTS[agent].into(),
-                vendor: VENDORS[vendor].into(),
-                amount_cents: amount,
-                reason: REASONS[reason].into(),
-                mandate_id: mandate(m),
-                business_id: BUSINESSES[business].into(),
-                tenant_id: tid(TENANTS[tenant]),
-                task_id: None,
-            }),
+            Op::Intent { tenant, business, agent, vendor, amount, mandate: m, reason, workflow } => {
+                Some(PaymentIntent {
+                    agent_id: AGENTS[agent].into(),
+                    vendor: VENDORS[vendor].into(),
+                    amount_cents: amount,
+                    reason: REASONS[reason].into(),
+                    mandate_id: mandate(m),
+                    business_id: BUSINESSES[business].into(),
+                    tenant_id: tid(TENANTS[tenant]),
+                    task_id: None,
+                    workflow: workflow_budget(workflow),
+                })
+            }
             Op::Repeat { k, tweak } if !self.intents.is_empty() => {
                 let mut i = self.intents[k % self.intents.len()].clone();
                 match tweak {
@@ -247,6 +268,15 @@ impl Script {
                     Tweak::Tenant => {
                         let n = TENANTS.iter().position(|t| *t == i.tenant_id.as_str()).unwrap_or(0);
                         i.tenant_id = tid(TENANTS[(n + 1) % TENANTS.len()]);
+                    }
+                    Tweak::Workflow => {
+                        let n = WORKFLOWS
+                            .iter()
+                            .position(|(id, b)| {
+                                i.workflow.as_ref().is_some_and(|w| w.id == *id && w.budget_cents == *b)
+                            })
+                            .map_or(0, |n| n + 1);
+                        i.workflow = workflow_budget((n + 1) % (WORKFLOWS.len() + 1));
                     }
                 }
                 Some(i)

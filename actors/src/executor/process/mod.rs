@@ -169,7 +169,7 @@ async fn converse(child: &mut AgentChild, ctx: &TaskContext, payload: &Value, re
     if let Err(e) = child.send(request).await {
         return Ended::NotDelivered(e.to_string());
     }
-    let business = protocol::business_of(payload);
+    let business = ctx.business(payload);
     let mut pays = 0u32;
     loop {
         match child.next_line().await {
@@ -191,7 +191,10 @@ async fn converse(child: &mut AgentChild, ctx: &TaskContext, payload: &Value, re
                 let decision = if pays >= protocol::MAX_PAYS_PER_TASK {
                     Err(format!("more than {} pay lines in one task", protocol::MAX_PAYS_PER_TASK))
                 } else {
-                    ctx.payments.approve(protocol::intent(ctx, business, pays, pay)).await
+                    match &business {
+                        Ok(b) => ctx.payments.approve(protocol::intent(ctx, b, pays, pay)).await,
+                        Err(why) => Ok(protocol::refused(ctx, pays, pay, why)),
+                    }
                 };
                 pays += 1;
                 if let Err(e) = child.send(&protocol::payment_answer(&decision)).await {

@@ -7,7 +7,7 @@
 //! bounds it). A lenient parser would instead guess, and a guessed `result` is a wrong result.
 
 use super::super::TaskContext;
-use crate::payments::types::{Decision, PaymentIntent};
+use crate::payments::types::{Decision, PaymentIntent, Rejection};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -140,15 +140,11 @@ fn quote(line: &[u8]) -> String {
     format!("{q:?}")
 }
 
-/// The business a task spends for: the payload's `business_id` (as the simulated executor reads it),
-/// else `default`. Bound to the task, not to what the agent writes in a `pay` line.
-pub fn business_of(payload: &Value) -> &str {
-    payload.get("business_id").and_then(Value::as_str).unwrap_or("default")
-}
-
-/// The intent for the `index`-th pay line (from 0) of this attempt. The mandate `<task_id>-p<index>`
-/// is bound to the task, so a replayed or retried task asking again gets the same decision and is not
-/// charged twice (the ledger is idempotent per mandate).
+/// The intent for the `index`-th pay line (from 0) of this attempt, for the task's business
+/// ([`TaskContext::business`]: bound to the task, not to what the agent writes in a `pay` line) and
+/// workflow budget. The mandate `<task_id>-p<index>` is bound to the task, so a replayed or retried
+/// task asking again gets the same decision and is not charged twice (the ledger is idempotent per
+/// mandate).
 pub fn intent(ctx: &TaskContext, business: &str, index: u32, pay: PayRequest) -> PaymentIntent {
     PaymentIntent {
         agent_id: ctx.agent.clone(),
@@ -159,7 +155,14 @@ pub fn intent(ctx: &TaskContext, business: &str, index: u32, pay: PayRequest) ->
         business_id: business.to_string(),
         tenant_id: ctx.tenant_id.clone(),
         task_id: Some(ctx.task_id),
+        workflow: ctx.workflow_budget(),
     }
+}
+
+/// The denial of the `index`-th pay line of a task whose business is not a valid id: the same answer
+/// the authority gives an intent that fails validation (nothing is asked or stored).
+pub fn refused(ctx: &TaskContext, index: u32, pay: PayRequest, why: &Rejection) -> Decision {
+    Decision::rejected_input(&intent(ctx, "", index, pay), why, crate::task::now_ms())
 }
 
 /// The answer line to a pay line, newline included: `{"payment": {"status": "approved" | "denied" |
@@ -290,13 +293,33 @@ mod tests {
     fn the_intent_is_bound_to_the_task_whatever_the_agent_writes() {
         let c = ctx();
         let pay = PayRequest { vendor: "openai.com".into(), amount_cents: 250, purpose: "tokens".into() };
-        let i = intent(&c, business_of(&json!({"business_id": "biz-7"})), 1, pay);
+        let business = c.business(&json!({"business_id": "biz-7"})).expect("business");
+        let i = intent(&c, &business, 1, pay.clone());
         assert_eq!((i.agent_id.as_str(), i.tenant_id.as_str()), ("genesis.research", "acme"));
         assert_eq!(i.mandate_id, format!("{}-p1", c.task_id));
         assert!(crate::payments::types::is_valid_id(&i.mandate_id), "{}", i.mandate_id);
         assert_eq!((i.business_id.as_str(), i.amount_cents, i.reason.as_str()), ("biz-7", 250, "tokens"));
-        assert_eq!(business_of(&json!({"business_id": 3})), "default");
-        assert_eq!(business_of(&json!("text")), "default");
+        assert_eq!(i.workflow, None);
+        // A workflow step: the envelope's business wins, and the workflow's budget goes with the intent.
+        let step = TaskContext {
+            business_id: Some("biz-wf".into()),
+            workflow: Some(crate::workflow::state::WorkflowRef {
+                id: "wf-1".into(),
+                step: "spec".into(),
+                run: 1,
+                kind: crate::workflow::state::TaskKind::Step,
+                budget_cents: Some(900),
+            }),
+            ..ctx()
+        };
+        let i = intent(&step, &step.business(&json!({"business_id": "biz-7"})).expect("business"), 0, pay.clone());
+        assert_eq!(i.business_id, "biz-wf");
+        assert_eq!(i.workflow.map(|w| (w.id, w.budget_cents)), Some(("wf-1".to_string(), 900)));
+        // A business that is not an id is refused as validation refuses it, not paid as `default`.
+        let why = c.business(&json!({"business_id": 3})).expect_err("not an id");
+        let d = refused(&c, 2, pay, &why);
+        assert_eq!((d.outcome, d.code.as_str()), (Outcome::Denied, "invalid_business"));
+        assert_eq!(d.mandate_id, format!("{}-p2", c.task_id));
     }
 
     #[test]

@@ -58,6 +58,11 @@ impl Shard {
     pub fn used_tenant(&self, day: &str) -> String {
         self.key(format_args!("used:tenant:{day}"))
     }
+    /// Usage of a workflow's budget (its tasks are in this tenant). Kept for the retention after its
+    /// last movement ([`super::workflow_usage_ttl_ms`]).
+    pub fn used_workflow(&self, workflow: &str) -> String {
+        self.key(format_args!("used:workflow:{workflow}"))
+    }
     /// The three budgets a reservation counts against, in the order they are checked: agent/day,
     /// business, tenant/day.
     pub fn budgets(&self, agent: &str, business: &str, day: &str) -> [String; 3] {
@@ -146,7 +151,8 @@ mod tests {
     #[test]
     fn shard_keys_carry_the_tenant_tag_and_global_keys_none() {
         let s = Shard::of(&TenantId::parse("tenant-1").expect("tenant"));
-        for k in [s.mandate("m"), s.used_agent("a", "2024-02-29"), s.used_tenant("2024-02-29"), s.log(), s.task("t")] {
+        let keys = [s.mandate("m"), s.used_agent("a", "2024-02-29"), s.used_tenant("2024-02-29"), s.used_workflow("w")];
+        for k in keys.into_iter().chain([s.log(), s.task("t")]) {
             assert_eq!(hash_tag(&k), "pay:tenant-1", "{k}");
         }
         for k in

@@ -10,7 +10,7 @@
 
 use super::keys::Shard;
 use super::*;
-use crate::payments::policy::{self, in_window, LedgerView, Limits, Step, StoredMandate};
+use crate::payments::policy::{self, in_window, LedgerView, Step, StoredMandate};
 use crate::payments::types::{code, Outcome};
 use crate::tenant::TenantId;
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -73,6 +73,11 @@ impl State {
     fn usage_keys(&self, s: &Stored) -> [String; 3] {
         let d = &s.record.decision;
         Shard::of(&s.tenant).budgets(&d.agent_id, &d.business_id, &s.day)
+    }
+
+    /// The usage key of the stored mandate's workflow, if it counts toward one.
+    fn workflow_key(&self, s: &Stored) -> Option<String> {
+        s.record.workflow.as_ref().map(|w| Shard::of(&s.tenant).used_workflow(&w.id))
     }
 
     fn used(&self, key: &str) -> u64 {
@@ -144,14 +149,19 @@ fn outcome_str(o: Outcome) -> &'static str {
 }
 
 impl State {
-    /// Reserve `amount` against the three budgets; the daily ones expire [`DAY_USAGE_TTL_MS`] after
-    /// their last reservation, as in Redis.
-    fn reserve(&mut self, budgets: &[String; 3], amount: u64, now: u64) {
+    /// Reserve `amount` against the three budgets, and the workflow's (its usage key) if any; the
+    /// daily ones expire [`DAY_USAGE_TTL_MS`] after their last reservation, the workflow's the
+    /// retention after its last movement ([`super::workflow_usage_ttl_ms`]), as in Redis.
+    fn reserve(&mut self, budgets: &[String; 3], workflow: Option<&str>, amount: u64, now: u64, retention: u64) {
         for (n, k) in budgets.iter().enumerate() {
             self.usage.entry(k.clone()).or_default().reserved += amount;
             if n != 1 {
                 self.usage_expiry.insert(k.clone(), now.saturating_add(DAY_USAGE_TTL_MS));
             }
+        }
+        if let Some(k) = workflow {
+            self.usage.entry(k.to_string()).or_default().reserved += amount;
+            self.usage_expiry.insert(k.to_string(), now.saturating_add(super::workflow_usage_ttl_ms(retention)));
         }
     }
 }
@@ -200,6 +210,7 @@ impl MemoryLedger {
         let av_key = (tenant.clone(), agent.clone(), vendor.clone());
         let shard = Shard::of(&tenant);
         let budgets = shard.budgets(&agent, &business, &day);
+        let workflow_key = i.workflow.as_ref().map(|w| shard.used_workflow(&w.id));
         let view = LedgerView {
             existing,
             agent_recent: s.agent_windows.get(&agent_key).cloned().unwrap_or_default(),
@@ -212,6 +223,7 @@ impl MemoryLedger {
             agent_day_used: s.used(&budgets[0]),
             business_used: s.used(&budgets[1]),
             tenant_day_used: s.used(&budgets[2]),
+            workflow_used: workflow_key.as_deref().map_or(0, |k| s.used(k)),
         };
         let step = policy::evaluate(i, x.rules, x.whitelist, &x.limits, &view, now);
         match &step {
@@ -235,7 +247,7 @@ impl MemoryLedger {
                 stats.approved += 1;
                 stats.reserved_cents += amount;
                 deadline = now + x.reservation_ttl_ms;
-                s.reserve(&budgets, amount, now);
+                s.reserve(&budgets, workflow_key.as_deref(), amount, now, x.retention_ms);
                 let hist = s.approved.entry(av_key).or_default();
                 hist.push_front(amount);
                 hist.truncate(f.anomaly_history.max(1) as usize);
@@ -262,6 +274,7 @@ impl MemoryLedger {
             status: outcome_str(decision.outcome).to_string(),
             purpose: i.reason.clone(),
             task_id,
+            workflow: i.workflow.clone(),
         };
         s.log("decided", &record, &day, now);
         s.mandates.insert(
@@ -282,7 +295,7 @@ impl MemoryLedger {
         Ok(self.lock().mandates.get(id).map(|m| m.record.clone()))
     }
 
-    pub async fn settle(&self, id: &str, to: Settle, now_ms: u64, _retention_ms: u64) -> Result<Settled, LedgerError> {
+    pub async fn settle(&self, id: &str, to: Settle, now_ms: u64, retention_ms: u64) -> Result<Settled, LedgerError> {
         let mut s = self.lock();
         let Some(m) = s.mandates.get(id) else { return Ok(Settled::Missing) };
         let (tenant, task) = (m.tenant.clone(), m.record.task_id.clone());
@@ -295,6 +308,7 @@ impl MemoryLedger {
             return Ok(Settled::Refused(m.record.clone()));
         }
         let keys = s.usage_keys(m);
+        let workflow_key = s.workflow_key(m);
         let (amount, business, vendor, agent, day) = {
             let d = &m.record.decision;
             (d.amount_cents, d.business_id.clone(), d.vendor.clone(), d.agent_id.clone(), m.day.clone())
@@ -304,6 +318,14 @@ impl MemoryLedger {
                 // A daily usage settled after it expired comes back for another TTL, not forever.
                 s.usage_expiry.entry(k.clone()).or_insert(now_ms.saturating_add(DAY_USAGE_TTL_MS));
             }
+            let u = s.usage.entry(k).or_default();
+            u.reserved = u.reserved.saturating_sub(amount);
+            if to == Settle::Captured {
+                u.captured += amount;
+            }
+        }
+        if let Some(k) = workflow_key {
+            s.usage_expiry.insert(k.clone(), now_ms.saturating_add(super::workflow_usage_ttl_ms(retention_ms)));
             let u = s.usage.entry(k).or_default();
             u.reserved = u.reserved.saturating_sub(amount);
             if to == Settle::Captured {
@@ -327,91 +349,6 @@ impl MemoryLedger {
             None => return Ok(Settled::Missing),
         };
         s.log(to.as_str(), &record, &day, now_ms);
-        Ok(Settled::Done(record))
-    }
-
-    pub async fn review(
-        &self,
-        id: &str,
-        approve: bool,
-        limits: Limits,
-        now_ms: u64,
-        keep: &Lifetimes,
-    ) -> Result<Settled, LedgerError> {
-        let (reservation_ttl_ms, retention_ms) = (keep.reservation_ttl_ms, keep.retention_ms);
-        let mut s = self.lock();
-        let Some(m) = s.mandates.get(id) else { return Ok(Settled::Missing) };
-        let m_tenant = m.tenant.clone();
-        let m_task = m.record.task_id.clone();
-        if m.record.status != "needs_review" {
-            return Ok(Settled::Refused(m.record.clone()));
-        }
-        // An approval reserves against the budgets of the day it is given (semantics.md, Money 5), not
-        // of the day the intent was held: a review on a later day must not spend a closed day's budget.
-        let today = policy::utc_day(now_ms);
-        let d = &m.record.decision;
-        let keys = Shard::of(&m.tenant).budgets(&d.agent_id, &d.business_id, &today);
-        let amount = d.amount_cents;
-        let business = d.business_id.clone();
-        // The same words as the Redis ledger's REVIEW script.
-        let whose = [
-            (format!("agent {}", d.agent_id), format!(" today in tenant {}", d.tenant_id)),
-            (format!("business {}", d.business_id), String::new()),
-            (format!("tenant {}", d.tenant_id), " today".to_string()),
-        ];
-        let (outcome, code, reason) = if !approve {
-            (Outcome::Denied, code::REVIEW_DENIED, "denied by a reviewer".to_string())
-        } else {
-            let lims = [limits.agent_daily_cents, limits.business_total_cents, limits.tenant_daily_cents];
-            match keys.iter().zip(lims).zip(&whose).find(|((k, lim), _)| s.used(k) + amount > *lim) {
-                Some(((k, lim), (who, when))) => (
-                    Outcome::Denied,
-                    code::REVIEW_OVER_BUDGET,
-                    format!("approved by a reviewer, but {who} has used {} of {lim} cents{when}", s.used(k)),
-                ),
-                None => (Outcome::Approved, code::APPROVED, "approved by a reviewer; reserved".to_string()),
-            }
-        };
-        if outcome == Outcome::Approved {
-            s.reserve(&keys, amount, now_ms);
-            let tenant = m_tenant.clone();
-            let party = s.parties.entry(tenant).or_default();
-            party.seen = party.seen.max(now_ms.saturating_add(reservation_ttl_ms));
-            if let Some((_, until)) = s.mandate_tenants.get_mut(id) {
-                *until = now_ms.saturating_add(retention_ms);
-            }
-            let x = (reservation_ttl_ms, keep.check_task_after_ms);
-            s.index_task(&m_tenant, m_task.as_deref(), id, now_ms, x);
-        }
-        let st = s.stats.entry(business).or_default();
-        st.needs_review = st.needs_review.saturating_sub(1);
-        match outcome {
-            Outcome::Approved => {
-                st.approved += 1;
-                st.reserved_cents += amount;
-            }
-            _ => {
-                st.denied += 1;
-                *st.denials_by_code.entry(code.to_string()).or_default() += 1;
-            }
-        }
-        s.reviews.retain(|(_, m)| m != id);
-        let (record, day) = match s.mandates.get_mut(id) {
-            Some(m) => {
-                m.record.decision.outcome = outcome;
-                m.record.decision.code = code.to_string();
-                m.record.decision.reason = reason;
-                m.record.status = outcome_str(outcome).to_string();
-                if outcome == Outcome::Approved {
-                    m.deadline = now_ms + reservation_ttl_ms;
-                    m.day = today;
-                    m.expires_at = now_ms.saturating_add(retention_ms);
-                }
-                (m.record.clone(), m.day.clone())
-            }
-            None => return Ok(Settled::Missing),
-        };
-        s.log("reviewed", &record, &day, now_ms);
         Ok(Settled::Done(record))
     }
 
@@ -463,6 +400,8 @@ impl MemoryLedger {
     }
 }
 
+#[path = "memory_review.rs"]
+mod review;
 #[path = "memory_tasks.rs"]
 mod tasks;
 

@@ -29,6 +29,7 @@ async fn a_month_of_decisions_keeps_only_the_retention() {
                 business_id: format!("biz-{day}"),
                 tenant_id: TenantId::parse(&format!("tenant-{day}")).expect("tenant"),
                 task_id: None,
+                workflow: None,
             };
             let intent = validate(&raw, &rules, &whitelist).expect("valid");
             let input = DecideInput {

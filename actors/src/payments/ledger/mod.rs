@@ -21,7 +21,7 @@ mod reply;
 mod scripts;
 
 use super::policy::{Limits, PaymentRules};
-use super::types::{Decision, Rejection, ValidIntent};
+use super::types::{Decision, Rejection, ValidIntent, WorkflowBudget};
 use super::vendor::Whitelist;
 use crate::task::TaskId;
 use crate::tenant::TenantId;
@@ -32,6 +32,13 @@ use std::collections::BTreeMap;
 /// enough to settle a reservation made just before midnight, and to show yesterday in `budget show`.
 /// The Redis scripts use the same number (`3 * 86400000`).
 pub const DAY_USAGE_TTL_MS: u64 = 3 * 86_400_000;
+
+/// How long a workflow's usage is kept after the last reservation or settlement it saw: the
+/// retention (`payments.retention`), not a day's TTL, since a workflow is not bounded by a UTC day and
+/// forgetting its spend would let it spend its budget again. (The Redis scripts: `retention`.)
+pub fn workflow_usage_ttl_ms(retention_ms: u64) -> u64 {
+    retention_ms.max(1)
+}
 
 /// Everything one decision needs.
 pub struct DecideInput<'a> {
@@ -79,6 +86,10 @@ pub struct MandateRecord {
     /// The task the money is for (its reservation is settled with the task), if a task asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task_id: Option<String>,
+    /// The workflow whose budget the mandate counts toward (and the budget it was decided under; a
+    /// review approval re-checks that one), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<WorkflowBudget>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +241,10 @@ impl Ledger {
     /// Usage of a business's budget; `tenant` is the tenant the business belongs to.
     pub async fn usage_business(&self, tenant: &TenantId, business: &str) -> Result<Usage, LedgerError> {
         dispatch!(self, l => l.usage(&keys::Shard::of(tenant).used_business(business)).await)
+    }
+    /// Usage of a workflow's budget in `tenant` (the tenant of its tasks).
+    pub async fn usage_workflow(&self, tenant: &TenantId, workflow: &str) -> Result<Usage, LedgerError> {
+        dispatch!(self, l => l.usage(&keys::Shard::of(tenant).used_workflow(workflow)).await)
     }
     pub async fn usage_tenant(&self, tenant: &TenantId, day: &str) -> Result<Usage, LedgerError> {
         dispatch!(self, l => l.usage(&keys::Shard::of(tenant).used_tenant(day)).await)

@@ -41,6 +41,14 @@ pub fn day_bounds(day: &str) -> Option<(u64, u64)> {
     Some((start, start + 86_400_000))
 }
 
+/// The task and workflow a stored mandate's money is also counted under.
+fn owners(m: &MandateRecord) -> scripts::Owners<'_> {
+    scripts::Owners {
+        task: m.task_id.as_deref().unwrap_or_default(),
+        workflow: m.workflow.as_ref().map(|w| w.id.as_str()).unwrap_or_default(),
+    }
+}
+
 /// A tenant id read back from Redis (written from a [`TenantId`], so only a foreign writer can make
 /// this fail).
 fn stored_tenant(raw: &str) -> Result<TenantId, LedgerError> {
@@ -203,7 +211,7 @@ impl RedisLedger {
             id,
             decision: &m.decision,
             day: &day,
-            task: m.task_id.as_deref().unwrap_or_default(),
+            of: owners(&m),
             now_ms,
             to: to.as_str(),
             retention_ms,
@@ -253,7 +261,7 @@ impl RedisLedger {
             id,
             decision: &m.decision,
             day: &day,
-            task: m.task_id.as_deref().unwrap_or_default(),
+            of: owners(&m),
             now_ms,
             approve,
             limits,

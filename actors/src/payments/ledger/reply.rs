@@ -2,7 +2,7 @@
 //! or malformed fields read as empty or 0; only an unknown outcome is an error.
 
 use super::{LedgerError, LogEntry, MandateRecord};
-use crate::payments::types::{Decision, Outcome};
+use crate::payments::types::{Decision, Outcome, WorkflowBudget};
 use ::redis::Value;
 use std::collections::BTreeMap;
 
@@ -88,6 +88,10 @@ pub(super) fn record(m: &BTreeMap<String, String>) -> Result<Option<MandateRecor
         status: get("status"),
         purpose: get("purpose"),
         task_id: m.get("task_id").filter(|t| !t.is_empty()).cloned(),
+        workflow: m
+            .get("workflow_id")
+            .filter(|w| !w.is_empty())
+            .map(|w| WorkflowBudget { id: w.clone(), budget_cents: num(m, "workflow_budget_cents") }),
     }))
 }
 

@@ -14,10 +14,10 @@ use super::keys::Shard;
 use super::DecideInput;
 use crate::connection::script::{LuaScript, ScriptArgs, Sink};
 use crate::payments::policy::{self, Limits};
-use crate::payments::types::{Decision, ValidIntent};
+use crate::payments::types::{Decision, ValidIntent, WorkflowBudget};
 
 /// The KEYS of `decide.lua` for an intent (`day`: the UTC day of the decision), all in its tenant's shard.
-pub fn decide_keys(i: &ValidIntent, day: &str) -> [String; 14] {
+pub fn decide_keys(i: &ValidIntent, day: &str) -> [String; 15] {
     let s = Shard::of(&i.tenant_id);
     let (agent, vendor, business) = (i.agent_id.as_str(), i.vendor.as_str(), i.business_id.as_str());
     let [ua, ub, ut] = s.budgets(agent, business, day);
@@ -36,7 +36,14 @@ pub fn decide_keys(i: &ValidIntent, day: &str) -> [String; 14] {
         s.businesses(),
         s.task(&task_key(i.task_id.as_ref())),
         s.open_tasks(),
+        s.used_workflow(workflow_key(i.workflow.as_ref())),
     ]
+}
+
+/// The workflow id as the scripts get it: `''` for an intent without a workflow budget (the scripts
+/// then leave the workflow's usage alone, and the key they were given for it is never touched).
+fn workflow_key(w: Option<&WorkflowBudget>) -> &str {
+    w.map(|w| w.id.as_str()).unwrap_or_default()
 }
 
 /// The task id as the scripts get it: `''` for an intent without a task (the scripts then leave the
@@ -45,21 +52,29 @@ fn task_key(task: Option<&crate::task::TaskId>) -> String {
     task.map(ToString::to_string).unwrap_or_default()
 }
 
-/// The KEYS of `settle.lua` for mandate `id` stored in `shard` with decision `d` of UTC day `day`, for
-/// task `task` (`""`: none).
-pub fn settle_keys(shard: &Shard, id: &str, d: &Decision, day: &str, task: &str) -> [String; 9] {
-    let [ua, ub, ut] = shard.budgets(&d.agent_id, &d.business_id, day);
-    let (ex, log, sb) = (shard.reservations(), shard.log(), shard.business_stats(&d.business_id));
-    [shard.mandate(id), ua, ub, ut, ex, log, sb, shard.task(task), shard.open_tasks()]
+/// Where a stored mandate's money is counted besides its decision's budgets: its task (`""`: none) and
+/// its workflow (`""`: none), as the mandate records them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Owners<'a> {
+    pub task: &'a str,
+    pub workflow: &'a str,
 }
 
-/// The KEYS of `review.lua` for mandate `id` stored in `shard` with decision `d`, for task `task`
-/// (`""`: none); `day` is the UTC day of the review, whose budgets an approval is checked against and
-/// charged to.
-pub fn review_keys(shard: &Shard, id: &str, d: &Decision, day: &str, task: &str) -> [String; 10] {
+/// The KEYS of `settle.lua` for mandate `id` stored in `shard` with decision `d` of UTC day `day`.
+pub fn settle_keys(shard: &Shard, id: &str, d: &Decision, day: &str, of: Owners<'_>) -> [String; 10] {
+    let [ua, ub, ut] = shard.budgets(&d.agent_id, &d.business_id, day);
+    let (ex, log, sb) = (shard.reservations(), shard.log(), shard.business_stats(&d.business_id));
+    let (tk, ts, uw) = (shard.task(of.task), shard.open_tasks(), shard.used_workflow(of.workflow));
+    [shard.mandate(id), ua, ub, ut, ex, log, sb, tk, ts, uw]
+}
+
+/// The KEYS of `review.lua` for mandate `id` stored in `shard` with decision `d`; `day` is the UTC day
+/// of the review, whose budgets an approval is checked against and charged to.
+pub fn review_keys(shard: &Shard, id: &str, d: &Decision, day: &str, of: Owners<'_>) -> [String; 11] {
     let [ua, ub, ut] = shard.budgets(&d.agent_id, &d.business_id, day);
     let (ex, rv, log, sb) = (shard.reservations(), shard.reviews(), shard.log(), shard.business_stats(&d.business_id));
-    [shard.mandate(id), ua, ub, ut, ex, rv, log, sb, shard.task(task), shard.open_tasks()]
+    let (tk, ts, uw) = (shard.task(of.task), shard.open_tasks(), shard.used_workflow(of.workflow));
+    [shard.mandate(id), ua, ub, ut, ex, rv, log, sb, tk, ts, uw]
 }
 
 /// `decide.lua`: the stateful checks and the reservation of one intent. `pattern` and `whitelist` are
@@ -90,6 +105,7 @@ impl ScriptArgs for DecideArgs<'_> {
         to.arg(x.limits.agent_daily_cents).arg(x.limits.business_total_cents).arg(x.limits.tenant_daily_cents);
         to.arg(x.reservation_ttl_ms).arg(x.retention_ms);
         to.arg(task_key(i.task_id.as_ref())).arg(x.check_task_after_ms);
+        to.arg(workflow_key(i.workflow.as_ref())).arg(i.workflow.as_ref().map_or(0, |w| w.budget_cents));
     }
 }
 
@@ -100,8 +116,7 @@ pub struct SettleArgs<'a> {
     pub decision: &'a Decision,
     /// The UTC day of the decision's budgets.
     pub day: &'a str,
-    /// The mandate's task (`""`: none).
-    pub task: &'a str,
+    pub of: Owners<'a>,
     pub now_ms: u64,
     pub to: &'a str,
     pub retention_ms: u64,
@@ -109,7 +124,7 @@ pub struct SettleArgs<'a> {
 
 impl ScriptArgs for SettleArgs<'_> {
     fn push<S: Sink>(&self, to: &mut S) {
-        for k in settle_keys(self.shard, self.id, self.decision, self.day, self.task) {
+        for k in settle_keys(self.shard, self.id, self.decision, self.day, self.of) {
             to.key(k);
         }
         to.arg(self.now_ms).arg(self.to).arg(self.retention_ms);
@@ -123,8 +138,7 @@ pub struct ReviewArgs<'a> {
     pub decision: &'a Decision,
     /// The UTC day of the review: an approval is checked against and charged to its budgets.
     pub day: &'a str,
-    /// The mandate's task (`""`: none).
-    pub task: &'a str,
+    pub of: Owners<'a>,
     pub now_ms: u64,
     pub approve: bool,
     pub limits: Limits,
@@ -135,7 +149,7 @@ pub struct ReviewArgs<'a> {
 
 impl ScriptArgs for ReviewArgs<'_> {
     fn push<S: Sink>(&self, to: &mut S) {
-        for k in review_keys(self.shard, self.id, self.decision, self.day, self.task) {
+        for k in review_keys(self.shard, self.id, self.decision, self.day, self.of) {
             to.key(k);
         }
         to.arg(self.now_ms).arg(if self.approve { "1" } else { "0" });
@@ -192,6 +206,7 @@ mod tests {
             business_id: format!("biz-{tenant}"),
             tenant_id: TenantId::parse(tenant).expect("tenant"),
             task_id: None,
+            workflow: Some(WorkflowBudget { id: format!("wf-{tenant}"), budget_cents: 1000 }),
         };
         let rules = PaymentRules { known_agents: ["agent-a".to_string()].into(), ..PaymentRules::default() };
         let whitelist = Whitelist::new(&["openai.com".to_string()]).expect("whitelist");
@@ -205,10 +220,11 @@ mod tests {
         assert_eq!(d.outcome, Outcome::Approved);
         let shard = Shard::of(&i.tenant_id);
         let id = i.mandate.as_str();
+        let of = Owners { task: "01JTASK", workflow: "wf-1" };
         vec![
             decide_keys(&i, "2024-02-29").to_vec(),
-            settle_keys(&shard, id, &d, "2024-02-29", "01JTASK").to_vec(),
-            review_keys(&shard, id, &d, "2024-02-29", "01JTASK").to_vec(),
+            settle_keys(&shard, id, &d, "2024-02-29", of).to_vec(),
+            review_keys(&shard, id, &d, "2024-02-29", of).to_vec(),
         ]
     }
 
@@ -260,15 +276,23 @@ mod tests {
         let decide = DecideArgs { input: &input, day: "2024-02-29", pattern: ("", ""), whitelist: ("", "") };
         assert_eq!(pushed(&decide), declared_pair(&s.decide, "NKEYS", "NARGV"));
         let (id, day) = (i.mandate.as_str(), "2024-02-29");
-        let settle =
-            SettleArgs { shard: &shard, id, decision: &d, day, task: "", now_ms: 0, to: "captured", retention_ms: 1 };
+        let settle = SettleArgs {
+            shard: &shard,
+            id,
+            decision: &d,
+            day,
+            of: Owners::default(),
+            now_ms: 0,
+            to: "captured",
+            retention_ms: 1,
+        };
         assert_eq!(pushed(&settle), declared_pair(&s.settle, "NKEYS", "NARGV"));
         let review = ReviewArgs {
             shard: &shard,
             id,
             decision: &d,
             day,
-            task: "",
+            of: Owners::default(),
             now_ms: 0,
             approve: true,
             limits,

@@ -3,17 +3,19 @@
 -- step by step; the stateless verdicts (suspicious pattern, whitelist) are computed in Rust and passed in.
 -- KEYS (`scripts::decide_keys`): mandate, agent window, near-threshold window, approved amounts,
 --       used agent/day, used business, used tenant/day, reservations, reviews, log, business stats,
---       business index, the task's open reservations, the tenant's open tasks.
+--       business index, the task's open reservations, the tenant's open tasks, used workflow (`…:used:workflow:`
+--       for an intent without a workflow: never touched).
 -- ARGV: now, fingerprint, amount, mandate, agent, vendor, business, tenant, reason, day,
 --       pattern_code, pattern_reason, whitelist_code, whitelist_reason,
 --       velocity_window, velocity_max_count, velocity_max_sum,
 --       structuring_window, near_low, auto_approve, structuring_min_count,
 --       anomaly_factor (hundredths), anomaly_min_samples, anomaly_history, review_above,
 --       limit_agent, limit_business, limit_tenant, reservation_ttl, retention,
---       task (task id or ''), check_after (ms until the reconciler first looks at the task)
+--       task (task id or ''), check_after (ms until the reconciler first looks at the task),
+--       workflow (workflow id or ''), limit_workflow (its budget; 0 without a workflow)
 -- Returns {'stored'} | {'conflict'} | {'new', outcome, code, reason}.
-local NKEYS = 14
-local NARGV = 32
+local NKEYS = 15
+local NARGV = 34
 arity('decide', NKEYS, NARGV)
 local M, WA, WN, AN, UA, UB, UT, EX, RV, LOG, SB = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local now, fp, amount, mandate = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
@@ -26,6 +28,7 @@ local review_above = tonumber(ARGV[25])
 local lim_a, lim_b, lim_t = tonumber(ARGV[26]), tonumber(ARGV[27]), tonumber(ARGV[28])
 local ttl, retention = tonumber(ARGV[29]), tonumber(ARGV[30])
 local TK, TS, task, check_after = KEYS[13], KEYS[14], ARGV[31], tonumber(ARGV[32])
+local UW, wf, lim_w = KEYS[15], ARGV[33], tonumber(ARGV[34])
 
 -- 1. idempotency
 local efp = redis.call('HGET', M, 'fingerprint')
@@ -98,7 +101,13 @@ local function evaluate()
   if amount > review_above then
     return 'needs_review', 'needs_review', string.format('amount %d cents is above the review threshold of %d cents', amount, review_above)
   end
-  -- 5. budgets
+  -- 5. budgets: the workflow's first (policy::check_workflow_budget), then the three
+  if wf ~= '' then
+    local uw = used(UW)
+    if uw + amount > lim_w then
+      return 'denied', 'over_workflow_budget', string.format('workflow %s has %d of %d cents reserved or spent; %d more is over its budget', wf, uw, lim_w, amount)
+    end
+  end
   local ua, ub, ut = used(UA), used(UB), used(UT)
   if ua + amount > lim_a then
     return 'denied', 'over_agent_daily_budget', string.format("%d cents would exceed the agent's daily (in this tenant) budget (%d of %d cents used)", amount, ua, lim_a)
@@ -132,6 +141,11 @@ if outcome == 'approved' then
   for _, k in ipairs({UA, UB, UT}) do redis.call('HINCRBY', k, 'reserved', amount) end
   redis.call('PEXPIRE', UA, 3 * 86400000)
   redis.call('PEXPIRE', UT, 3 * 86400000)
+  if wf ~= '' then
+    -- kept for the retention after its last movement (not a day: a workflow outlives UTC days)
+    redis.call('HINCRBY', UW, 'reserved', amount)
+    redis.call('PEXPIRE', UW, retention)
+  end
   redis.call('ZADD', EX, now + ttl, mandate)
   redis.call('LPUSH', AN, amount)
   redis.call('LTRIM', AN, 0, ahist - 1)
@@ -151,6 +165,8 @@ if outcome == 'denied' then redis.call('HINCRBY', SB, 'd:' .. code, 1) end
 redis.call('HSET', M, 'fingerprint', fp, 'outcome', outcome, 'code', code, 'reason', why, 'status', status,
   'mandate_id', mandate, 'agent_id', agent, 'vendor', vendor, 'amount_cents', amount, 'business_id', business,
   'tenant_id', tenant, 'purpose', reason, 'day', day, 'decided_at_ms', now, 'task_id', task)
+-- the workflow and the budget it was decided under: what settling moves, and what a review re-checks
+if wf ~= '' then redis.call('HSET', M, 'workflow_id', wf, 'workflow_budget_cents', ARGV[34]) end
 -- kept for the retention; a reservation's mandate until it is settled, then what is left of its
 -- retention (settle.lua): it is never forgotten while it holds money, however late the expiry runs
 if outcome ~= 'approved' then redis.call('PEXPIRE', M, retention) end

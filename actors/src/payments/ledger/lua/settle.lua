@@ -1,15 +1,16 @@
 -- Move a reservation to `captured` (spent) or back to the budget (`released` / `expired`).
 -- KEYS (`scripts::settle_keys`): mandate, used agent/day, used business, used tenant/day, reservations,
---       log, business stats, the task's open reservations, the tenant's open tasks.
+--       log, business stats, the task's open reservations, the tenant's open tasks, used workflow (of the
+--       mandate's workflow; `…:used:workflow:` for a mandate without one: never touched).
 -- ARGV: now, to (captured|released|expired), retention.
 -- Returns {'ok', status, keep_ms} | {'same', status} (already there) | {'bad', status} | {'missing'}.
 -- keep_ms: how long the mandate is kept from now (the caller gives its tenant entry as long).
 -- Until now the mandate had no expiry (decide.lua, review.lua): it held a reservation.
-local NKEYS = 9
+local NKEYS = 10
 local NARGV = 3
 arity('settle', NKEYS, NARGV)
 local M, UA, UB, UT, EX, LOG, SB = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local TK, TS = KEYS[8], KEYS[9]
+local TK, TS, UW = KEYS[8], KEYS[9], KEYS[10]
 local now, to, retention = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local st = redis.call('HGET', M, 'status')
 if not st then return {'missing'} end
@@ -22,12 +23,15 @@ if task and task ~= '' then
 end
 if st == to then return {'same', st} end
 if st ~= 'approved' then return {'bad', st} end
-local f = redis.call('HMGET', M, 'amount_cents', 'vendor', 'agent_id', 'mandate_id', 'business_id', 'tenant_id', 'day')
+local f = redis.call('HMGET', M, 'amount_cents', 'vendor', 'agent_id', 'mandate_id', 'business_id', 'tenant_id', 'day', 'workflow_id')
 local amount = tonumber(f[1])
-for _, k in ipairs({UA, UB, UT}) do
+local budgets = {UA, UB, UT}
+if f[8] and f[8] ~= '' then budgets[4] = UW end
+for _, k in ipairs(budgets) do
   redis.call('HINCRBY', k, 'reserved', -amount)
   if to == 'captured' then redis.call('HINCRBY', k, 'captured', amount) end
 end
+if budgets[4] then redis.call('PEXPIRE', UW, retention) end
 redis.call('HINCRBY', SB, 'reserved', -amount)
 if to == 'captured' then
   redis.call('HINCRBY', SB, 'captured', amount)
