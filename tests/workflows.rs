@@ -446,7 +446,59 @@ every_bus!(
     cancel_during_a_running_step,
     retry_keeps_earlier_outputs,
     listing_by_status_and_tenant,
+    a_payment_over_the_workflow_budget_aborts_it,
 );
+
+/// A workflow with `budget_cents = 1000`: step a pays 600, step b asks 500 more. The payment authority
+/// denies b's (`over_workflow_budget`), b dies, the workflow fails `over_budget` and a is compensated;
+/// a's 600 are captured (its task succeeded), b's nothing.
+async fn a_payment_over_the_workflow_budget_aborts_it(h: Harness) {
+    use genesis_actors::payments::authority::Authority;
+    use genesis_actors::payments::notify::NotifySettings;
+    use genesis_actors::payments::policy::PaymentRules;
+    use genesis_actors::payments::vendor::Whitelist;
+    use genesis_actors::payments::{Budgets, PaymentsSettings};
+    let pay = PaymentsSettings {
+        rules: PaymentRules { known_agents: ["wf.a", "wf.b"].map(String::from).into(), ..PaymentRules::default() },
+        whitelist: Whitelist::new(&["openai.com".to_string()]).expect("whitelist"),
+        budgets: Budgets::default(),
+        reservation_ttl: Duration::from_secs(3600),
+        retention: Duration::from_secs(86_400),
+        expiry_interval: Duration::from_millis(50),
+        reconcile_interval: Duration::from_millis(100),
+        token_key: None,
+        notify: NotifySettings::default(),
+    };
+    let ledger = h.ledger().await;
+    let authority = Authority::new(pay, ledger.clone(), None);
+    let specs = agents(&["wf.a", "wf.b", "wf.undo"]);
+    let rt = h.run_with_payments(settings("n1"), specs, ExecutorRegistry::builtin(), authority).await;
+    let w = rt.workflows().clone();
+    let spend =
+        |n: i64| json!({"simulate": {"pay": [{"vendor": "openai.com", "amount_cents": n, "reason": "tokens"}]}});
+    let p = plan(json!({"budget_cents": 1000, "steps": [
+        {"id": "a", "agent": "wf.a", "input": spend(600), "compensate": {"agent": "wf.undo", "input": {}}},
+        {"id": "b", "agent": "wf.b", "needs": ["a"], "input": spend(500)}
+    ]}));
+    w.start(p, request("budget")).await.expect("starts");
+    let wf = wait_status(&w, "budget", WorkflowStatus::Failed).await;
+    assert_eq!(wf.reason.as_deref(), Some("over_budget"), "{:?}", wf.error);
+    let b = wf.step("b").unwrap();
+    assert_eq!(b.status, StepStatus::Failed);
+    assert!(b.error.as_deref().unwrap_or("").contains("over_workflow_budget"), "{:?}", b.error);
+    let comps: Vec<&str> = wf.compensations.as_deref().unwrap().iter().map(|c| c.step.as_str()).collect();
+    assert_eq!(comps, ["a"]);
+    let usage = eventually(Duration::from_secs(30), "a's 600 captured, b's nothing held", || {
+        let ledger = ledger.clone();
+        async move {
+            let u = ledger.usage_workflow(&tenant("acme"), "budget").await.ok()?;
+            (u.captured == 600 && u.reserved == 0).then_some(u)
+        }
+    })
+    .await;
+    assert!(usage.captured + usage.reserved <= 1000, "the workflow's spend never exceeds its budget");
+    rt.shutdown().await.unwrap();
+}
 
 /// A workflow that ends posts its business's spend summary (total, by vendor, ROI from the projected
 /// revenue) to `payments.dashboard_webhook`, through the payment authority.

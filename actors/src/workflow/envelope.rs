@@ -142,7 +142,11 @@ mod tests {
             json!({"id": "w1", "business_id": "biz", "tenant_id": "acme", "step": "spec", "run": 1})
         );
         let r = env.workflow.expect("workflow ref");
-        assert_eq!((r.step.as_str(), r.run, r.kind, r.budget_cents), ("spec", 1, TaskKind::Step, Some(900)), "the workflow's budget, shared by its steps");
+        assert_eq!(
+            (r.step.as_str(), r.run, r.kind, r.budget_cents),
+            ("spec", 1, TaskKind::Step, Some(900)),
+            "the workflow's budget, shared by its steps"
+        );
         let first = build(&wf, TaskKind::Step, "idea", idea, "a".parse().expect("topic"), 30).expect("builds");
         assert_eq!(first.workflow.and_then(|r| r.budget_cents), Some(900), "the workflow's");
         assert_eq!(first.payload["input"], json!({"topic": "tea"}));
