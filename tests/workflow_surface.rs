@@ -7,7 +7,6 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::path::Path;
 use std::time::Duration;
 use support::*;
 
@@ -27,17 +26,6 @@ fn post(url: &str, body: &Value) -> (u16, Value) {
     let r = client().post(url).json(body).send().expect("post");
     let status = r.status().as_u16();
     (status, r.json().unwrap_or(Value::Null))
-}
-
-/// The shipped templates beside the test's genesis.toml (the node reads `<config dir>/workflows`).
-fn copy_templates(dir: &Path) {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/workflows");
-    let to = dir.join("workflows");
-    std::fs::create_dir_all(&to).expect("dir");
-    for e in std::fs::read_dir(from).expect("templates") {
-        let p = e.expect("entry").path();
-        std::fs::copy(&p, to.join(p.file_name().expect("name"))).expect("copy");
-    }
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! Workflows carried durably by the bus (issue 11; `docs/workflows.md`), on every bus: a diamond plan
 //! end to end on the simulated executor, an outcome delivered twice, a node that died between a step's
 //! outcome and the next publish, compensation in reverse order of completion, cancel during a running
-//! step, retry after a failure, and the events stream.
+//! step, retry after a failure, the events stream, and the tasks that cannot reach their agent: a step
+//! payload over `bus.max_payload_bytes` (refused at publish), an entry its agent cannot decode (a node
+//! with a smaller limit), and a task lost before it ran.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -105,6 +107,15 @@ impl Executor for Flaky {
                 Ok(json!({"flaky": "fixed"}))
             }
         })
+    }
+}
+
+/// Answers a blob of `.0` bytes, whatever it is asked.
+struct Big(usize);
+
+impl Executor for Big {
+    fn execute<'a>(&'a self, _: &'a TaskContext, _: &'a Value) -> BoxFuture<'a, Result<Value, ExecError>> {
+        Box::pin(async move { Ok(json!({"blob": "x".repeat(self.0)})) })
     }
 }
 
@@ -436,7 +447,149 @@ async fn listing_by_status_and_tenant(h: Harness) {
     assert_eq!(open, ["l1", "l2", "l3", "l4"], "l3 compensates (its step still runs): not final yet");
 }
 
+/// `big` answers 5000 bytes; `bus.max_payload_bytes` is 4096, so the task of `c` (which needs it) would
+/// be dead-lettered undecoded by its agent, and the workflow would never hear of it. The engine does not
+/// publish it: `c` ends dead (`payload_too_large`, naming the size, the limit and the key), the workflow
+/// fails and compensates — `big`'s compensation, which carries `big`'s output, is refused the same way
+/// and recorded failed; `a`'s still runs. A re-drive and a sweep publish nothing later. With `c`
+/// optional the workflow goes on, and `d` gets `null` for it.
+async fn an_oversized_step_payload_fails_the_step_at_once(h: Harness) {
+    let mut s = settings("n1");
+    s.bus.max_payload_bytes = 4096;
+    let recorder = Arc::new(Recorder::default());
+    let mut ex = ExecutorRegistry::builtin();
+    ex.register("big", Arc::new(Big(5000)));
+    ex.register("recorder", recorder.clone());
+    let mut specs = agents(&["wf.a", "wf.c", "wf.undo"]);
+    specs.push(named("wf.big", "big"));
+    specs.push(named("wf.d", "recorder"));
+    let rt = h.run_with(s, specs, ex).await;
+    let w = rt.workflows().clone();
+    let undo = |n: &str| json!({"agent": "wf.undo", "input": {"undo": n}});
+    let steps = |optional: bool| {
+        plan(json!({"steps": [
+            {"id": "a", "agent": "wf.a", "compensate": undo("a")},
+            {"id": "big", "agent": "wf.big", "needs": ["a"], "compensate": undo("big")},
+            {"id": "c", "agent": "wf.c", "needs": ["big"], "optional": optional},
+            {"id": "d", "agent": "wf.d", "needs": ["c"]}
+        ]}))
+    };
+    w.start(steps(false), request("oversized")).await.expect("starts");
+    let wf = wait_status(&w, "oversized", WorkflowStatus::Failed).await;
+    assert_eq!(wf.reason.as_deref(), Some("step_failed"));
+    let c = wf.step("c").unwrap();
+    assert_eq!((c.status, c.attempts), (StepStatus::Failed, 0), "{c:?}");
+    let error = c.error.clone().unwrap();
+    assert!(error.starts_with("payload_too_large: its task is "), "{error}");
+    assert!(error.contains("over the limit of 4096 bytes (bus.max_payload_bytes)"), "{error}");
+    let size: usize = error["payload_too_large: its task is ".len()..].split(' ').next().unwrap().parse().unwrap();
+    assert!(size > 5000, "the size named is the envelope's: {error}");
+    assert!(wf.error.as_deref().unwrap().contains("step c failed"), "{:?}", wf.error);
+    let c_task = c.task_id.unwrap().to_string();
+    assert!(h.bus.task(&topic("wf.c"), &c_task).await.unwrap().is_none(), "c's task was never published");
+    assert!(h.bus.dlq_list(&topic("wf.c"), &DlqFilter::default(), 10).await.unwrap().is_empty());
+    let d = wf.step("d").unwrap();
+    assert_eq!((d.status, d.task_id), (StepStatus::Skipped, None));
+    let comps = wf.compensations.clone().unwrap();
+    let done: Vec<(&str, CompensationStatus)> = comps.iter().map(|c| (c.step.as_str(), c.status)).collect();
+    assert_eq!(done, [("big", CompensationStatus::Failed), ("a", CompensationStatus::Succeeded)]);
+    assert!(comps[0].error.as_deref().unwrap().starts_with("payload_too_large:"), "{:?}", comps[0].error);
+    let big_undo = comps[0].task_id.unwrap().to_string();
+    assert!(h.bus.task(&topic("wf.undo"), &big_undo).await.unwrap().is_none(), "not published either");
+
+    // Idempotent: driving and sweeping again publishes nothing and changes nothing.
+    w.drive("oversized").await.expect("drives");
+    w.sweep().await.expect("sweeps");
+    assert!(h.bus.task(&topic("wf.c"), &c_task).await.unwrap().is_none(), "still never published");
+    assert_eq!(w.get("oversized").await.unwrap().unwrap(), wf, "nothing changed");
+    let events = events_of(&w, "oversized").await;
+    assert_eq!((count(&events, kind::STEP_STARTED, "c"), count(&events, kind::STEP_FAILED, "c")), (1, 1));
+    let failed = events.iter().find(|e| e.kind == kind::STEP_FAILED).unwrap();
+    assert!(failed.error.as_deref().unwrap().contains("bus.max_payload_bytes"), "{failed:?}");
+    assert_eq!(events.iter().filter(|e| e.kind == kind::WORKFLOW_FAILED).count(), 1);
+
+    // An optional step refused the same way lets the workflow go on.
+    w.start(steps(true), request("oversized-optional")).await.expect("starts");
+    let wf = wait_status(&w, "oversized-optional", WorkflowStatus::Succeeded).await;
+    let c = wf.step("c").unwrap();
+    assert_eq!(c.status, StepStatus::Failed);
+    assert!(c.error.as_deref().unwrap().starts_with("payload_too_large:"), "{c:?}");
+    let seen = recorder.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].2["needs"], json!({"c": null}), "a failed optional need arrives as null");
+    assert_eq!(wf.compensations, None, "a workflow that succeeds compensates nothing");
+    rt.shutdown().await.unwrap();
+}
+
+/// A node with a larger `bus.max_payload_bytes` than the agent's node publishes a step whose entry that
+/// agent cannot decode: the agent dead-letters it undecoded (`decode_error`, no envelope, as for any
+/// such entry) and tells the workflow from what is left of it, so the step ends dead instead of
+/// waiting for ever; the workflow fails at once.
+async fn an_entry_its_agent_cannot_decode_still_ends_its_step(h: Harness) {
+    let mut small = settings("n1");
+    small.bus.max_payload_bytes = 2048;
+    let specs = agents(&["wf.a"]);
+    let rt = h.run(small, specs.clone()).await;
+    let publisher = Workflows::new(h.bus.clone(), &roster(specs), &settings("n2"));
+    let p = plan(json!({"steps": [{"id": "a", "agent": "wf.a", "input": {"pad": "x".repeat(3000)}}]}));
+    publisher.start(p, request("drift")).await.expect("starts");
+    let wf = wait_status(rt.workflows(), "drift", WorkflowStatus::Failed).await;
+    let a = wf.step("a").unwrap();
+    assert_eq!(a.status, StepStatus::Failed);
+    let error = a.error.clone().unwrap();
+    assert!(error.starts_with("decode_error: its task was dead-lettered undecoded by agent wf.a"), "{error}");
+    assert!(error.contains("over the limit of 2048 bytes (bus.max_payload_bytes)"), "{error}");
+    let dlq = h.bus.dlq_list(&topic("wf.a"), &DlqFilter::default(), 10).await.unwrap();
+    assert_eq!(dlq.len(), 1);
+    assert_eq!((dlq[0].reason.as_str(), dlq[0].task_id.as_deref()), ("decode_error", None), "{dlq:?}");
+    rt.shutdown().await.unwrap();
+}
+
+/// A workflow whose step's task was lost before it ran (saved as running, publish carried out, yet no
+/// task: a failover lost it). While the workflow runs, the sweeper publishes it again and it succeeds;
+/// once the workflow is cancelled, the sweeper no longer starts it: the step ends cancelled (its task
+/// never exists) and the workflow ends too instead of waiting for ever.
+async fn a_lost_task_is_published_again_only_while_running(h: Harness) {
+    use genesis_actors::workflow::route::Route;
+    let s = settings("n1");
+    let specs = agents(&["wf.a"]);
+    h.bus.ensure_topics(&[topic("wf.a")]).await.unwrap();
+    let w = Workflows::new(h.bus.clone(), &roster(specs.clone()), &s);
+    let p = plan(json!({"steps": [{"id": "a", "agent": "wf.a"}]}));
+    for id in ["lost-running", "lost-cancelled"] {
+        let start = machine::Start {
+            id: id.into(),
+            tenant_id: tenant("acme"),
+            business_id: "biz-42".into(),
+            correlation_id: id.into(),
+            template: None,
+            projected_revenue_cents: None,
+            now: genesis_actors::task::now_ms(),
+        };
+        let mut wf = machine::create(&p, vec![Route { agent: "wf.a".into(), reason: "test".into() }], start);
+        wf.outbox.clear();
+        w.store().create(&wf).await.unwrap();
+    }
+    let cancelled = w.cancel("lost-cancelled").await.expect("cancels");
+    assert_eq!(cancelled.status, WorkflowStatus::Compensating, "waits for its running step");
+    let task = |wf: &Workflow| wf.step("a").unwrap().task_id.unwrap().to_string();
+
+    let rt = h.run(s, specs).await;
+    let done = wait_status(rt.workflows(), "lost-running", WorkflowStatus::Succeeded).await;
+    let rec = h.bus.task(&topic("wf.a"), &task(&done)).await.unwrap().expect("published again");
+    assert_eq!((rec.status.as_str(), rec.attempts), ("succeeded", 1));
+    let ended = wait_status(rt.workflows(), "lost-cancelled", WorkflowStatus::Cancelled).await;
+    let a = ended.step("a").unwrap();
+    assert_eq!(a.status, StepStatus::Cancelled);
+    assert!(a.error.as_deref().unwrap().contains("lost before it ran"), "{a:?}");
+    assert!(h.bus.task(&topic("wf.a"), &task(&ended)).await.unwrap().is_none(), "not started after the cancel");
+    rt.shutdown().await.unwrap();
+}
+
 every_bus!(
+    an_oversized_step_payload_fails_the_step_at_once,
+    an_entry_its_agent_cannot_decode_still_ends_its_step,
+    a_lost_task_is_published_again_only_while_running,
     diamond_runs_end_to_end,
     a_duplicate_outcome_advances_once,
     a_node_killed_between_outcome_and_publish_loses_nothing,

@@ -31,6 +31,14 @@ Behaviour is steered by the first data part of the incoming message (a JSON obje
 With ``"report_to": URL`` in the data part, the agent first POSTs a start report there
 (``chaos_report.py``; the chaos harness uses it).
 
+A Genesis workflow step's data part (``{"input", "needs", "workflow", "business_id"}``, or
+``{"input", "compensating", "workflow", …}`` for a compensation) is steered by its ``input``, where a
+plan's author puts it; a template's start request (``input.request``) may steer one step by name:
+``{"steer": {"<step id>": {"mode": "fail", …}}}`` (not its compensation). Its artifact then carries
+``"echo"``: that steering object, and ``"workflow_step"``: what the agent was told about the step
+(``workflow``, ``business_id``, ``input``, the names of its ``needs``, the step it is ``compensating``),
+so outputs stay small along a chain of steps instead of echoing every need's output again.
+
 A message without a data part is treated as echo (with ``"echo": null``); an unknown mode
 ends FAILED with "unknown mode: <mode>".
 
@@ -138,6 +146,42 @@ def _steering_data(context: RequestContext) -> tuple[Any, list[str]]:
     return data, texts
 
 
+def _workflow_step(data: Any) -> dict[str, Any] | None:
+    """The data part of a Genesis workflow step or compensation, else None."""
+    if isinstance(data, dict) and isinstance(data.get("workflow"), dict) and "input" in data:
+        return data
+    return None
+
+
+def _steering_of(data: Any) -> Any:
+    """What steers the task: the data part, or for a workflow step its input (or the start request's
+    ``steer`` entry for this step)."""
+    step = _workflow_step(data)
+    if step is None:
+        return data
+    given = step.get("input")
+    given = given if isinstance(given, dict) else {}
+    if "compensating" not in step:
+        request = given.get("request")
+        steer = request.get("steer") if isinstance(request, dict) else None
+        mine = steer.get(step["workflow"].get("step")) if isinstance(steer, dict) else None
+        if isinstance(mine, dict):
+            return mine
+    return given
+
+
+def _step_summary(step: dict[str, Any]) -> dict[str, Any]:
+    needs = step.get("needs")
+    compensating = step.get("compensating")
+    return {
+        "workflow": step.get("workflow"),
+        "business_id": step.get("business_id"),
+        "input": step.get("input"),
+        "needs": sorted(needs) if isinstance(needs, dict) else [],
+        "compensating": compensating.get("step") if isinstance(compensating, dict) else None,
+    }
+
+
 def _number(v: Any) -> float:
     """A number from metadata or a data part (protobuf makes every number a double); 0 if not one."""
     try:
@@ -187,6 +231,8 @@ class SteerableExecutor(AgentExecutor):
             )
 
         updater = TaskUpdater(event_queue, context.task_id, context_id)
+        step = _workflow_step(data)
+        data = _steering_of(data)
         mode = data.get("mode", "echo") if isinstance(data, dict) else "echo"
         meta = message_metadata or {}
         attempt = meta.get("genesis.attempt", 1)
@@ -207,6 +253,8 @@ class SteerableExecutor(AgentExecutor):
             "task_id": context.task_id,
             "context_id": context_id,
         }
+        if step is not None:
+            result["workflow_step"] = _step_summary(step)
 
         async def complete() -> None:
             await updater.add_artifact(

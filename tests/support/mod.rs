@@ -91,6 +91,17 @@ pub fn shipped_roster() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/agents.toml")
 }
 
+/// The shipped workflow templates beside a test's genesis.toml (a node reads `<config dir>/workflows`).
+pub fn copy_templates(dir: &std::path::Path) {
+    let from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/workflows");
+    let to = dir.join("workflows");
+    std::fs::create_dir_all(&to).expect("dir");
+    for e in std::fs::read_dir(from).expect("templates") {
+        let p = e.expect("entry").path();
+        std::fs::copy(&p, to.join(p.file_name().expect("name"))).expect("copy");
+    }
+}
+
 /// Write a genesis.toml with fast test timings into `dir`, naming `roster`; returns its path.
 pub fn write_test_config(dir: &std::path::Path, roster: &std::path::Path) -> PathBuf {
     write_test_config_with(dir, roster, None)

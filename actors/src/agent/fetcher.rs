@@ -8,7 +8,7 @@
 use super::{AgentContext, Job};
 use crate::agent::supervisor::Fetched;
 use crate::bus::retrying::until_ok;
-use crate::bus::{Begun, BusError, Completion, Delivery, Reader};
+use crate::bus::{Begun, BusError, Completed, Completion, Delivery, Reader};
 use crate::policy::outcome::reason;
 use crate::task::TaskEnvelope;
 use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef};
@@ -172,7 +172,11 @@ async fn admit(ctx: &AgentContext, batch: Vec<Delivery>) -> Result<Vec<Job>, Act
                 let l = crate::metrics::DeadLabel { agent: ctx.spec.name.clone(), reason: reason::DECODE.into() };
                 ctx.metrics.tasks_dead.get_or_create(&l).inc();
                 let dead = Completion::Dead { task: None, reason: reason::DECODE.into(), error: e.to_string() };
-                until_ok(&reconnect, "dead-letter", || ctx.bus.complete(&ctx.consumer, &d, &dead, ttl)).await?;
+                let written =
+                    until_ok(&reconnect, "dead-letter", || ctx.bus.complete(&ctx.consumer, &d, &dead, ttl)).await?;
+                if written == Completed::Done {
+                    super::undecodable(ctx, &d, &e).await;
+                }
             }
         }
     }

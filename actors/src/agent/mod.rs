@@ -46,6 +46,41 @@ pub struct Job {
     pub cancel_requested: bool,
 }
 
+/// What is left of an undecodable entry that was a workflow's task: enough to tell its workflow.
+#[derive(serde::Deserialize)]
+struct WorkflowTaskIds {
+    task_id: crate::task::TaskId,
+    topic: String,
+    workflow: Option<WorkflowId>,
+}
+
+#[derive(serde::Deserialize)]
+struct WorkflowId {
+    id: String,
+}
+
+/// An entry that could not be decoded is dead-lettered without its envelope, so no outcome reaches
+/// the workflow whose task it was, and its step would wait for ever. When its JSON still names a
+/// workflow and a task id (it was too large for this node's `bus.max_payload_bytes`, or written by a
+/// version whose envelope this node cannot read), tell the workflow the task is dead (`decode_error`;
+/// its record stays `queued`, the dead letter has no task id). The
+/// engine never publishes such a task ([`crate::workflow::envelope::check`]); this covers nodes whose
+/// limits differ. A failure is logged: the step then waits for the workflow's deadline.
+pub(crate) async fn undecodable(ctx: &AgentContext, d: &Delivery, error: &DecodeError) {
+    let Some(ids) = d.raw.as_deref().and_then(|raw| serde_json::from_str::<WorkflowTaskIds>(raw).ok()) else {
+        return;
+    };
+    let Some(wf) = ids.workflow.filter(|_| ids.topic == d.topic.as_str()) else { return };
+    let outcome = crate::workflow::machine::TaskOutcome::Dead {
+        reason: crate::policy::outcome::reason::DECODE.into(),
+        error: format!("its task was dead-lettered undecoded by agent {}: {error}", ctx.spec.name),
+        attempts: 0,
+    };
+    if let Err(e) = ctx.workflows.task_of_ended(&wf.id, ids.task_id, outcome).await {
+        tracing::warn!(workflow = %wf.id, task_id = %ids.task_id, error = %e, "cannot tell the workflow that its task was undecodable");
+    }
+}
+
 /// Decode a delivery's envelope, enforcing the size limit and that it belongs to the topic it was read
 /// from.
 pub(crate) fn decode(ctx: &AgentContext, d: &Delivery) -> Result<TaskEnvelope, DecodeError> {

@@ -105,7 +105,11 @@ async fn replay(
         Err(e) => {
             let dead = Completion::Dead { task: None, reason: reason::DECODE.into(), error: e.to_string() };
             let ttl = ctx.settings.bus.result_ttl;
-            until_ok(&reconnect, "dead-letter", || ctx.bus.complete(&ctx.consumer, &d, &dead, ttl)).await?;
+            let written =
+                until_ok(&reconnect, "dead-letter", || ctx.bus.complete(&ctx.consumer, &d, &dead, ttl)).await?;
+            if written == Completed::Done {
+                super::undecodable(ctx, &d, &e).await;
+            }
             Ok(())
         }
     }

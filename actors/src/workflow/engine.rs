@@ -11,13 +11,17 @@
 //!
 //! The worker calls [`Workflows::task_ended`] right after it wrote a step's final outcome; when that
 //! call fails (or the node dies first), the sweeper reads the task's record and applies the outcome.
+//!
+//! A step whose task would not decode at its agent (over `bus.max_payload_bytes`) is not published: its
+//! publish is replaced by the step's dead outcome in the same CAS that clears the outbox
+//! ([`Refusal`]), so no later drive publishes it and the workflow fails (or goes on) at once.
 
-use super::envelope;
+use super::envelope::Refusal;
 use super::machine::{self, Input, Refused, Start, TaskOutcome};
 use super::plan::Plan;
 use super::route::{route, Fleet};
 use super::settings::WorkflowSettings;
-use super::state::{Effect, StepStatus, TaskKind, Workflow, WorkflowStatus};
+use super::state::{Effect, StepStatus, Workflow, WorkflowStatus};
 use super::store::{Created, ListFilter, Page, StoreError, StoredEvent, WorkflowStore};
 use super::validate::{validate, PlanError};
 use crate::bus::{Bus, BusError};
@@ -120,6 +124,8 @@ pub struct Workflows {
     /// Agent name → its topic (a step names an agent; its task goes to the agent's topic).
     pub(super) agents: Arc<BTreeMap<String, TopicName>>,
     pub(super) result_ttl: Duration,
+    /// `bus.max_payload_bytes`: a step's task must decode at its agent under this limit.
+    pub(super) max_payload_bytes: usize,
     pub(super) metrics: Option<Arc<Metrics>>,
     pub(super) payments: Option<crate::payments::authority::Authority>,
 }
@@ -134,6 +140,7 @@ impl Workflows {
             settings: Arc::new(settings.workflows.clone()),
             agents: Arc::new(agents),
             result_ttl: settings.bus.result_ttl,
+            max_payload_bytes: settings.bus.max_payload_bytes,
             metrics: None,
             payments: None,
         }
@@ -246,10 +253,21 @@ impl Workflows {
     /// or a workflow that no longer exists).
     pub async fn task_ended(&self, env: &TaskEnvelope, outcome: TaskOutcome) -> Result<bool, WorkflowError> {
         let Some(r) = &env.workflow else { return Ok(false) };
-        match self.apply_changed(&r.id, Input::TaskEnded { task_id: env.task_id, outcome }).await {
+        self.task_of_ended(&r.id, env.task_id, outcome).await
+    }
+
+    /// [`Workflows::task_ended`] by ids: for a task whose envelope is not at hand (an entry its agent
+    /// could not decode, whose ids were read from what was left of it).
+    pub async fn task_of_ended(
+        &self,
+        workflow: &str,
+        task_id: TaskId,
+        outcome: TaskOutcome,
+    ) -> Result<bool, WorkflowError> {
+        match self.apply_changed(workflow, Input::TaskEnded { task_id, outcome }).await {
             Ok((_, changed)) => Ok(changed),
             Err(WorkflowError::NotFound { .. }) => {
-                tracing::warn!(workflow = %r.id, task_id = %env.task_id, "a workflow's task ended, but the workflow is gone (past its retention?)");
+                tracing::warn!(%workflow, %task_id, "a workflow's task ended, but the workflow is gone (past its retention?)");
                 Ok(false)
             }
             Err(e) => Err(e),
@@ -303,7 +321,8 @@ impl Workflows {
         }
     }
 
-    /// [`Workflows::drive`] with the lease held.
+    /// [`Workflows::drive`] with the lease held. A publish that was refused is replaced, in the same
+    /// save that removes it, by its step's dead outcome.
     async fn drive_held(&self, id: &str) -> Result<(), WorkflowError> {
         let mut conflicts = Retry::new(CONFLICT_BACKOFF);
         let (mut wf, mut version) = self.load(id).await?;
@@ -312,11 +331,20 @@ impl Workflows {
                 return Ok(());
             }
             let done = wf.outbox.clone();
-            self.execute(&wf, &done).await?;
+            let refused = self.execute(&wf, &done).await?;
             loop {
+                let before = wf.clone();
+                let now = crate::task::now_ms();
                 remove_done(&mut wf.outbox, &done);
+                for (task_id, refusal) in &refused {
+                    let input = Input::TaskEnded { task_id: *task_id, outcome: refusal.outcome() };
+                    machine::apply(&mut wf, input, now)?;
+                }
                 if self.store.save(&wf, version).await? {
                     version += 1;
+                    if !refused.is_empty() {
+                        self.observe(&before, &wf, now);
+                    }
                     break;
                 }
                 self.conflict(id, &mut conflicts).await?;
@@ -344,9 +372,10 @@ impl Workflows {
     }
 
     /// Carry out `effects` in order, events in batches. The first failure stops (the rest stay in the
-    /// outbox for the next drive).
-    async fn execute(&self, wf: &Workflow, effects: &[Effect]) -> Result<(), WorkflowError> {
+    /// outbox for the next drive). Returns the publishes refused, by task id.
+    async fn execute(&self, wf: &Workflow, effects: &[Effect]) -> Result<Vec<(TaskId, Refusal)>, WorkflowError> {
         let mut events = Vec::new();
+        let mut refused = Vec::new();
         for e in effects {
             if let Effect::Emit { event } = e {
                 events.push((**event).clone());
@@ -354,7 +383,11 @@ impl Workflows {
             }
             self.store.append_events(&std::mem::take(&mut events)).await?;
             match e {
-                Effect::Publish { kind, step, task_id } => self.publish(wf, *kind, step, *task_id).await?,
+                Effect::Publish { kind, step, task_id } => {
+                    if let Err(r) = self.publish(wf, *kind, step, *task_id).await? {
+                        refused.push((*task_id, r));
+                    }
+                }
                 Effect::Cancel { agent, task_id } => {
                     if let Some(topic) = self.topic(agent) {
                         let r = self.bus.cancel(&topic, &task_id.to_string()).await?;
@@ -366,33 +399,7 @@ impl Workflows {
             }
         }
         self.store.append_events(&events).await?;
-        Ok(())
-    }
-
-    pub(super) async fn publish(
-        &self,
-        wf: &Workflow,
-        kind: TaskKind,
-        step: &str,
-        task_id: TaskId,
-    ) -> Result<(), WorkflowError> {
-        let agent = match kind {
-            TaskKind::Step => wf.step(step).map(|s| s.agent.clone()),
-            TaskKind::Compensate => {
-                wf.compensations.as_deref().unwrap_or_default().iter().find(|c| c.step == step).map(|c| c.agent.clone())
-            }
-        };
-        let Some(topic) = agent.as_deref().and_then(|a| self.topic(a)) else {
-            tracing::error!(workflow = %wf.id, step, agent = ?agent, "a step's agent has no topic; its task cannot be published");
-            return Ok(());
-        };
-        match envelope::build(wf, kind, step, task_id, topic, crate::task::now_ms()) {
-            Ok(env) => {
-                self.bus.publish(&env, self.result_ttl).await?;
-            }
-            Err(e) => tracing::error!(error = %e, "cannot build a step's task; dropped"),
-        }
-        Ok(())
+        Ok(refused)
     }
 
     /// What routing knows: the roster's agents and the queue depths of those the route rules name.

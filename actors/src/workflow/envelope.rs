@@ -2,17 +2,81 @@
 //! builds the same one, and a re-driven publish is the same task): the step's agent topic, the derived
 //! task id, the workflow's tenant, correlation and business ids in the envelope itself, and a payload
 //! with the step's input and the outputs of the steps it needs (`docs/workflows.md`, "Steps").
+//!
+//! Before it is published, [`check`] decodes it as its agent will (`bus.max_payload_bytes`, the JSON
+//! parser's depth): an agent dead-letters an entry it cannot decode *without* its envelope, so the
+//! workflow would never hear of it and the step would wait for ever. A task that would not decode is
+//! not published; the step gets the [`Refusal`]'s dead outcome instead, like any other failure.
 
+use super::machine::TaskOutcome;
 use super::state::{TaskKind, Workflow, WorkflowRef};
-use crate::task::{TaskEnvelope, TaskId, TopicName};
+use crate::task::{DecodeError, TaskEnvelope, TaskId, TopicName};
 use serde_json::{json, Map, Value};
 
-/// Why an effect's envelope cannot be built (a state no transition makes; logged and dropped).
+/// Why an effect's envelope cannot be built (a state no transition makes).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("workflow {workflow}: {problem}")]
 pub struct Unbuildable {
     pub workflow: String,
     pub problem: String,
+}
+
+/// The reason codes of a step whose task was not published (its dead outcome's `reason`).
+pub mod refusal {
+    /// Over `bus.max_payload_bytes`: every agent would dead-letter it undecoded.
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    /// It would not decode at its agent for another reason (nested deeper than the parser allows):
+    /// the reason its agent would have dead-lettered it with.
+    pub const DECODE_ERROR: &str = crate::policy::outcome::reason::DECODE;
+    /// Its agent has no topic, or the state names a step it does not have.
+    pub const UNPUBLISHABLE: &str = "unpublishable";
+}
+
+/// Why a step's task is not published. The step ends dead with [`Refusal::outcome`] instead, so the
+/// workflow fails (or goes on, if the step is optional) and compensates as after any failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "its task is {size} bytes (the step's input and the outputs of the steps it needs), over the limit of \
+         {limit} bytes (bus.max_payload_bytes), so it was not published: make the steps it needs return less \
+         (pass large results by reference), or raise bus.max_payload_bytes on every node"
+    )]
+    TooLarge { size: usize, limit: usize },
+    #[error("its task would not decode at its agent ({0}), so it was not published")]
+    Undecodable(String),
+    #[error("its task cannot be published: {0}")]
+    Unpublishable(String),
+}
+
+impl Refusal {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::TooLarge { .. } => refusal::PAYLOAD_TOO_LARGE,
+            Refusal::Undecodable(_) => refusal::DECODE_ERROR,
+            Refusal::Unpublishable(_) => refusal::UNPUBLISHABLE,
+        }
+    }
+
+    /// The dead outcome the step gets instead of a task (no attempt was made).
+    pub fn outcome(&self) -> TaskOutcome {
+        TaskOutcome::Dead { reason: self.reason().to_string(), error: self.to_string(), attempts: 0 }
+    }
+}
+
+impl From<Unbuildable> for Refusal {
+    fn from(e: Unbuildable) -> Refusal {
+        Refusal::Unpublishable(e.to_string())
+    }
+}
+
+/// Decode `env` as its agent will (`crate::agent` decodes every entry with `bus.max_payload_bytes`):
+/// `Ok` when the agent will run it, else why it would dead-letter it undecoded.
+pub fn check(env: &TaskEnvelope, max_payload_bytes: usize) -> Result<(), Refusal> {
+    match TaskEnvelope::decode(&env.to_json(), max_payload_bytes) {
+        Ok(_) => Ok(()),
+        Err(DecodeError::TooLarge { size, limit }) => Err(Refusal::TooLarge { size, limit }),
+        Err(e) => Err(Refusal::Undecodable(e.to_string())),
+    }
 }
 
 /// The `workflow` object of a payload.
@@ -173,5 +237,31 @@ mod tests {
         assert_eq!(env.payload["compensating"], json!({"step": "idea", "output": 7}));
         assert_eq!(env.payload["input"], json!({"why": 1}));
         assert_eq!(env.workflow.map(|r| r.kind), Some(TaskKind::Compensate));
+    }
+
+    #[test]
+    fn a_task_its_agent_could_not_decode_is_refused_with_the_limit_named() {
+        let wf = started();
+        let (_, idea) = publish_of(&wf, "idea");
+        let env = build(&wf, TaskKind::Step, "idea", idea, "a".parse().expect("topic"), 30).expect("builds");
+        let size = env.to_json().len();
+        assert_eq!(check(&env, size), Ok(()), "exactly at the limit is fine");
+        let refused = check(&env, size - 1).expect_err("one byte over");
+        assert_eq!(refused, Refusal::TooLarge { size, limit: size - 1 });
+        let TaskOutcome::Dead { reason, error, attempts } = refused.outcome() else { panic!("dead") };
+        assert_eq!((reason.as_str(), attempts), ("payload_too_large", 0));
+        for want in [size.to_string(), (size - 1).to_string(), "bus.max_payload_bytes".into()] {
+            assert!(error.contains(&want), "{want} in {error}");
+        }
+        // Deeper than the JSON parser goes (128 levels): small, yet its agent could not decode it.
+        let mut deep = json!(1);
+        for _ in 0..130 {
+            deep = json!([deep]);
+        }
+        let mut env = env;
+        env.payload["input"] = deep;
+        let refused = check(&env, 1 << 20).expect_err("too deep");
+        assert_eq!(refused.reason(), "decode_error");
+        assert!(refused.to_string().contains("recursion limit"), "{refused}");
     }
 }

@@ -5,7 +5,8 @@
 //! [`state::Workflow`], whose every transition records the effects it wants (publish a step, cancel a
 //! task, emit an event) in the workflow's outbox. The [`store`] keeps workflows (on Redis or in
 //! memory, with compare-and-set) and the [`engine`] carries the outbox out ([`envelope`] builds a
-//! step's task, [`summary`] posts the spend summary), so any node can advance any workflow; the
+//! step's task and checks its agent can decode it, `publish` puts it on the bus or refuses it,
+//! [`summary`] posts the spend summary), so any node can advance any workflow; the
 //! [`sweep`] repairs what a node that died in between left undone. [`template`] and [`launch`] turn a
 //! template or a start request into a plan.
 
@@ -15,6 +16,7 @@ pub mod events;
 pub mod launch;
 pub mod machine;
 pub mod plan;
+mod publish;
 pub mod route;
 pub mod settings;
 pub mod state;

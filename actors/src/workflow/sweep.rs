@@ -9,12 +9,22 @@
 //! - **Effects left undone**: an outbox that is not empty and has not moved for a sweep interval (its
 //!   writer died between the two CAS) is carried out again.
 //! - **Lost publishes**: a running step whose task has no record and whose publish is no longer in the
-//!   outbox (a publish that a failover lost) is published again (same derived task id).
+//!   outbox (a publish that a failover lost, a record expired before its task ran) is published again
+//!   (same derived task id) while the workflow runs; once it is compensating or cancelled, a step whose
+//!   task was lost is not started any more: it ends `cancelled`. A compensation is always published
+//!   again. A task that cannot be published (its agent could not decode it, no topic) ends its step
+//!   dead instead ([`super::envelope::Refusal`]).
+//!
+//! What is left can only wait for an agent: a task queued for an agent that no node runs stays queued
+//! (a plan's `deadline` bounds that), and one running on a node that died is reclaimed by another. An
+//! entry an agent dead-letters undecoded (`decode_error`, e.g. a node with a smaller
+//! `bus.max_payload_bytes`) is reported to its workflow by that agent (`crate::agent::undecodable`).
 //!
 //! Every node sweeps; they may race, and every repair is idempotent. Then the store prunes ended
 //! workflows past their retention from its indexes.
 
 use super::engine::{SweepReport, WorkflowError, Workflows};
+use super::envelope::Refusal;
 use super::machine::{Input, TaskOutcome};
 use super::state::{CompensationStatus, Effect, StepStatus, TaskKind, Workflow, WorkflowStatus};
 use crate::bus::{TaskRecord, TaskStatus};
@@ -38,6 +48,19 @@ pub fn outcome_of(record: &TaskRecord) -> Option<TaskOutcome> {
             attempts: record.attempts,
         }),
         _ => None,
+    }
+}
+
+/// The outcome of a step whose task was lost (no record, no pending publish) after its workflow
+/// stopped starting steps: it never ran, and it will not.
+fn lost_after_stop(wf: &Workflow) -> TaskOutcome {
+    TaskOutcome::Dead {
+        reason: crate::policy::outcome::reason::CANCELLED.into(),
+        error: format!(
+            "its task was lost before it ran (no record), and the workflow is {}: not published again",
+            wf.status.as_str()
+        ),
+        attempts: 0,
     }
 }
 
@@ -88,7 +111,14 @@ impl Workflows {
             report.deadlines += usize::from(changed);
         }
         for (kind, step, agent, task_id) in running(&wf) {
-            let Some(topic) = self.topic(&agent) else { continue };
+            let Some(topic) = self.topic(&agent) else {
+                // Not publishable either: the same refusal a drive gives it, applied here.
+                let refusal = Refusal::Unpublishable(format!("agent `{agent}` has no topic on this node"));
+                let (_, changed) =
+                    self.apply_changed(id, Input::TaskEnded { task_id, outcome: refusal.outcome() }).await?;
+                report.outcomes += usize::from(changed);
+                continue;
+            };
             match self.bus.task(&topic, &task_id.to_string()).await? {
                 Some(record) => {
                     let Some(outcome) = outcome_of(&record) else { continue };
@@ -104,10 +134,23 @@ impl Workflows {
                     let pending =
                         fresh.outbox.iter().any(|e| matches!(e, Effect::Publish { task_id: t, .. } if *t == task_id));
                     let still_running = running(&fresh).iter().any(|(_, _, _, t)| *t == task_id);
-                    if !pending && still_running {
-                        tracing::warn!(workflow = %id, step, %task_id, "sweeper: a running step's task does not exist; publishing it again");
-                        self.publish(&fresh, kind, &step, task_id).await?;
-                        report.republished += 1;
+                    // Read again: a publish carried out since the first read wrote its record before it
+                    // left the outbox, so a record missing now, with no publish pending, is lost.
+                    let lost =
+                        !pending && still_running && self.bus.task(&topic, &task_id.to_string()).await?.is_none();
+                    if lost {
+                        let outcome = if kind == TaskKind::Step && fresh.status != WorkflowStatus::Running {
+                            tracing::warn!(workflow = %id, step, %task_id, "sweeper: a running step's task does not exist and the workflow has stopped starting steps; it ends cancelled");
+                            Some(lost_after_stop(&fresh))
+                        } else {
+                            tracing::warn!(workflow = %id, step, %task_id, "sweeper: a running step's task does not exist; publishing it again");
+                            report.republished += 1;
+                            self.publish(&fresh, kind, &step, task_id).await?.err().map(|r| r.outcome())
+                        };
+                        if let Some(outcome) = outcome {
+                            let (_, changed) = self.apply_changed(id, Input::TaskEnded { task_id, outcome }).await?;
+                            report.outcomes += usize::from(changed);
+                        }
                     }
                 }
             }
