@@ -36,6 +36,10 @@ pub enum Command {
         /// overrides http.addr. `--http-addr ""` disables HTTP (an empty GENESIS_HTTP_ADDR counts as unset).
         #[arg(long, env = "GENESIS_HTTP_ADDR", value_name = "IP:PORT")]
         http_addr: Option<String>,
+        /// Serve /metrics, open (no API key), on this address of its own; overrides http.metrics_addr.
+        /// `--metrics-addr ""` puts it back on the HTTP listener (admin keys only).
+        #[arg(long, env = "GENESIS_METRICS_ADDR", value_name = "IP:PORT")]
+        metrics_addr: Option<String>,
     },
     /// Publish a task; prints its task id.
     Publish {
@@ -97,6 +101,11 @@ pub enum Command {
     Budget {
         #[command(subcommand)]
         command: BudgetCommand,
+    },
+    /// The HTTP API's keys: create (shown once), list, revoke. Acts on the bus: no key needed.
+    Apikey {
+        #[command(subcommand)]
+        command: crate::commands::apikey::ApikeyCommand,
     },
     /// Validate the configuration.
     Config {

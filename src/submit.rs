@@ -12,9 +12,10 @@ use tracing::Instrument;
 pub struct SubmitRequest {
     pub topic: String,
     pub payload: serde_json::Value,
-    /// Parsed with the body: a tenant the task API accepts is one the payment ledger accepts.
+    /// Parsed with the body: a tenant the task API accepts is one the payment ledger accepts. Over HTTP
+    /// the API key decides it (only an admin key may name one); `None`: the default tenant.
     #[serde(default)]
-    pub tenant: TenantId,
+    pub tenant: Option<TenantId>,
     #[serde(default)]
     pub reply_to: Option<String>,
     #[serde(default)]
@@ -51,7 +52,7 @@ pub async fn submit(
     req: SubmitRequest,
 ) -> Result<(TaskEnvelope, String), SubmitError> {
     let topic = roster_topic(roster, "topic", &req.topic)?;
-    let mut env = TaskEnvelope::new(topic, req.tenant, req.payload);
+    let mut env = TaskEnvelope::new(topic, req.tenant.unwrap_or_default(), req.payload);
     if let Some(chain) = req.reply_to {
         // `a,b,c`: the result goes to `a` as a new task, whose result goes to `b`, and so on.
         let mut hops = Vec::new();

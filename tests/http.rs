@@ -16,7 +16,16 @@ fn client() -> reqwest::blocking::Client {
 }
 
 fn get(url: &str) -> Option<(u16, Value)> {
-    let r = client().get(url).send().ok()?;
+    send(client().get(url))
+}
+
+/// GET with an API key.
+fn get_as(key: &str, url: &str) -> Option<(u16, Value)> {
+    send(client().get(url).bearer_auth(key))
+}
+
+fn send(req: reqwest::blocking::RequestBuilder) -> Option<(u16, Value)> {
+    let r = req.send().ok()?;
     let status = r.status().as_u16();
     Some((status, r.json().unwrap_or(Value::Null)))
 }
@@ -30,9 +39,12 @@ fn embedded_bus_node_runs_tasks_submitted_over_http() {
     let base = format!("http://127.0.0.1:{port}");
     wait_blocking(WAIT, "the node is ready", || get(&format!("{base}/readyz")).filter(|(s, _)| *s == 200));
     assert!(node.logs().contains("NOT durable"), "the log says the bus is not durable");
+    // The first-run admin key (README, "Using it"; tests/auth.rs has the rest of the key rules).
+    let key = admin_key(dir.path());
 
     let r = client()
         .post(format!("{base}/v1/tasks"))
+        .bearer_auth(&key)
         .json(&json!({"topic": "genesis.spec", "payload": {"simulate": {"fail_attempts": 1}}}))
         .send()
         .expect("post");
@@ -41,18 +53,23 @@ fn embedded_bus_node_runs_tasks_submitted_over_http() {
     let id = created["task_id"].as_str().expect("task id").to_string();
     // One retry: the shipped 5 s retry_delay is capped by the test config's retry.max_delay (1 s).
     let (_, task) = wait_blocking(WAIT, "the task succeeds", || {
-        get(&format!("{base}/v1/tasks/{id}")).filter(|(s, t)| *s == 200 && t["status"] == "succeeded")
+        get_as(&key, &format!("{base}/v1/tasks/{id}")).filter(|(s, t)| *s == 200 && t["status"] == "succeeded")
     });
     assert_eq!(task["attempts"], 2);
 
-    let bad =
-        client().post(format!("{base}/v1/tasks")).json(&json!({"topic": "nope", "payload": {}})).send().expect("post");
+    let bad = client()
+        .post(format!("{base}/v1/tasks"))
+        .bearer_auth(&key)
+        .json(&json!({"topic": "nope", "payload": {}}))
+        .send()
+        .expect("post");
     assert_eq!(bad.status().as_u16(), 400);
     let body: Value = bad.json().expect("json");
     assert!(body["error"].as_str().unwrap_or("").contains("topic nope"), "{body}");
     // One tenant rule for tasks and payments: braces would move the ledger's hash tag.
     let bad_tenant = client()
         .post(format!("{base}/v1/tasks"))
+        .bearer_auth(&key)
         .json(&json!({"topic": "genesis.spec", "payload": {}, "tenant": "acme{eu}"}))
         .send()
         .expect("post");
@@ -61,12 +78,13 @@ fn embedded_bus_node_runs_tasks_submitted_over_http() {
     assert!(text.contains("tenant id \"acme{eu}\" is not valid") && text.contains("no spaces or braces"), "{text}");
     let malformed = client()
         .post(format!("{base}/v1/tasks"))
+        .bearer_auth(&key)
         .header("content-type", "application/json")
         .body("{not json")
         .send()
         .expect("post");
     assert!(malformed.status().is_client_error());
-    let (status, body) = get(&format!("{base}/v1/tasks/not-an-id")).expect("get");
+    let (status, body) = get_as(&key, &format!("{base}/v1/tasks/not-an-id")).expect("get");
     assert_eq!(status, 400, "{body}");
     assert!(node.terminate().success());
 }
@@ -121,8 +139,10 @@ fn metrics_count_the_tasks_actually_run() {
             cli_task(&config, &redis, id).filter(|t| t["status"] == "succeeded" || t["status"] == "dead")
         });
     }
+    // /metrics on the API port is for admin keys (docs/OPERATIONS.md, "Metrics address").
+    let key = create_key(&config, &redis, "ops", "admin");
     let url = format!("http://127.0.0.1:{port}/metrics");
-    let text = client().get(&url).send().expect("scrape").text().expect("text");
+    let text = client().get(&url).bearer_auth(&key).send().expect("scrape").text().expect("text");
     let qa = r#"agent="genesis.qa""#;
     assert_eq!(sample(&text, "genesis_tasks_succeeded_total", qa), Some(6.0), "{text}");
     assert_eq!(sample(&text, "genesis_tasks_received_total", qa), Some(9.0), "5 + 2 + 2 attempts");
@@ -135,7 +155,7 @@ fn metrics_count_the_tasks_actually_run() {
     assert_eq!(sample(&text, "genesis_task_duration_seconds_count", qa), Some(9.0));
     // Gauges are sampled periodically: the DLQ depth shows the dead task.
     wait_blocking(WAIT, "the DLQ gauge is sampled", || {
-        let text = client().get(&url).send().ok()?.text().ok()?;
+        let text = client().get(&url).bearer_auth(&key).send().ok()?.text().ok()?;
         (sample(&text, "genesis_dlq_depth", r#"topic="genesis.qa""#) == Some(1.0)).then_some(())
     });
     assert!(node.terminate().success());
@@ -240,6 +260,7 @@ fn tasks_are_cancelled_from_the_cli_and_over_http() {
     let mut node = Node::spawn(&config, &redis, "n1", dir.path());
     let base = format!("http://127.0.0.1:{port}");
     wait_blocking(WAIT, "ready", || get(&format!("{base}/readyz")).filter(|(s, _)| *s == 200));
+    let key = create_key(&config, &redis, "default", "tenant");
     let sleeper = r#"{"simulate": {"sleep_ms": 600000}}"#;
     let publish = || {
         let (ok, out, err) = cli(&config, &redis, &["publish", "--topic", "genesis.qa", "--payload", sleeper]);
@@ -263,7 +284,7 @@ fn tasks_are_cancelled_from_the_cli_and_over_http() {
     let (ok, out, _) = cli(&config, &redis, &["task", "get", &queued]);
     assert!(ok && out.contains("cancel:      requested at"), "{out}");
 
-    let r = client().post(format!("{base}/v1/tasks/{running}/cancel")).send().expect("post");
+    let r = client().post(format!("{base}/v1/tasks/{running}/cancel")).bearer_auth(&key).send().expect("post");
     assert_eq!(r.status().as_u16(), 202);
     let body: Value = r.json().expect("json");
     assert_eq!(body["cancel"], "requested", "{body}");
@@ -282,17 +303,17 @@ fn tasks_are_cancelled_from_the_cli_and_over_http() {
     assert!(!ok && err.contains("already dead; nothing to cancel"), "{err}");
     let v: Value = serde_json::from_str(out.trim()).expect("json");
     assert_eq!(v["task"]["status"], "dead");
-    let r = client().post(format!("{base}/v1/tasks/{queued}/cancel")).send().expect("post");
+    let r = client().post(format!("{base}/v1/tasks/{queued}/cancel")).bearer_auth(&key).send().expect("post");
     assert_eq!(r.status().as_u16(), 409);
     let body: Value = r.json().expect("json");
     assert!(body["error"].as_str().unwrap_or("").contains("already dead"), "{body}");
     // Unknown and malformed ids.
     let unknown = "01J00000000000000000000000";
-    let r = client().post(format!("{base}/v1/tasks/{unknown}/cancel")).send().expect("post");
+    let r = client().post(format!("{base}/v1/tasks/{unknown}/cancel")).bearer_auth(&key).send().expect("post");
     assert_eq!(r.status().as_u16(), 404);
     let (ok, _, err) = cli(&config, &redis, &["task", "cancel", unknown]);
     assert!(!ok && err.contains("not found"), "{err}");
-    let r = client().post(format!("{base}/v1/tasks/nope/cancel")).send().expect("post");
+    let r = client().post(format!("{base}/v1/tasks/nope/cancel")).bearer_auth(&key).send().expect("post");
     assert_eq!(r.status().as_u16(), 400);
 
     // `genesis health` shows each agent's rate limit and its circuit on each node.

@@ -108,15 +108,18 @@ fn on_the_in_process_bus_the_drain_says_unfinished_tasks_are_lost() {
     wait_blocking(WAIT, "the node is ready", || {
         client.get(format!("{base}/readyz")).send().ok().filter(|r| r.status().is_success())
     });
+    let key = admin_key(dir.path());
     let created: serde_json::Value = client
         .post(format!("{base}/v1/tasks"))
+        .bearer_auth(&key)
         .json(&serde_json::json!({"topic": "genesis.build", "payload": {"simulate": {"sleep_ms": 5000}}}))
         .send()
         .and_then(|r| r.json())
         .expect("task created");
     let id = created["task_id"].as_str().expect("task id").to_string();
     wait_blocking(WAIT, "task running", || {
-        let task: serde_json::Value = client.get(format!("{base}/v1/tasks/{id}")).send().ok()?.json().ok()?;
+        let task: serde_json::Value =
+            client.get(format!("{base}/v1/tasks/{id}")).bearer_auth(&key).send().ok()?.json().ok()?;
         (task["status"] == "running").then_some(())
     });
     assert!(node.terminate().success(), "{}", node.logs());

@@ -16,14 +16,14 @@ fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client")
 }
 
-fn get(url: &str) -> Option<(u16, Value)> {
-    let r = client().get(url).send().ok()?;
+fn get(key: &str, url: &str) -> Option<(u16, Value)> {
+    let r = client().get(url).bearer_auth(key).send().ok()?;
     let status = r.status().as_u16();
     Some((status, r.json().unwrap_or(Value::Null)))
 }
 
-fn post(url: &str, body: &Value) -> (u16, Value) {
-    let r = client().post(url).json(body).send().expect("post");
+fn post(key: &str, url: &str, body: &Value) -> (u16, Value) {
+    let r = client().post(url).bearer_auth(key).json(body).send().expect("post");
     let status = r.status().as_u16();
     (status, r.json().unwrap_or(Value::Null))
 }
@@ -36,9 +36,12 @@ fn http_starts_lists_and_refuses_on_the_embedded_bus() {
     let config = write_test_config_with(dir.path(), &shipped_roster(), Some(port));
     let mut node = Node::start(&config, None, "solo", dir.path());
     let base = format!("http://127.0.0.1:{port}");
-    wait_blocking(WAIT, "the node is ready", || get(&format!("{base}/readyz")).filter(|(s, _)| *s == 200));
+    wait_blocking(WAIT, "the node is ready", || get("", &format!("{base}/readyz")).filter(|(s, _)| *s == 200));
+    // The first-run admin key: an admin may start a workflow for a tenant (tests/auth.rs: tenant keys).
+    let key = admin_key(dir.path());
 
     let (status, body) = post(
+        &key,
         &format!("{base}/v1/workflows"),
         &json!({"template": "landing-page", "input": {"product": "socks"}, "tenant_id": "acme"}),
     );
@@ -46,7 +49,7 @@ fn http_starts_lists_and_refuses_on_the_embedded_bus() {
     let id = body["workflow"]["id"].as_str().expect("id").to_string();
     assert_eq!(body["poll_url"], format!("/v1/workflows/{id}"));
     let (_, wf) = wait_blocking(WAIT, "the landing page workflow succeeds", || {
-        get(&format!("{base}/v1/workflows/{id}")).filter(|(s, w)| *s == 200 && w["status"] == "succeeded")
+        get(&key, &format!("{base}/v1/workflows/{id}")).filter(|(s, w)| *s == 200 && w["status"] == "succeeded")
     });
     let steps = wf["steps"].as_array().expect("steps");
     assert_eq!(steps.len(), 5);
@@ -57,34 +60,35 @@ fn http_starts_lists_and_refuses_on_the_embedded_bus() {
     }
     assert_eq!(wf["tenant_id"], "acme");
 
-    let (status, list) = get(&format!("{base}/v1/workflows?status=succeeded&tenant=acme")).expect("list");
+    let (status, list) = get(&key, &format!("{base}/v1/workflows?status=succeeded&tenant=acme")).expect("list");
     assert_eq!(status, 200);
     assert!(list["workflows"].as_array().expect("list").iter().any(|w| w["id"] == id.as_str()), "{list}");
-    let (status, _) = get(&format!("{base}/v1/workflows?status=nope")).expect("list");
+    let (status, _) = get(&key, &format!("{base}/v1/workflows?status=nope")).expect("list");
     assert_eq!(status, 400);
 
     // The same id again is the same workflow (200), not a second one.
     let (status, again) =
-        post(&format!("{base}/v1/workflows"), &json!({"template": "landing-page", "workflow_id": id}));
+        post(&key, &format!("{base}/v1/workflows"), &json!({"template": "landing-page", "workflow_id": id}));
     assert_eq!((status, again["workflow"]["id"].as_str()), (200, Some(id.as_str())), "{again}");
 
-    let (status, body) = post(&format!("{base}/v1/workflows/{id}/cancel"), &json!({}));
+    let (status, body) = post(&key, &format!("{base}/v1/workflows/{id}/cancel"), &json!({}));
     assert_eq!(status, 409, "a succeeded workflow cannot be cancelled: {body}");
-    let (status, _) = post(&format!("{base}/v1/workflows/{id}/retry"), &json!({}));
+    let (status, _) = post(&key, &format!("{base}/v1/workflows/{id}/retry"), &json!({}));
     assert_eq!(status, 409);
-    let (status, _) = get(&format!("{base}/v1/workflows/nope")).expect("get");
+    let (status, _) = get(&key, &format!("{base}/v1/workflows/nope")).expect("get");
     assert_eq!(status, 404);
 
     // Invalid plans are refused before anything runs, naming the step and the rule.
     let cycle = json!({"plan": {"steps": [
         {"id": "a", "agent": "genesis.qa", "needs": ["b"]}, {"id": "b", "agent": "genesis.qa", "needs": ["a"]}]}});
-    let (status, body) = post(&format!("{base}/v1/workflows"), &cycle);
+    let (status, body) = post(&key, &format!("{base}/v1/workflows"), &cycle);
     assert_eq!(status, 400, "{body}");
     assert!(body["error"].as_str().expect("msg").contains("cycle"), "{body}");
-    let (status, body) = post(&format!("{base}/v1/workflows"), &json!({"template": "nope"}));
+    let (status, body) = post(&key, &format!("{base}/v1/workflows"), &json!({"template": "nope"}));
     assert_eq!(status, 400);
     assert!(body["error"].as_str().expect("msg").contains("business, landing-page"), "{body}");
-    let (status, _) = post(&format!("{base}/v1/workflows"), &json!({"template": "business", "tenant_id": "a{b}"}));
+    let (status, _) =
+        post(&key, &format!("{base}/v1/workflows"), &json!({"template": "business", "tenant_id": "a{b}"}));
     assert_eq!(status, 400);
     assert!(node.terminate().success());
 }

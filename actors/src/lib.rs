@@ -14,11 +14,13 @@
 //! - [`policy`] holds the pure decisions: backoff, restart intensity, the outcome of an attempt.
 //! - [`task`], [`tenant`] and [`roster`] are the domain types parsed at the edge; [`settings`] the node's knobs;
 //!   [`events`] the supervision events anyone can subscribe to.
+//! - [`apikey`] holds the HTTP API's keys (hashes only) and says whose a presented key is.
 //! - [`workflow`] plans a business as a DAG of agent tasks and advances it durably from any node.
 //!
 //! The guarantees are stated in `docs/semantics.md` at the repository root.
 
 pub mod agent;
+pub mod apikey;
 pub mod bus;
 pub mod connection;
 pub mod events;

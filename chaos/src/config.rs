@@ -128,6 +128,8 @@ max_delay = "1s"
 
 [http]
 addr = ""
+# Nodes that serve HTTP do so on loopback (`--http-addr 127.0.0.1:<port>`) for the /metrics scrape only.
+auth = "off"
 
 [payments]
 # The reconciler settles what a killed node left open; check 10 waits for it.

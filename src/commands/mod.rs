@@ -1,5 +1,6 @@
 //! One module per command family; shared helpers to load the configuration and reach the bus.
 
+pub mod apikey;
 mod dlq;
 mod health;
 mod payments;
@@ -63,12 +64,15 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 async fn dispatch(cfg: ServiceConfig, command: Command) -> Result<()> {
     match command {
-        Command::Serve { redis, node_id, http_addr } => serve::run(cfg, redis, node_id, http_addr).await,
+        Command::Serve { redis, node_id, http_addr, metrics_addr } => {
+            serve::run(cfg, redis, node_id, http_addr, metrics_addr).await
+        }
+        Command::Apikey { command } => apikey::run(&cfg, command).await,
         Command::Publish { redis, topic, payload, tenant, reply_to, correlation_id, json } => {
             let payload =
                 serde_json::from_str(&payload).map_err(|e| anyhow::anyhow!("--payload is not valid JSON: {e}"))?;
             let bus = connect(&cfg, &redis).await?;
-            let req = crate::submit::SubmitRequest { topic, payload, tenant, reply_to, correlation_id };
+            let req = crate::submit::SubmitRequest { topic, payload, tenant: Some(tenant), reply_to, correlation_id };
             tasks::publish(&cfg, &bus, req, json).await
         }
         Command::Task { command: TaskCommand::Get { redis, id, topic, json } } => {
@@ -102,6 +106,11 @@ async fn dispatch(cfg: ServiceConfig, command: Command) -> Result<()> {
                 "node_id": cfg.settings.node_id,
                 "bus": if cfg.redis.url.is_some() { "redis" } else { "memory" },
                 "agents": cfg.roster.agents.len(),
+                "http_auth": match cfg.http.auth.mode {
+                    crate::http::auth::AuthMode::Required => "required",
+                    crate::http::auth::AuthMode::Off => "off",
+                },
+                "api_keys_in_config": cfg.http.auth.configured.len(),
             });
             if json {
                 outln!("{summary}");

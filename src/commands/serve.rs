@@ -9,8 +9,11 @@
 
 use crate::cli::RedisOpt;
 use crate::config::ServiceConfig;
+use crate::http::auth::{AuthMode, AuthSettings};
+use crate::http::host::AllowedHosts;
 use crate::http::NodeSlot;
 use anyhow::{anyhow, bail, Result};
+use genesis_actors::apikey::KeyStore;
 use genesis_actors::bus::memory::MemoryBus;
 use genesis_actors::bus::redis::RedisBus;
 use genesis_actors::bus::Bus;
@@ -31,6 +34,7 @@ pub async fn run(
     redis: RedisOpt,
     node_id: Option<String>,
     http_addr: Option<String>,
+    metrics_addr: Option<String>,
 ) -> Result<()> {
     if let Some(id) = node_id {
         cfg.settings.node_id = crate::config::validate_node_id("--node-id", &id)?;
@@ -42,36 +46,42 @@ pub async fn run(
         }
         None => "http.addr",
     };
+    let metrics_key = match metrics_addr {
+        Some(addr) => {
+            cfg.http.metrics_addr = crate::config::validate_http_addr("--metrics-addr", &addr)?;
+            "--metrics-addr"
+        }
+        None => "http.metrics_addr",
+    };
+    if let (AuthMode::Off, Some(addr)) = (cfg.http.auth.mode, cfg.http_addr) {
+        crate::config::check_open_auth(addr, http_key)?;
+    }
     let connector = match super::redis_target(&cfg, &redis)? {
         Some(target) => Some(super::connector(&cfg, target)?),
         None => None,
     };
-    let listener = match cfg.http_addr {
-        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            anyhow!(
-                "{http_key} = \"{addr}\": cannot listen ({e}); choose a free address or set it to \"\" to disable HTTP"
-            )
-        })?),
-        None => None,
-    };
     let slot = NodeSlot::default();
-    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = listener.map(|listener| {
-        let api = crate::http::Api {
-            node: slot.clone(),
-            roster: std::sync::Arc::new(cfg.roster.clone()),
-            max_payload_bytes: cfg.settings.bus.max_payload_bytes,
-            result_ttl: cfg.settings.bus.result_ttl,
-        };
-        let server = crate::http::serve(listener, api, cfg.http_limits, async {
-            let _ = http_stopped.await;
-        });
-        tokio::spawn(async move {
-            if let Err(e) = server.await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        })
-    });
+    let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+    let auth = match cfg.http_addr {
+        Some(_) => auth_settings(&cfg, connector.is_none())?,
+        None => cfg.http.auth.clone(),
+    };
+    let api = crate::http::Api {
+        node: slot.clone(),
+        roster: std::sync::Arc::new(cfg.roster.clone()),
+        max_payload_bytes: cfg.settings.bus.max_payload_bytes,
+        result_ttl: cfg.settings.bus.result_ttl,
+        auth: std::sync::Arc::new(auth),
+        metrics_here: cfg.http.metrics_addr.is_none(),
+    };
+    let mut http = Vec::new();
+    if let Some(addr) = cfg.http_addr {
+        let hosts = AllowedHosts::resolve(cfg.http.allowed_hosts.as_deref(), addr);
+        http.push(listen(addr, http_key, crate::http::router(api.clone(), hosts), &cfg, &http_stopped).await?);
+    }
+    if let Some(addr) = cfg.http.metrics_addr {
+        http.push(listen(addr, metrics_key, crate::http::metrics_router(api), &cfg, &http_stopped).await?);
+    }
     let started = async {
         let bus = match &connector {
             Some(c) => connect_with_backoff(c, &cfg, &slot).await?,
@@ -87,6 +97,9 @@ pub async fn run(
         _ = shutdown_signal() => return Ok(()),
     };
     slot.set(runtime.handle());
+    if cfg.http_addr.is_some() {
+        warn_when_no_key_exists(&cfg, runtime.handle().bus()).await;
+    }
     crate::systemd::ready();
     let watchdog = crate::systemd::spawn_watchdog(runtime.handle());
     tokio::select! {
@@ -103,9 +116,9 @@ pub async fn run(
     }
     // Stop HTTP and drain the tree together: a slow HTTP client must not delay the drain (HTTP gives
     // requests in flight a few seconds, then closes them).
-    let _ = stop_http.send(());
+    let _ = stop_http.send(true);
     let http_done = async {
-        if let Some(h) = http {
+        for h in http {
             let _ = h.await;
         }
     };
@@ -113,6 +126,67 @@ pub async fn run(
     drained.map_err(|reason| anyhow!("the actor tree stopped: {reason}"))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Bind `addr` (named `key` in the error) and serve `router` on it until `stop` turns true.
+async fn listen(
+    addr: std::net::SocketAddr,
+    key: &str,
+    router: axum::Router,
+    cfg: &ServiceConfig,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow!("{key} = \"{addr}\": cannot listen ({e}); choose a free address or set it to \"\" to disable it")
+    })?;
+    let what = if key.contains("metrics") { "/metrics (open)" } else { "/healthz, /readyz, /v1/…" };
+    tracing::info!(%addr, "HTTP listening: {what}");
+    let mut stop = stop.clone();
+    let server = crate::http::serve(listener, router, cfg.http_limits, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    });
+    Ok(tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    }))
+}
+
+/// How the API authenticates on this node, said once in the log. On the embedded bus with no key in
+/// `[[http.api_keys]]`, the first-run admin key of `http.admin_key_file` is accepted (made first when
+/// missing; its secret is never logged).
+fn auth_settings(cfg: &ServiceConfig, embedded: bool) -> Result<AuthSettings> {
+    let mut auth = cfg.http.auth.clone();
+    if auth.mode == AuthMode::Off {
+        tracing::warn!(
+            "http.auth = \"off\": no API key is asked for; every caller of this loopback address is an admin"
+        );
+        return Ok(auth);
+    }
+    if embedded && auth.configured.is_empty() {
+        let path = &cfg.http.admin_key_file;
+        let (key, made) = crate::http::admin_key::ensure(path)?;
+        let shown = path.display();
+        if made {
+            tracing::warn!(file = %shown, "no API key configured: made an admin key for this node and wrote it to {shown} (mode 0600, kept for later starts; delete it to have a new one made). Use it as: curl -H \"Authorization: Bearer $(cat {shown})\" …");
+        } else {
+            tracing::info!(file = %shown, "the admin key in {shown} is accepted (curl -H \"Authorization: Bearer $(cat {shown})\" …)");
+        }
+        auth.configured.push(key);
+    }
+    Ok(auth)
+}
+
+/// On Redis, a node with no key anywhere answers every `/v1` request 401: say what to do, once.
+async fn warn_when_no_key_exists(cfg: &ServiceConfig, bus: &Bus) {
+    if cfg.http.auth.mode == AuthMode::Off || !cfg.http.auth.configured.is_empty() || matches!(bus, Bus::Memory(_)) {
+        return;
+    }
+    if let Ok(keys) = KeyStore::for_bus(bus).list().await {
+        if keys.iter().all(|k| k.revoked_at.is_some()) {
+            tracing::warn!("no API key exists yet: every /v1 request is refused (401) until you make one with `genesis apikey create --tenant T [--role admin]`");
+        }
+    }
 }
 
 /// Prepare the ledger and start the actor tree, retrying with capped backoff while Redis is unreachable

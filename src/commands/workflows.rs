@@ -147,7 +147,7 @@ fn summary(wf: &Workflow) -> Value {
     })
 }
 
-fn timestamp(ms: u64) -> String {
+pub(super) fn timestamp(ms: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     humantime::format_rfc3339_seconds(t).to_string()
 }

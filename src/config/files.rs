@@ -105,6 +105,13 @@ pub(crate) struct HttpFile {
     pub header_read_timeout: Option<String>,
     pub request_timeout: Option<String>,
     pub max_connections: Option<i64>,
+    /// `"required"` (default) or `"off"` (loopback only).
+    pub auth: Option<String>,
+    pub allowed_hosts: Option<Vec<String>>,
+    pub metrics_addr: Option<String>,
+    /// The embedded bus's first-run admin key, relative to `genesis.toml`'s directory.
+    pub admin_key_file: Option<String>,
+    pub api_keys: Option<Vec<super::http::ApiKeyFile>>,
 }
 
 /// `agents.toml`.

@@ -17,6 +17,7 @@ mod checks;
 mod executor;
 mod expand;
 mod files;
+mod http;
 mod issues;
 mod locate;
 mod payments;
@@ -53,6 +54,9 @@ pub struct ServiceConfig {
     pub http_addr: Option<SocketAddr>,
     /// `http.header_read_timeout`, `http.request_timeout`, `http.max_connections`.
     pub http_limits: crate::http::server::Limits,
+    /// `http.auth`, `http.allowed_hosts`, `http.metrics_addr`, `[[http.api_keys]]`, and
+    /// `http.admin_key_file` resolved against `genesis.toml`'s directory.
+    pub http: crate::http::HttpSettings,
     /// `[payments]`, tied to the roster.
     pub payments: genesis_actors::payments::PaymentsSettings,
     /// `[telemetry]`.
@@ -97,6 +101,16 @@ pub fn validate_node_id(key: &str, id: &str) -> Result<String, ConfigError> {
     checks::check_node_id(id).map(|()| id.to_string()).map_err(|problem| value_error(key, id, problem))
 }
 
+/// `http.auth = "off"` on `addr` given outside `genesis.toml` (`key`, e.g. `--http-addr`): refused
+/// unless loopback, as in the file.
+pub fn check_open_auth(addr: SocketAddr, key: &str) -> Result<(), ConfigError> {
+    http::check_open(addr, key).map_err(|problem| ConfigError::Value {
+        key: "http.auth".into(),
+        value: checks::quote("off"),
+        problem,
+    })
+}
+
 /// Check an HTTP address given outside `genesis.toml` (`--http-addr`), with the same rules as
 /// `http.addr` (empty disables HTTP).
 pub fn validate_http_addr(key: &str, addr: &str) -> Result<Option<SocketAddr>, ConfigError> {
@@ -126,6 +140,8 @@ pub(crate) fn load_with_env(path: &Path, known_executors: &[&str], env: Env) -> 
     let mut settings = genesis.settings;
     let templates = templates(&dir.join(&genesis.templates_dir), &roster, &settings.workflows, &mut issues);
     settings.workflows.templates = std::sync::Arc::new(templates);
+    let mut http = genesis.http;
+    http.admin_key_file = dir.join(&http.admin_key_file);
     let payments = issues.finish(payments)?;
     Ok(ServiceConfig {
         settings,
@@ -134,6 +150,7 @@ pub(crate) fn load_with_env(path: &Path, known_executors: &[&str], env: Env) -> 
         replication: genesis.replication,
         http_addr: genesis.http_addr,
         http_limits: genesis.http_limits,
+        http,
         payments,
         telemetry: genesis.telemetry,
         source: path.to_path_buf(),

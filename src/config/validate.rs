@@ -37,6 +37,8 @@ pub(crate) struct GenesisParts {
     pub replication: Replication,
     pub http_addr: Option<SocketAddr>,
     pub http_limits: crate::http::server::Limits,
+    /// `http.auth`, `allowed_hosts`, `metrics_addr`, `[[http.api_keys]]`; `admin_key_file` as written.
+    pub http: crate::http::HttpSettings,
     pub payments: genesis_actors::payments::PaymentsSettings,
     /// `payments.token_key_file` as written (relative to `genesis.toml`'s directory).
     pub token_key_file: Option<String>,
@@ -267,6 +269,7 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
         max_body_bytes: bus.max_payload_bytes.saturating_add(64 << 10),
         ..hd
     };
+    let http = super::http::http(&file.http, http_addr, issues);
     let token_key_file = file.payments.token_key_file.clone();
     let payments = super::payments::payments(file.payments, issues);
     let t = file.telemetry;
@@ -305,6 +308,7 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
         replication,
         http_addr,
         http_limits,
+        http,
         payments,
         token_key_file,
         telemetry,

@@ -28,9 +28,7 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
     if let Some(t) = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()) {
         return Some(t.trim());
     }
-    let auth = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, token) = auth.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    super::auth::bearer(headers)
 }
 
 pub(super) async fn create_intent(

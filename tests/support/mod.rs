@@ -248,3 +248,58 @@ pub fn cli_task(config: &std::path::Path, redis: &RedisServer, id: &str) -> Opti
     }
     serde_json::from_str(out.trim()).ok()
 }
+
+/// The first-run admin key of a node on the embedded bus whose genesis.toml is in `dir` (the node
+/// writes it to `admin.key` there at start: README, "Using it"); waits until it is written.
+pub fn admin_key(dir: &std::path::Path) -> String {
+    let path = dir.join("admin.key");
+    wait_blocking(Duration::from_secs(30), "the node writes its admin key", || {
+        std::fs::read_to_string(&path).ok().map(|k| k.trim().to_string()).filter(|k| k.starts_with("gk_"))
+    })
+}
+
+/// `genesis apikey create` on Redis: a new key of `tenant` with `role` (`tenant` or `admin`).
+pub fn create_key(config: &std::path::Path, redis: &RedisServer, tenant: &str, role: &str) -> String {
+    let (ok, out, err) = cli(config, redis, &["apikey", "create", "--tenant", tenant, "--role", role]);
+    assert!(ok, "apikey create: {err}");
+    out.trim().to_string()
+}
+
+/// `genesis apikey create --print-config`: a key of `tenant` with `role`, and its `[[http.api_keys]]`
+/// entry appended to `config` (for the embedded bus). Returns the key.
+pub fn configure_key(config: &std::path::Path, tenant: &str, role: &str) -> String {
+    let out = Command::new(genesis_bin())
+        .args(["apikey", "create", "--print-config", "--json", "--tenant", tenant, "--role", role])
+        .output()
+        .expect("run genesis");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let entry = format!(
+        "\n[[http.api_keys]]\ntenant = \"{}\"\nrole = \"{}\"\nkey_sha256 = \"{}\"\n",
+        v["tenant"].as_str().expect("tenant"),
+        v["role"].as_str().expect("role"),
+        v["key_sha256"].as_str().expect("hash")
+    );
+    let mut text = std::fs::read_to_string(config).expect("config");
+    text.push_str(&entry);
+    std::fs::write(config, text).expect("config");
+    v["key"].as_str().expect("key").to_string()
+}
+
+/// Add `lines` under `[http]` of a config written by [`write_test_config_with`].
+pub fn set_http(config: &std::path::Path, lines: &str) {
+    let text = std::fs::read_to_string(config).expect("config");
+    let text = text.replacen("[http]\n", &format!("[http]\n{lines}\n"), 1);
+    std::fs::write(config, text).expect("config");
+}
+
+/// The shipped workflow templates beside a test's genesis.toml (the node reads `<config dir>/workflows`).
+pub fn copy_templates(dir: &std::path::Path) {
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/workflows");
+    let to = dir.join("workflows");
+    std::fs::create_dir_all(&to).expect("dir");
+    for e in std::fs::read_dir(from).expect("templates") {
+        let p = e.expect("entry").path();
+        std::fs::copy(&p, to.join(p.file_name().expect("name"))).expect("copy");
+    }
+}

@@ -29,6 +29,11 @@ impl MemoryBus {
     pub fn workflows(&self) -> crate::workflow::store::memory::MemoryStore {
         self.inner.workflows.clone()
     }
+
+    /// The API keys that go with this bus (`apikey`): every handle of one bus shares them.
+    pub fn api_keys(&self) -> crate::apikey::memory::MemoryKeys {
+        self.inner.api_keys.clone()
+    }
 }
 
 impl Default for MemoryBus {
@@ -43,6 +48,8 @@ struct Inner {
     appended: Notify,
     /// The workflows of this process (`workflow::store`), kept with the bus as Redis keeps both.
     workflows: crate::workflow::store::memory::MemoryStore,
+    /// The API keys of this process (`apikey`), likewise.
+    api_keys: crate::apikey::memory::MemoryKeys,
 }
 
 #[derive(Default)]
