@@ -36,11 +36,20 @@ fn a_task_on_each_of_the_23_topics_completes() {
     let mut node = Node::spawn(&config, &redis, "n1", dir.path());
     let names = roster_names();
     assert_eq!(names.len(), 23);
-    let ids: Vec<(String, String)> = names.iter().map(|n| (n.clone(), publish(&config, &redis, n, "{}"))).collect();
+    // The meta orchestrator's task is a workflow start request (a one-step plan); the others are no-ops.
+    const ORCHESTRATE: &str = "genesis.meta.orchestrate";
+    let plan = r#"{"plan": {"steps": [{"id": "check", "agent": "genesis.qa"}]}}"#;
+    let payload = |n: &str| if n == ORCHESTRATE { plan } else { "{}" };
+    let ids: Vec<(String, String)> =
+        names.iter().map(|n| (n.clone(), publish(&config, &redis, n, payload(n)))).collect();
     for (name, id) in &ids {
         let t = wait_status(&config, &redis, id, &["succeeded", "dead"]);
         assert_eq!(t["status"], "succeeded", "{name}: {t}");
-        assert_eq!(t["result"]["agent"], name.as_str());
+        if name == ORCHESTRATE {
+            assert_eq!(t["result"]["workflow_id"], format!("wf-{id}"), "{t}");
+        } else {
+            assert_eq!(t["result"]["agent"], name.as_str());
+        }
         assert_eq!(t["attempts"], 1);
     }
     let (ok, out, err) = cli(&config, &redis, &["health", "--json"]);

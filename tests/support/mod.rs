@@ -292,14 +292,3 @@ pub fn set_http(config: &std::path::Path, lines: &str) {
     let text = text.replacen("[http]\n", &format!("[http]\n{lines}\n"), 1);
     std::fs::write(config, text).expect("config");
 }
-
-/// The shipped workflow templates beside a test's genesis.toml (the node reads `<config dir>/workflows`).
-pub fn copy_templates(dir: &std::path::Path) {
-    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/workflows");
-    let to = dir.join("workflows");
-    std::fs::create_dir_all(&to).expect("dir");
-    for e in std::fs::read_dir(from).expect("templates") {
-        let p = e.expect("entry").path();
-        std::fs::copy(&p, to.join(p.file_name().expect("name"))).expect("copy");
-    }
-}

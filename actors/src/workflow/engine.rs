@@ -60,6 +60,9 @@ pub enum WorkflowError {
     Store(#[from] StoreError),
     #[error("bus: {0}")]
     Bus(#[from] BusError),
+    /// The payment ledger could not say what the business has left to spend.
+    #[error("payments: {0}")]
+    Payments(String),
 }
 
 impl WorkflowError {
@@ -69,7 +72,10 @@ impl WorkflowError {
             WorkflowError::Plan(_) => 400,
             WorkflowError::NotFound { .. } => 404,
             WorkflowError::Refused(_) => 409,
-            WorkflowError::Contended { .. } | WorkflowError::Store(_) | WorkflowError::Bus(_) => 503,
+            WorkflowError::Contended { .. }
+            | WorkflowError::Store(_)
+            | WorkflowError::Bus(_)
+            | WorkflowError::Payments(_) => 503,
         }
     }
 }
@@ -163,6 +169,16 @@ impl Workflows {
         &self.store
     }
 
+    /// What the business may still spend, from the payment authority's budget and ledger (`None`
+    /// without payments: then only the workflow's own budget is checked).
+    async fn business_budget_left(&self, tenant: &TenantId, business: &str) -> Result<Option<u64>, WorkflowError> {
+        let Some(a) = &self.payments else { return Ok(None) };
+        let limit = a.settings().budgets.limits("", business, tenant.as_str()).business_total_cents;
+        let used =
+            a.ledger().usage_business(tenant, business).await.map_err(|e| WorkflowError::Payments(e.to_string()))?;
+        Ok(Some(limit.saturating_sub(used.reserved.saturating_add(used.captured))))
+    }
+
     /// The roster's agent names (what a plan's `agent` may name; told to a planner agent).
     pub fn agent_names(&self) -> Vec<String> {
         self.agents.keys().cloned().collect()
@@ -189,7 +205,12 @@ impl Workflows {
         plan.workflow_id = Some(id.clone());
         let fleet = self.fleet(&plan).await;
         let rules = &self.settings.routes;
-        validate(&plan, &self.settings.limits, rules, &fleet, req.remaining_budget_cents)?;
+        let business = req.business.clone().or_else(|| plan.business_id.clone()).unwrap_or_else(|| id.clone());
+        let remaining = match req.remaining_budget_cents {
+            Some(r) => Some(r),
+            None => self.business_budget_left(&req.tenant, &business).await?,
+        };
+        validate(&plan, &self.settings.limits, rules, &fleet, remaining)?;
         let mut routes = Vec::with_capacity(plan.steps.len());
         for s in &plan.steps {
             let r = route(s.agent.as_deref(), s.capability.as_deref(), rules, &fleet).map_err(|e| PlanError {
