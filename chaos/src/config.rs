@@ -129,6 +129,10 @@ max_delay = "1s"
 [http]
 addr = ""
 
+[workflows]
+# Deadlines, missed outcomes and effects a killed node left undone are repaired within half a second.
+sweep_interval = "500ms"
+
 [payments]
 # The reconciler settles what a killed node left open; check 10 waits for it.
 reconcile_interval = "1s"

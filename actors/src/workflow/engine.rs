@@ -292,8 +292,8 @@ impl Workflows {
                 return Ok(self.load(id).await?.0);
             }
             let driven = self.drive_held(id).await;
-            if let Err(e) = self.store.release(id, &token).await {
-                tracing::warn!(workflow = %id, error = %e, "cannot give back the drive lease; it expires");
+            if let Err(e) = self.store.release_or_keep_trying(id, &token, DRIVE_LEASE).await {
+                tracing::warn!(workflow = %id, error = %e, "cannot give back the drive lease now; trying again in the background");
             }
             driven?;
             let (fresh, _) = self.load(id).await?;
