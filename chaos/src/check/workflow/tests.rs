@@ -283,7 +283,7 @@ fn check_11_a_second_outcome_or_a_changed_event_is_reported() {
 
     let s = diamond();
     let (reports, mut status) = s.reports();
-    status.insert(s.task(&"b".to_string(), false).to_string(), "dead".into());
+    status.insert(s.task("b", false).to_string(), "dead".into());
     assert_reported(&s.check_with(&reports, &status), "11", "its task");
 
     let mut s = diamond();
