@@ -131,6 +131,10 @@ addr = ""
 # Nodes that serve HTTP do so on loopback (`--http-addr 127.0.0.1:<port>`) for the /metrics scrape only.
 auth = "off"
 
+[workflows]
+# Deadlines, missed outcomes and effects a killed node left undone are repaired within half a second.
+sweep_interval = "500ms"
+
 [payments]
 # The reconciler settles what a killed node left open; check 10 waits for it.
 reconcile_interval = "1s"

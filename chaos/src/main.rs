@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use genesis_chaos::check::{self, Options};
 use genesis_chaos::harness::{self, RunOptions};
 use genesis_chaos::parse_duration;
-use genesis_chaos::record::{AgentsMode, RunRecord};
+use genesis_chaos::record::{AgentsMode, RunRecord, Workload};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -62,6 +62,13 @@ struct RunArgs {
     /// a2a-sdk and process agents, from tests/agents/).
     #[arg(long, value_enum, default_value_t = AgentsMode::Simulated)]
     agents: AgentsMode,
+    /// What the run publishes: `tasks` (plain tasks), `workflows` (random DAG workflows, some
+    /// cancelled, some retried; simulated agents only) or `mixed` (both).
+    #[arg(long, value_enum, default_value_t = Workload::Tasks)]
+    workload: Workload,
+    /// Workflows started over the duration (`--workload workflows` or `mixed`).
+    #[arg(long, default_value_t = 100)]
+    workflows: usize,
     /// Outside agents: mean interval between SIGKILLs of an A2A agent's server (±30 %; back on its
     /// port 1–3 s later); 0 disables.
     #[arg(long, default_value = "8s", value_parser = parse_duration)]
@@ -112,6 +119,9 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
         }
         _ => {}
     }
+    if a.workload.workflows() && a.agents != AgentsMode::Simulated {
+        anyhow::bail!("--workload {:?} runs on the simulated agents only (drop --agents outside)", a.workload);
+    }
     if a.nodes == 0 {
         anyhow::bail!("--nodes must be at least 1");
     }
@@ -132,6 +142,8 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
         pay_ratio: a.pay_ratio,
         slow_ratio: a.slow_ratio,
         agents: a.agents,
+        workload: a.workload,
+        workflows: a.workflows,
         agent_kill_every: nonzero(a.agent_kill_every),
         genesis_bin,
         report_json: a.report_json,

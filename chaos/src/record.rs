@@ -47,6 +47,29 @@ pub enum AgentsMode {
     Outside,
 }
 
+/// What a run publishes: plain tasks, workflows (random DAG plans of simulated steps, some cancelled,
+/// some retried), or both at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Workload {
+    /// `--tasks` plain tasks (the mix of `workload::simulated` or `workload::outside`).
+    #[default]
+    Tasks,
+    /// `--workflows` workflows only (simulated agents).
+    Workflows,
+    /// Both: the plain tasks and the workflows, over the same duration.
+    Mixed,
+}
+
+impl Workload {
+    pub fn tasks(self) -> bool {
+        matches!(self, Workload::Tasks | Workload::Mixed)
+    }
+    pub fn workflows(self) -> bool {
+        matches!(self, Workload::Workflows | Workload::Mixed)
+    }
+}
+
 /// The outcome the payload steers the task to (`Either` when it depends on budgets or outages).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -177,6 +200,15 @@ pub struct RunRecord {
     /// What the nodes' `/metrics` counted (outside runs scrape them; empty otherwise).
     #[serde(default)]
     pub node_metrics: crate::metrics::Totals,
+    #[serde(default)]
+    pub workload: Workload,
+    /// The workflows the run started (workflow and mixed workloads), with what was done to them.
+    #[serde(default)]
+    pub workflows: Vec<crate::workload::workflows::WorkflowRecord>,
+    /// When the run stopped waiting for workflows to end (run clock): every workflow must have ended
+    /// by then (check 17). 0: no limit known.
+    #[serde(default)]
+    pub workflows_deadline_us: u64,
 }
 
 impl RunRecord {

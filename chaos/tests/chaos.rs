@@ -85,6 +85,40 @@ fn a_short_chaos_run_holds_every_invariant() {
     assert!(stdout.contains("PASS"), "{stdout}");
 }
 
+/// The workflow workload, 15 s of it: 30 random DAG workflows (clean, failing with compensations,
+/// retried after a failure, cancelled mid-run, past their deadline; a quarter started with `genesis
+/// workflow start --plan @FILE`) while nodes are killed and Redis restarts; checks 1–17 must hold.
+#[test]
+fn a_short_workflow_run_holds_every_invariant() {
+    let dir = tempfile::tempdir().expect("dir");
+    let report = dir.path().join("report.json");
+    let out = Command::new(chaos_bin())
+        .args(["run", "--workload", "workflows", "--workflows", "30", "--duration", "15s", "--nodes", "2"])
+        .args(["--seed", "42", "--node-kill-every", "6s", "--redis-restart-every", "11s"])
+        .args(["--settle-timeout", "45s", "--genesis-bin"])
+        .arg(genesis_bin())
+        .arg("--report-json")
+        .arg(&report)
+        .output()
+        .expect("run genesis-chaos");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "genesis-chaos run failed\n{stdout}\n{stderr}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");
+    assert_eq!(r["workflows"], 30, "{stdout}");
+    assert!(r["node_kills"].as_u64() >= Some(2) && r["redis_restarts"].as_u64() >= Some(1), "{stdout}");
+    let w = &r["check"]["workflows"];
+    // Every way of ending happened, and so did what the checks are about.
+    for status in ["succeeded", "failed", "cancelled"] {
+        assert!(w["by_status"][status].as_u64() >= Some(1), "no {status} workflow: {stdout}");
+    }
+    assert!(w["by_reason"]["deadline"].as_u64() >= Some(1), "{stdout}");
+    assert!(w["retries_accepted"].as_u64() >= Some(1) && w["cancels_accepted"].as_u64() >= Some(1), "{stdout}");
+    assert!(w["compensations_started"].as_u64() >= Some(1) && w["via_cli"].as_u64() >= Some(1), "{stdout}");
+    assert!(r["check"]["published"].as_u64() >= w["steps_started"].as_u64(), "step tasks checked too: {stdout}");
+    assert!(stdout.contains("17. every workflow ends") && stdout.contains("PASS"), "{stdout}");
+}
+
 /// Seed 5 schedules, over 15 s from the start of the workload: A2A agent kills at about 3 s
 /// (genesis.research, down 2 s), 8 s (genesis.seo, 1.1 s) and 11 s (genesis.research, 2.6 s), a node
 /// kill at about 6 s (down 2.6 s, so the other node takes over) and a Redis kill at about 10 s (down

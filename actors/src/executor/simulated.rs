@@ -11,7 +11,9 @@
 //! latest), works for `sleep_ms` — stopping early with [`ExecError::Cancelled`] when the attempt is
 //! cancelled (timeout, `genesis task cancel`) — then panics (crashing its worker) while the delivery
 //! counter is ≤ `panic_deliveries`, then fails retryably while the attempt is ≤ `fail_attempts`.
-//! A workflow step's `simulate` is read from its `input` (the payload is `{"input", "needs", "workflow"}`).
+//! A workflow step's `simulate` is read from its `input` (the payload is `{"input", "needs", "workflow"}`);
+//! `fail_runs: N` fails it fatally while its workflow's run (`workflow.run`, 1 for a task of no
+//! workflow) is ≤ N, so a `retry` of the workflow gets past it (the chaos harness's retried workflows).
 //! Without `simulate` it returns a small deterministic result naming the agent.
 //!
 //! With `report_to`, it POSTs `{"task_id", "attempt", "deliveries", "node", "agent", "phase": "start"}` to
@@ -42,6 +44,8 @@ struct Simulate {
     panic_deliveries: u32,
     #[serde(default)]
     fatal: bool,
+    #[serde(default)]
+    fail_runs: u32,
     #[serde(default)]
     output: Option<Value>,
     #[serde(default)]
@@ -159,6 +163,10 @@ async fn simulate(ctx: &TaskContext, payload: &Value, sim: Simulate) -> Result<V
     if sim.fatal {
         return Err(ExecError::Fatal("simulated fatal error".into()));
     }
+    let run = payload.get("workflow").and_then(|w| w.get("run")).and_then(Value::as_u64).unwrap_or(1);
+    if run <= u64::from(sim.fail_runs) {
+        return Err(ExecError::Fatal(format!("simulated failure of workflow run {run}")));
+    }
     if ctx.attempt <= sim.fail_attempts {
         return Err(ExecError::Retryable(format!("simulated failure on attempt {}", ctx.attempt)));
     }
@@ -218,6 +226,16 @@ mod tests {
     async fn invalid_simulate_is_fatal() {
         let p = json!({"simulate": {"sleep_ms": "soon"}});
         assert!(matches!(Simulated.execute(&ctx(1, 1), &p).await, Err(ExecError::Fatal(_))));
+    }
+
+    #[tokio::test]
+    async fn fail_runs_fails_the_early_runs_of_a_workflow_step_only() {
+        let step = |run: u32| json!({"input": {"simulate": {"fail_runs": 1}}, "workflow": {"id": "w", "run": run}});
+        let first = Simulated.execute(&ctx(1, 1), &step(1)).await;
+        assert!(matches!(&first, Err(ExecError::Fatal(e)) if e.contains("run 1")), "{first:?}");
+        assert!(Simulated.execute(&ctx(1, 1), &step(2)).await.is_ok(), "a retried run gets past it");
+        let plain = json!({"simulate": {"fail_runs": 1}});
+        assert!(matches!(Simulated.execute(&ctx(1, 1), &plain).await, Err(ExecError::Fatal(_))), "no workflow: run 1");
     }
 
     #[tokio::test]

@@ -325,19 +325,27 @@ impl Workflows {
     /// looks at the outbox once more after letting go, so nothing added meanwhile waits for the
     /// sweeper. Returns the workflow as stored after.
     pub async fn drive(&self, id: &str) -> Result<Workflow, WorkflowError> {
+        Ok(self.drive_reporting(id).await?.0)
+    }
+
+    /// [`Workflows::drive`], saying whether this call held the lease at least once (`false`: another
+    /// driver has it, and nothing was carried out here).
+    pub(super) async fn drive_reporting(&self, id: &str) -> Result<(Workflow, bool), WorkflowError> {
         let token = ulid::Ulid::generate().to_string();
+        let mut held = false;
         loop {
             if !self.store.lease(id, &token, DRIVE_LEASE).await? {
-                return Ok(self.load(id).await?.0);
+                return Ok((self.load(id).await?.0, held));
             }
+            held = true;
             let driven = self.drive_held(id).await;
-            if let Err(e) = self.store.release(id, &token).await {
-                tracing::warn!(workflow = %id, error = %e, "cannot give back the drive lease; it expires");
+            if let Err(e) = self.store.release_or_keep_trying(id, &token, DRIVE_LEASE).await {
+                tracing::warn!(workflow = %id, error = %e, "cannot give back the drive lease now; trying again in the background");
             }
             driven?;
             let (fresh, _) = self.load(id).await?;
             if fresh.outbox.is_empty() {
-                return Ok(fresh);
+                return Ok((fresh, held));
             }
         }
     }

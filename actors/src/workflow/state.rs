@@ -208,6 +208,14 @@ pub struct Workflow {
 }
 
 impl Workflow {
+    /// Ended, and nothing left in its outbox to carry out: only then does it leave the sweeper's work
+    /// list (the open index) and start to expire. A final transition whose effects (its last events,
+    /// the spend summary) were not carried out — the node died, or Redis went away, between the two
+    /// saves — stays in the list, so a sweeper carries them out.
+    pub fn settled(&self) -> bool {
+        self.status.is_final() && self.outbox.is_empty()
+    }
+
     pub fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.id == id)
     }

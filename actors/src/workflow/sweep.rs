@@ -102,9 +102,14 @@ impl Workflows {
         let now = crate::task::now_ms();
         let interval = self.settings.sweep_interval.as_millis() as u64;
         if !wf.outbox.is_empty() && now.saturating_sub(wf.updated_at) >= interval {
-            tracing::warn!(workflow = %id, effects = wf.outbox.len(), "sweeper: carrying out effects a node left undone");
-            self.drive(id).await?;
-            report.redriven += 1;
+            // Counted (and logged) only when this sweeper carried them out: while another driver
+            // holds the lease (one that died: until it expires), there is nothing to report yet.
+            if self.drive_reporting(id).await?.1 {
+                tracing::warn!(workflow = %id, effects = wf.outbox.len(), "sweeper: carried out effects a node left undone");
+                report.redriven += 1;
+            } else {
+                tracing::debug!(workflow = %id, "sweeper: effects left undone, but another driver holds the lease");
+            }
         }
         if wf.status == WorkflowStatus::Running && wf.deadline_at.is_some_and(|d| now >= d) {
             let (_, changed) = self.apply_changed(id, Input::Tick).await?;

@@ -21,6 +21,11 @@
 //! 10. money settles with the task (`settlement`): no open reservation of a final task, read from the
 //!     task's reservations.
 //!
+//! 11–17, the workflow checks (`workflow`, runs with workflows): step outcomes recorded once, no
+//!     step before its needs, joins fire once, nothing starts after a cancel, compensations in
+//!     reverse order, (16, budgets: not checked yet), every workflow ends as steered. The tasks the
+//!     workflows published are checked by 1–7 and 9 too.
+//!
 //! (Check 8, node lifecycle — no node exits on its own, every node exits 0 on SIGTERM — is added by the
 //! harness, which watched the processes.)
 
@@ -31,6 +36,7 @@ mod print;
 pub mod settlement;
 mod store;
 mod tasks;
+pub mod workflow;
 
 pub use self::circuit::{CircuitStats, UNAVAILABLE_PREFIX};
 pub use self::store::{statuses, stream_state};
@@ -122,6 +128,8 @@ pub struct CheckReport {
     /// Whether check 10 ran (see [`settlement`]).
     pub settlement_checked: bool,
     pub mode: AgentsMode,
+    /// The workflow numbers (runs with workflows).
+    pub workflows: Option<workflow::WorkflowStats>,
     pub violations: Vec<Violation>,
 }
 
@@ -167,6 +175,21 @@ fn topics_of(run: &RunRecord) -> Vec<String> {
 /// Check every invariant against the Redis at `url`.
 pub async fn check(url: &str, run: &RunRecord, opts: Options) -> anyhow::Result<CheckReport> {
     let mut c = connect(url).await?;
+    // The workflows' step and compensation tasks are tasks of the run too.
+    let wf_data = match run.workflows.is_empty() {
+        true => None,
+        false => Some(workflow::load(&mut c, run).await?),
+    };
+    let with_steps;
+    let run = match &wf_data {
+        Some(d) => {
+            let mut r = run.clone();
+            r.tasks.extend(workflow::step_tasks(run, d));
+            with_steps = r;
+            &with_steps
+        }
+        None => run,
+    };
     let mut r = CheckReport {
         published: run.tasks.len(),
         node_metrics: run.node_metrics.clone(),
@@ -224,6 +247,17 @@ pub async fn check(url: &str, run: &RunRecord, opts: Options) -> anyhow::Result<
     // -- 5: money
     if let Some(limits) = run.limits {
         money::money(&mut c, limits, &mut r).await?;
+    }
+
+    // -- 11 to 17: workflows
+    if let Some(d) = &wf_data {
+        let status: HashMap<String, String> = run
+            .tasks
+            .iter()
+            .zip(&records)
+            .filter_map(|(t, rec)| Some((t.task_id.clone(), rec.get("status")?.clone())))
+            .collect();
+        workflow::check(run, d, &starts_by_task, &status, &mut r);
     }
 
     // -- 10: money settles with the task: the worker settles right after the outcome; a node killed in

@@ -138,6 +138,7 @@ impl CheckReport {
         } else {
             println!("10. money settles ...... not checked (needs the ledger's task-bound reservations; see check/settlement.rs)");
         }
+        self.print_workflow_checks();
         println!("== by kind (published / succeeded / dead)");
         for (k, s) in &self.by_kind {
             println!("   {k:<18} {:>6} / {:>6} / {:>6}", s.published, s.succeeded, s.dead);

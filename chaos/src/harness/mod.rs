@@ -3,6 +3,7 @@
 //! final, stop the nodes, check.
 
 mod schedule;
+mod workflows;
 
 use self::schedule::{say, Chaos};
 use crate::agents::{self, AgentServer};
@@ -11,7 +12,7 @@ use crate::cluster::{wait_for, Launcher, NodeProc, RedisProc};
 use crate::config;
 use crate::metrics::Scraper;
 use crate::receiver::Receiver;
-use crate::record::{AgentsMode, ChaosEvent, Clock, EventKind, ExecutorConf, PublishedTask, RunRecord};
+use crate::record::{AgentsMode, ChaosEvent, Clock, EventKind, ExecutorConf, PublishedTask, RunRecord, Workload};
 use crate::secs;
 use crate::workload::{self, Mix, Planned};
 use anyhow::{bail, Context};
@@ -43,6 +44,10 @@ pub struct RunOptions {
     pub slow_ratio: f64,
     /// Which agents the roster has.
     pub agents: AgentsMode,
+    /// Plain tasks, workflows, or both.
+    pub workload: Workload,
+    /// Workflows to start over the duration (workflow and mixed workloads).
+    pub workflows: usize,
     /// Outside agents only: mean interval between SIGKILLs of an A2A agent's server; `None`: none.
     pub agent_kill_every: Option<Duration>,
     pub genesis_bin: PathBuf,
@@ -60,6 +65,8 @@ pub struct RunReport {
     pub dir: PathBuf,
     pub ok: bool,
     pub published: usize,
+    /// Workflows started (workflow and mixed workloads).
+    pub workflows: usize,
     pub node_kills: usize,
     pub node_restarts: usize,
     pub node_unexpected_exits: usize,
@@ -157,6 +164,21 @@ async fn start_outside(
     Ok((agents, servers))
 }
 
+/// Wait for a job of the run (the publisher, the workflow driver) while the chaos schedule goes on
+/// restarting what is due.
+async fn finish<T>(
+    chaos: &mut Chaos,
+    mut job: tokio::task::JoinHandle<anyhow::Result<T>>,
+    what: &str,
+) -> anyhow::Result<T> {
+    loop {
+        tokio::select! {
+            r = &mut job => return r.context(what.to_string())?,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => chaos.step(false).await?,
+        }
+    }
+}
+
 /// Run the whole scenario. `Err` is a harness error (exit 2); violations are in the report (exit 1).
 pub async fn run(o: RunOptions) -> anyhow::Result<RunReport> {
     let clock = Clock::start();
@@ -180,6 +202,7 @@ pub async fn run(o: RunOptions) -> anyhow::Result<RunReport> {
         AgentsMode::Outside => start_outside(&clock, &log_dir).await?,
     };
     let config_path = config::write(&dir, &agents)?;
+    let config_file = config_path.clone();
     let receiver = Receiver::start(clock).await?;
     let launcher = Launcher {
         genesis_bin: o.genesis_bin.clone(),
@@ -216,7 +239,8 @@ pub async fn run(o: RunOptions) -> anyhow::Result<RunReport> {
         Mix { panic_ratio: o.panic_ratio, fail_ratio: o.fail_ratio, pay_ratio: o.pay_ratio, slow_ratio: o.slow_ratio };
     let markers = dir.join("markers");
     std::fs::create_dir_all(&markers)?;
-    let plan = workload::plan(o.seed, o.tasks, o.duration, mix, &agents, &markers);
+    let tasks = if o.workload.tasks() { o.tasks } else { 0 };
+    let plan = workload::plan(o.seed, tasks, o.duration, mix, &agents, &markers);
     let bus = Bus::Redis(
         RedisBus::connect(&url, Backoff::new(Duration::from_millis(20), Duration::from_millis(500), 2.0))
             .await
@@ -224,6 +248,30 @@ pub async fn run(o: RunOptions) -> anyhow::Result<RunReport> {
     );
     let published = Arc::new(Mutex::new(Vec::new()));
     let publisher = tokio::spawn(publish_all(bus, clock, plan, receiver.url.clone(), published.clone()));
+    let started_workflows = Arc::new(Mutex::new(Vec::new()));
+    let driver = match o.workload.workflows() {
+        false => None,
+        true => {
+            let plans_dir = dir.join("plans");
+            std::fs::create_dir_all(&plans_dir)?;
+            let bus = Bus::Redis(
+                RedisBus::connect(&url, Backoff::new(Duration::from_millis(20), Duration::from_millis(500), 2.0))
+                    .await
+                    .context("connect the workflow engine")?,
+            );
+            let d = workflows::Driver {
+                engine: workflows::engine(bus, &agents)?,
+                genesis_bin: o.genesis_bin.clone(),
+                config: config_file,
+                redis_url: url.clone(),
+                plans_dir,
+                report_to: receiver.url.clone(),
+                clock,
+            };
+            let planned = workload::workflows::plan(o.seed, o.workflows, o.duration, &agents);
+            Some(tokio::spawn(workflows::drive_all(Arc::new(d), planned, started_workflows.clone())))
+        }
+    };
 
     let start = Instant::now();
     let until = start + o.duration;
@@ -256,33 +304,52 @@ pub async fn run(o: RunOptions) -> anyhow::Result<RunReport> {
     }
     chaos.heal().await?;
     say(&clock, "chaos stopped; Redis, every node and every agent are up");
-    let mut publisher = publisher;
-    loop {
-        tokio::select! {
-            r = &mut publisher => { r.context("publisher task")??; break; }
-            _ = tokio::time::sleep(Duration::from_millis(100)) => chaos.step(false).await?,
-        }
+    finish(&mut chaos, publisher, "publisher task").await?;
+    if let Some(d) = driver {
+        finish(&mut chaos, d, "workflow driver").await?;
     }
     let publish_s = start.elapsed().as_secs_f64();
     let tasks: Vec<PublishedTask> = published.lock().map(|v| v.clone()).unwrap_or_default();
-    say(&clock, &format!("published {} tasks; waiting for every one to be final", tasks.len()));
+    let mut started: Vec<crate::workload::workflows::WorkflowRecord> =
+        started_workflows.lock().map(|v| v.clone()).unwrap_or_default();
+    started.sort_by(|a, b| a.id.cmp(&b.id));
+    let wf_ids: Vec<String> = started.iter().map(|w| w.id.clone()).collect();
+    say(
+        &clock,
+        &format!("published {} tasks, started {} workflows; waiting for every one to end", tasks.len(), started.len()),
+    );
 
     // Settle: every task final, within the deadline; keep restarting nodes that exit meanwhile.
     let settle_start = Instant::now();
+    let workflows_deadline_us = clock.us() + o.settle_timeout.as_micros() as u64;
     let mut last_print = Instant::now();
     loop {
         chaos.step(false).await?;
         let st = check::statuses(&url, &tasks).await?;
         let open = st.iter().filter(|s| !matches!(s.as_deref(), Some("succeeded") | Some("dead"))).count();
-        if open == 0 {
+        let open_wf = check::workflow::not_ended(&url, &wf_ids).await?;
+        if open == 0 && open_wf == 0 {
             break;
         }
         if settle_start.elapsed() > o.settle_timeout {
-            say(&clock, &format!("{open} tasks still not final after {:?}; checking anyway", o.settle_timeout));
+            say(
+                &clock,
+                &format!(
+                    "{open} tasks not final and {open_wf} workflows not ended after {:?}; checking anyway",
+                    o.settle_timeout
+                ),
+            );
             break;
         }
         if last_print.elapsed() > Duration::from_secs(5) {
-            say(&clock, &format!("{open} of {} tasks not final yet", tasks.len()));
+            say(
+                &clock,
+                &format!(
+                    "{open} of {} tasks not final, {open_wf} of {} workflows not ended yet",
+                    tasks.len(),
+                    wf_ids.len()
+                ),
+            );
             last_print = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -350,6 +417,9 @@ pub async fn run(o: RunOptions) -> anyhow::Result<RunReport> {
         reports,
         events: chaos.events.clone(),
         node_metrics,
+        workload: o.workload,
+        workflows: started,
+        workflows_deadline_us,
     };
     std::fs::write(dir.join("run.json"), serde_json::to_vec(&record)?).context("write run.json")?;
     let mut report = check::check(&url, &record, opts).await?;
@@ -369,6 +439,7 @@ pub async fn run(o: RunOptions) -> anyhow::Result<RunReport> {
         dir: dir.clone(),
         ok: report.ok(),
         published: record.tasks.len(),
+        workflows: record.workflows.len(),
         node_kills: count(EventKind::NodeKill),
         node_restarts: count(EventKind::NodeRestart),
         node_unexpected_exits: count(EventKind::NodeExited),
@@ -396,9 +467,10 @@ impl RunReport {
     pub fn print(&self) {
         println!("== genesis-chaos run (seed {})", self.options.seed);
         println!(
-            "duration {:?}, {} tasks published over {:.1} s, {} nodes; settled in {:.1} s; trimmer waited {:.1} s; total {:.1} s",
+            "duration {:?}, {} tasks published and {} workflows started over {:.1} s, {} nodes; settled in {:.1} s; trimmer waited {:.1} s; total {:.1} s",
             self.options.duration,
             self.published,
+            self.workflows,
             self.publish_s,
             self.options.nodes,
             self.settle_s,

@@ -5,6 +5,7 @@
 
 mod outside;
 mod simulated;
+pub mod workflows;
 
 use crate::record::{AgentConf, ExecutorConf, Expect};
 use rand::rngs::StdRng;

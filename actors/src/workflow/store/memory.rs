@@ -49,7 +49,7 @@ impl MemoryStore {
     }
 
     fn expiry(&self, wf: &Workflow, now: u64) -> Option<u64> {
-        wf.status.is_final().then(|| now.saturating_add(self.opts.retention.as_millis() as u64))
+        wf.settled().then(|| now.saturating_add(self.opts.retention.as_millis() as u64))
     }
 
     pub async fn create(&self, wf: &Workflow) -> Result<Created, StoreError> {
@@ -104,12 +104,8 @@ impl MemoryStore {
 
     pub async fn not_final(&self, limit: usize) -> Result<Vec<String>, StoreError> {
         let st = self.state();
-        let mut open: Vec<(u64, &String)> = st
-            .docs
-            .iter()
-            .filter(|(_, (w, _, _))| !w.status.is_final())
-            .map(|(id, (w, _, _))| (w.created_at, id))
-            .collect();
+        let mut open: Vec<(u64, &String)> =
+            st.docs.iter().filter(|(_, (w, _, _))| !w.settled()).map(|(id, (w, _, _))| (w.created_at, id)).collect();
         open.sort();
         Ok(open.into_iter().take(limit.max(1)).map(|(_, id)| id.clone()).collect())
     }

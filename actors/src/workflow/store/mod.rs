@@ -26,6 +26,10 @@ use crate::bus::Bus;
 use crate::tenant::TenantId;
 use std::time::Duration;
 
+/// Pace of the background tries of [`WorkflowStore::release_or_keep_trying`].
+const RELEASE_BACKOFF: crate::policy::backoff::Backoff =
+    crate::policy::backoff::Backoff::new(Duration::from_millis(50), Duration::from_secs(1), 2.0);
+
 /// A stored workflow's version: 1 when created, +1 per save. A save names the version it read.
 pub type Version = u64;
 
@@ -188,6 +192,29 @@ impl WorkflowStore {
     /// Give the lease back, if `token` still holds it.
     pub async fn release(&self, id: &str, token: &str) -> Result<(), StoreError> {
         dispatch!(self, s => s.release(id, token).await)
+    }
+
+    /// Give the lease back like [`WorkflowStore::release`]; when the store cannot answer now (Redis
+    /// unreachable), keep trying in the background for up to `within` (the lease's lifetime) and
+    /// return the first error. Without this, a Redis blip during a drive leaves the lease held, and
+    /// the workflow waits out the whole lease before the sweeper may carry out its outbox (found by
+    /// the chaos harness: steps published 10 s late after a Redis restart). Releasing is by token, so
+    /// a late release never takes a lease another driver holds.
+    pub async fn release_or_keep_trying(&self, id: &str, token: &str, within: Duration) -> Result<(), StoreError> {
+        let Err(first) = self.release(id, token).await else { return Ok(()) };
+        let (store, id, token) = (self.clone(), id.to_string(), token.to_string());
+        tokio::spawn(async move {
+            let until = tokio::time::Instant::now() + within;
+            let mut tries = crate::policy::retry::Retry::new(RELEASE_BACKOFF);
+            while tokio::time::Instant::now() < until {
+                tokio::time::sleep(tries.failed().delay).await;
+                match store.release(&id, &token).await {
+                    Ok(()) => return,
+                    Err(e) => tracing::debug!(workflow = %id, error = %e, "drive lease still not given back"),
+                }
+            }
+        });
+        Err(first)
     }
 
     /// Append to the events stream (bounded: about `workflows.events_max_len` entries are kept).

@@ -39,11 +39,12 @@ impl Placement<'_> {
         }
     }
 
-    /// status_index, id, expiring member, created_at, final, retention_ms.
+    /// status_index, id, expiring member, created_at, final, retention_ms. `final` is
+    /// [`Workflow::settled`]: an ended workflow with effects left stays open for the sweeper.
     fn args<S: Sink>(&self, to: &mut S, retention_ms: u64) {
         let wf = self.wf;
         to.arg(keys::status_index(wf.status)).arg(&wf.id).arg(keys::expiring_member(&wf.id, &wf.tenant_id));
-        to.arg(wf.created_at).arg(if wf.status.is_final() { "1" } else { "0" }).arg(retention_ms.max(1));
+        to.arg(wf.created_at).arg(if wf.settled() { "1" } else { "0" }).arg(retention_ms.max(1));
     }
 }
 

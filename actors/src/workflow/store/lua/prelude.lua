@@ -12,7 +12,8 @@ local function now_ms()
 end
 
 -- Put workflow `id` in the indexes for its status: the status index `status_index` (1..5) and no
--- other; the open index while it runs, else the expiring index with its document's expiry.
+-- other; the open index while it runs or has effects left (final = settled), else the expiring
+-- index with its document's expiry.
 local function place(id, member, created_at, status_index, final, retention_ms)
   redis.call('ZADD', KEYS[2], created_at, id)
   redis.call('ZADD', KEYS[5], created_at, id)
