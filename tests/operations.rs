@@ -43,7 +43,7 @@ impl Executor for Recorder {
         if let Ok(mut s) = self.starts.lock() {
             s.push((ctx.task_id.to_string(), ctx.node_id.clone(), Instant::now()));
         }
-        Simulated.execute(ctx, payload)
+        Simulated::STEERED.execute(ctx, payload)
     }
 }
 

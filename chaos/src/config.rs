@@ -126,6 +126,9 @@ reclaim_interval = "200ms"
 [retry]
 max_delay = "1s"
 
+[executors.simulated]
+steering = true
+
 [http]
 addr = ""
 # Nodes that serve HTTP do so on loopback (`--http-addr 127.0.0.1:<port>`) for the /metrics scrape only.

@@ -220,7 +220,7 @@ async fn start_until_ready(
             bus.clone(),
             cfg.settings.clone(),
             cfg.roster.clone(),
-            ExecutorRegistry::builtin(),
+            ExecutorRegistry::node(cfg.simulated_steering),
             Some(authority),
         )
         .await;

@@ -30,6 +30,24 @@ pub(crate) struct GenesisFile {
     pub telemetry: TelemetryFile,
     #[serde(default)]
     pub workflows: super::workflows::WorkflowsFile,
+    #[serde(default)]
+    pub executors: ExecutorsFile,
+}
+
+/// `[executors]`: settings of the built-in executors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExecutorsFile {
+    #[serde(default)]
+    pub simulated: SimulatedFile,
+}
+
+/// `[executors.simulated]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SimulatedFile {
+    /// Honour `pay` and `report_to` in payloads (they reach outside the node); default off.
+    pub steering: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

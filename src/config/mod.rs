@@ -61,6 +61,8 @@ pub struct ServiceConfig {
     pub payments: genesis_actors::payments::PaymentsSettings,
     /// `[telemetry]`.
     pub telemetry: TelemetrySettings,
+    /// `[executors.simulated] steering`: the simulated executor honours `pay` and `report_to`.
+    pub simulated_steering: bool,
     /// The `genesis.toml` that was loaded.
     pub source: PathBuf,
 }
@@ -153,6 +155,7 @@ pub(crate) fn load_with_env(path: &Path, known_executors: &[&str], env: Env) -> 
         http,
         payments,
         telemetry: genesis.telemetry,
+        simulated_steering: genesis.simulated_steering,
         source: path.to_path_buf(),
     })
 }

@@ -46,6 +46,7 @@ fn shipped_config_loads_with_defaults_and_overrides() {
     defaults.workflows.templates = config.settings.workflows.templates.clone();
     assert_eq!(config.settings, defaults);
     assert!(config.redis.url.is_none());
+    assert!(!config.simulated_steering, "pay/report_to are off unless [executors.simulated] steering = true");
     assert_eq!(config.http_addr, Some(SocketAddr::from(([127, 0, 0, 1], 9464))));
     assert_eq!(config.source, shipped("genesis.toml"));
 

@@ -45,6 +45,8 @@ pub(crate) struct GenesisParts {
     pub telemetry: TelemetrySettings,
     /// `workflows.templates_dir` as written (relative to `genesis.toml`'s directory).
     pub templates_dir: String,
+    /// `[executors.simulated] steering` (default off).
+    pub simulated_steering: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -298,6 +300,7 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
         service_name: t.service_name.filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "genesis".into()),
     };
     let templates_dir = super::workflows::templates_dir(&file.workflows);
+    let simulated_steering = file.executors.simulated.steering.unwrap_or(false);
     let workflows = super::workflows::workflows(file.workflows, issues);
     let settings = RuntimeSettings { node_id, bus, supervision, liveness, retry_backoff, shutdown_grace, workflows };
     GenesisParts {
@@ -313,6 +316,7 @@ pub(crate) fn genesis(file: GenesisFile, issues: &mut Issues) -> GenesisParts {
         token_key_file,
         telemetry,
         templates_dir,
+        simulated_steering,
     }
 }
 

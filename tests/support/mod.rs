@@ -130,6 +130,9 @@ heartbeat_ttl = "1s"
 reclaim_interval = "200ms"
 [retry]
 max_delay = "1s"
+[executors.simulated]
+steering = true
+
 [http]
 addr = "{http}"
 "#,

@@ -187,10 +187,17 @@ pub const CONFIGURED: [&str; 3] = [a2a::NAME, http::NAME, process::NAME];
 pub const BUILT_BY_NODE: [&str; 1] = [orchestrate::NAME];
 
 impl ExecutorRegistry {
-    /// The built-in named executors (`simulated`).
+    /// The built-in named executors (`simulated`, steered: `pay` and `report_to` honoured), as tests,
+    /// benchmarks and the chaos harness use them.
     pub fn builtin() -> Self {
+        Self::node(true)
+    }
+
+    /// The built-in named executors of a node: the simulated executor honours `pay` and
+    /// `report_to` only with `steering` (`[executors.simulated] steering`, default off).
+    pub fn node(steering: bool) -> Self {
         let mut by_name: BTreeMap<String, Arc<dyn Executor>> = BTreeMap::new();
-        by_name.insert(simulated::NAME.to_string(), Arc::new(simulated::Simulated));
+        by_name.insert(simulated::NAME.to_string(), Arc::new(simulated::Simulated { steering }));
         ExecutorRegistry { by_name }
     }
 

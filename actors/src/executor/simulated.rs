@@ -31,7 +31,21 @@ use std::time::Duration;
 
 pub const NAME: &str = "simulated";
 
-pub struct Simulated;
+/// The simulated executor. `steering` (`[executors.simulated] steering`) allows the two fields that
+/// reach outside the node, `pay` (asks the MetaAgent for money) and `report_to` (an HTTP POST to any
+/// URL): off on a node unless configured, so a task submitted over the API cannot spend or make the
+/// node call an internal address; the tests, benchmarks and chaos harness turn it on.
+pub struct Simulated {
+    pub steering: bool,
+}
+
+impl Simulated {
+    /// With `pay` and `report_to` (tests, benchmarks, the chaos harness).
+    pub const STEERED: Simulated = Simulated { steering: true };
+    /// Without them (a node's default): demos keep `sleep_ms`, `fail_attempts`, `panic_deliveries`,
+    /// `fatal`, `output` and `progress`.
+    pub const DEMO: Simulated = Simulated { steering: false };
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,6 +90,13 @@ impl Executor for Simulated {
                     Simulate::deserialize(v).map_err(|e| ExecError::Fatal(format!("invalid `simulate` field: {e}")))?
                 }
             };
+            if !self.steering && (!sim.pay.is_empty() || sim.report_to.is_some()) {
+                return Err(ExecError::Fatal(
+                    "the simulated executor's `pay` and `report_to` are off on this node (they reach outside it); \
+                     [executors.simulated] steering = true turns them on"
+                        .into(),
+                ));
+            }
             let report_to = sim.report_to.clone();
             report(report_to.as_deref(), ctx, "start", None).await;
             let r = simulate(ctx, payload, sim).await;
@@ -189,18 +210,37 @@ mod tests {
         }
     }
 
+    /// A node's default: the fields that reach outside the node are refused (fatal, saying which key
+    /// turns them on); the rest still steers.
+    #[tokio::test]
+    async fn without_steering_pay_and_report_to_are_refused() {
+        let c = ctx(1, 1);
+        for p in [
+            json!({"simulate": {"pay": [{"vendor": "openai.com", "amount_cents": 5}]}}),
+            json!({"simulate": {"report_to": "http://169.254.169.254/latest"}}),
+            json!({"input": {"simulate": {"report_to": "http://127.0.0.1:1/"}}}),
+        ] {
+            match Simulated::DEMO.execute(&c, &p).await {
+                Err(ExecError::Fatal(m)) => assert!(m.contains("[executors.simulated] steering = true"), "{m}"),
+                other => panic!("{p}: {other:?}"),
+            }
+        }
+        let demo = json!({"simulate": {"output": {"x": 1}}});
+        assert_eq!(Simulated::DEMO.execute(&c, &demo).await, Ok(json!({"x": 1})));
+    }
+
     #[tokio::test]
     async fn default_result_names_the_agent() {
         let c = ctx(1, 1);
-        let v = Simulated.execute(&c, &json!({})).await.expect("ok");
+        let v = Simulated::STEERED.execute(&c, &json!({})).await.expect("ok");
         assert_eq!(v["agent"], "genesis.qa");
     }
 
     #[tokio::test]
     async fn fails_on_the_first_attempts_then_returns_output() {
         let p = json!({"simulate": {"fail_attempts": 2, "output": {"x": 1}}});
-        assert!(matches!(Simulated.execute(&ctx(2, 1), &p).await, Err(ExecError::Retryable(_))));
-        assert_eq!(Simulated.execute(&ctx(3, 1), &p).await, Ok(json!({"x": 1})));
+        assert!(matches!(Simulated::STEERED.execute(&ctx(2, 1), &p).await, Err(ExecError::Retryable(_))));
+        assert_eq!(Simulated::STEERED.execute(&ctx(3, 1), &p).await, Ok(json!({"x": 1})));
     }
 
     #[tokio::test]
@@ -213,7 +253,7 @@ mod tests {
         };
         let p = json!({"simulate": {"progress": [{"step": 1}, {"step": 2}], "sleep_ms": 600_000}});
         let cancel = c.cancel.clone();
-        let run = Simulated.execute(&c, &p);
+        let run = Simulated::STEERED.execute(&c, &p);
         tokio::pin!(run);
         // Polled once: it has reported and sleeps.
         assert!(futures::poll!(&mut run).is_pending());
@@ -225,26 +265,30 @@ mod tests {
     #[tokio::test]
     async fn invalid_simulate_is_fatal() {
         let p = json!({"simulate": {"sleep_ms": "soon"}});
-        assert!(matches!(Simulated.execute(&ctx(1, 1), &p).await, Err(ExecError::Fatal(_))));
+        assert!(matches!(Simulated::STEERED.execute(&ctx(1, 1), &p).await, Err(ExecError::Fatal(_))));
     }
 
     #[tokio::test]
     async fn fail_runs_fails_the_early_runs_of_a_workflow_step_only() {
         let step = |run: u32| json!({"input": {"simulate": {"fail_runs": 1}}, "workflow": {"id": "w", "run": run}});
-        let first = Simulated.execute(&ctx(1, 1), &step(1)).await;
+        let first = Simulated::STEERED.execute(&ctx(1, 1), &step(1)).await;
         assert!(matches!(&first, Err(ExecError::Fatal(e)) if e.contains("run 1")), "{first:?}");
-        assert!(Simulated.execute(&ctx(1, 1), &step(2)).await.is_ok(), "a retried run gets past it");
+        assert!(Simulated::STEERED.execute(&ctx(1, 1), &step(2)).await.is_ok(), "a retried run gets past it");
         let plain = json!({"simulate": {"fail_runs": 1}});
-        assert!(matches!(Simulated.execute(&ctx(1, 1), &plain).await, Err(ExecError::Fatal(_))), "no workflow: run 1");
+        assert!(
+            matches!(Simulated::STEERED.execute(&ctx(1, 1), &plain).await, Err(ExecError::Fatal(_))),
+            "no workflow: run 1"
+        );
     }
 
     #[tokio::test]
     async fn panics_on_early_deliveries_only() {
         let p = json!({"simulate": {"panic_deliveries": 1}});
         let c = ctx(1, 1);
-        let r = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(Simulated.execute(&c, &p))).await;
+        let r =
+            futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(Simulated::STEERED.execute(&c, &p))).await;
         assert!(r.is_err(), "first delivery panics");
-        assert!(Simulated.execute(&ctx(1, 2), &p).await.is_ok());
+        assert!(Simulated::STEERED.execute(&ctx(1, 2), &p).await.is_ok());
     }
 
     /// A one-purpose HTTP listener: answers every request 200 and hands each JSON body to the channel.
@@ -293,7 +337,7 @@ mod tests {
         let (url, mut rx) = report_sink().await;
         let p = json!({"simulate": {"fail_attempts": 1, "report_to": url}});
         let c = ctx(1, 3);
-        assert!(matches!(Simulated.execute(&c, &p).await, Err(ExecError::Retryable(_))));
+        assert!(matches!(Simulated::STEERED.execute(&c, &p).await, Err(ExecError::Retryable(_))));
         let start = rx.recv().await.expect("start report");
         let end = rx.recv().await.expect("end report");
         assert_eq!(start["phase"], "start");
@@ -308,6 +352,6 @@ mod tests {
         // A port that was free a moment ago: connection refused.
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
         let p = json!({"simulate": {"report_to": format!("http://127.0.0.1:{port}/exec"), "output": 7}});
-        assert_eq!(Simulated.execute(&ctx(1, 1), &p).await, Ok(json!(7)));
+        assert_eq!(Simulated::STEERED.execute(&ctx(1, 1), &p).await, Ok(json!(7)));
     }
 }
