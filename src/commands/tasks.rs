@@ -126,26 +126,17 @@ mod tests {
 
     fn running() -> TaskRecord {
         TaskRecord {
-            task_id: "01J00000000000000000000000".into(),
-            topic: "genesis.build".into(),
             tenant_id: Some("acme".into()),
             correlation_id: Some("c-1".into()),
-            parent: None,
             status: TaskStatus::Running,
             node: Some("node-1".into()),
             worker: Some("node-1/genesis.build".into()),
             started_at: Some(1_000),
             attempts: 1,
-            result: None,
-            error: None,
-            reason: None,
-            history: Vec::new(),
-            dlq_id: None,
             progress: Some(serde_json::json!({"step": 2, "of": 5})),
             cancel_requested_at: Some(2_000),
-            workflow_id: None,
-            workflow_step: None,
             updated_at: 1_000,
+            ..TaskRecord::new("genesis.build", "01J00000000000000000000000")
         }
     }
 

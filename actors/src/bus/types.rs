@@ -180,6 +180,35 @@ pub struct TaskRecord {
     pub updated_at: u64,
 }
 
+impl TaskRecord {
+    /// A `queued` record with only its identity: what a record is before any step writes to it (the
+    /// memory bus starts every record from it; tests fill in what they need).
+    pub fn new(topic: &str, task_id: &str) -> TaskRecord {
+        TaskRecord {
+            task_id: task_id.to_string(),
+            topic: topic.to_string(),
+            tenant_id: None,
+            correlation_id: None,
+            parent: None,
+            status: TaskStatus::Queued,
+            node: None,
+            worker: None,
+            started_at: None,
+            attempts: 0,
+            result: None,
+            error: None,
+            reason: None,
+            history: Vec::new(),
+            dlq_id: None,
+            progress: None,
+            cancel_requested_at: None,
+            workflow_id: None,
+            workflow_step: None,
+            updated_at: 0,
+        }
+    }
+}
+
 /// An entry of a topic's dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {

@@ -170,26 +170,12 @@ mod tests {
 
     fn record(status: TaskStatus) -> TaskRecord {
         TaskRecord {
-            task_id: TaskId::generate().to_string(),
-            topic: "t".into(),
-            tenant_id: None,
-            correlation_id: None,
-            parent: None,
             status,
-            node: None,
-            worker: None,
-            started_at: None,
             attempts: 2,
             result: Some(serde_json::json!({"ok": 1})),
             error: Some("boom".into()),
             reason: Some("retries_exhausted".into()),
-            history: Vec::new(),
-            dlq_id: None,
-            progress: None,
-            cancel_requested_at: None,
-            workflow_id: None,
-            workflow_step: None,
-            updated_at: 0,
+            ..TaskRecord::new("t", &TaskId::generate().to_string())
         }
     }
 

@@ -112,33 +112,10 @@ impl State {
             let now = Instant::now();
             self.results.retain(|_, (_, exp)| *exp > now);
         }
-        let entry = self.results.entry((t.clone(), task_id.to_string())).or_insert_with(|| {
-            (
-                TaskRecord {
-                    task_id: task_id.to_string(),
-                    topic: t.to_string(),
-                    tenant_id: None,
-                    correlation_id: None,
-                    parent: None,
-                    status: TaskStatus::Queued,
-                    node: None,
-                    worker: None,
-                    started_at: None,
-                    attempts: 0,
-                    result: None,
-                    error: None,
-                    reason: None,
-                    history: Vec::new(),
-                    dlq_id: None,
-                    progress: None,
-                    cancel_requested_at: None,
-                    workflow_id: None,
-                    workflow_step: None,
-                    updated_at: 0,
-                },
-                Instant::now(),
-            )
-        });
+        let entry = self
+            .results
+            .entry((t.clone(), task_id.to_string()))
+            .or_insert_with(|| (TaskRecord::new(t.as_str(), task_id), Instant::now()));
         entry.1 = Instant::now() + ttl;
         entry.0.updated_at = now_ms();
         &mut entry.0
